@@ -1,0 +1,51 @@
+"""The aiohttp web server: liveness/readiness now; status page, Slack and webhooks plug in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from piyasa.db.engine import ping
+from piyasa.services import Services
+
+log = logging.getLogger(__name__)
+SERVICES_KEY = web.AppKey("services", Services)
+READY_TIMEOUT_S = 2.0
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """Liveness: the process answers. Never touches dependencies."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 503 when the database cannot be reached within a short deadline."""
+    services = request.app[SERVICES_KEY]
+    try:
+        latency = await asyncio.wait_for(ping(services.engine), READY_TIMEOUT_S)
+    except Exception as exc:  # any failure means "not ready"; the class is enough detail
+        return web.json_response(
+            {"status": "unavailable", "database": "unreachable", "error": type(exc).__name__},
+            status=503,
+        )
+    return web.json_response({"status": "ready", "database_ms": round(latency, 1)})
+
+
+def make_web_app(services: Services) -> web.Application:
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app[SERVICES_KEY] = services
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def start_web(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app``; returns the runner and the bound port (port 0 picks a free one)."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=3)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, bound

@@ -1,0 +1,139 @@
+"""`piyasa up`: start every part in order, stop them in reverse, within 10 seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from piyasa import __version__
+from piyasa.config import Settings, mask_url
+from piyasa.db.connect import check_reachable, prepare_schema
+from piyasa.logs import setup_logging
+from piyasa.services import Services
+
+log = logging.getLogger("piyasa")
+STOP_DEADLINE_S = 10.0
+
+Stopper = Callable[[], Awaitable[Any]]
+
+
+@dataclass
+class Running:
+    """What `start()` brought up, so tests and the CLI can reach and stop it."""
+
+    services: Services
+    web_url: str = ""
+    sandbox: Any = None
+    sandbox_url: str = ""
+    llm_server: Any = None
+    lines: list[str] = field(default_factory=list)
+    stoppers: list[tuple[str, Stopper]] = field(default_factory=list)
+
+    def say(self, line: str, printer: Callable[[str], None] = print) -> None:
+        self.lines.append(line)
+        printer(line)
+
+    async def stop(self) -> None:
+        """Stop in reverse start order; one slow part cannot hold the others hostage."""
+        per_part = STOP_DEADLINE_S / max(1, len(self.stoppers) + 1)
+        for name, stopper in reversed(self.stoppers):
+            try:
+                await asyncio.wait_for(stopper(), per_part)
+            except Exception as exc:
+                log.warning("stopping %s failed: %s", name, type(exc).__name__)
+        self.stoppers.clear()
+        await self.services.close()
+
+
+async def start(
+    settings: Settings, *, sandbox: bool = False, printer: Callable[[str], None] = print
+) -> Running:
+    """Bring up database, sandbox (when asked or when no token is set) and the web server."""
+    from chatops.web.server import make_web_app, start_web
+
+    secrets = [
+        s.reveal()
+        for s in (
+            settings.admin_bot_token,
+            settings.openai_api_key,
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.secret_key,
+        )
+        if s
+    ]
+    setup_logging(settings.log_level, secrets)
+    services = Services.build(settings)
+    running = Running(services=services)
+    try:
+        await check_reachable(services.engine, settings)
+        schema_line = await prepare_schema(services.engine, settings)
+        running.say(
+            f"Piyasa {__version__}: data dir {settings.data_dir}, "
+            f"database {settings.database_kind} ({mask_url(settings.database_url)}): {schema_line}",
+            printer,
+        )
+        use_sandbox = sandbox or settings.sandbox or not settings.admin_bot_token
+        if use_sandbox:
+            await _start_sandbox(running, settings, reason_no_token=not sandbox, printer=printer)
+        web_app = make_web_app(running.services)
+        runner, port = await start_web(web_app, settings.http_host, settings.http_port)
+        running.stoppers.append(("web", runner.cleanup))
+        running.web_url = f"http://{settings.http_host}:{port}"
+        running.say(f"Web: {running.web_url} (/healthz, /readyz)", printer)
+    except BaseException:
+        await running.stop()
+        raise
+    return running
+
+
+async def _start_sandbox(
+    running: Running, settings: Settings, *, reason_no_token: bool, printer: Callable[[str], None]
+) -> None:
+    from piyasa.sandbox.demo import seed_database, seed_sandbox
+    from piyasa.sandbox.telegram import TelegramSandbox
+
+    sb = TelegramSandbox()
+    world = seed_sandbox(sb)
+    url = await sb.start(settings.http_host, settings.sandbox_port)
+    running.stoppers.append(("sandbox", sb.stop))
+    running.sandbox, running.sandbox_url = sb, url
+    running.services.settings = dataclasses.replace(
+        settings,
+        telegram_api_url=url,
+        admin_bot_token=type(settings.admin_bot_token)(world.admin_bot_token),
+        admin_chat_ids=(world.admin_chat_id,),
+        sandbox=True,
+    )
+    await seed_database(running.services)
+    why = " (no PIYASA_ADMIN_BOT_TOKEN configured)" if reason_no_token else ""
+    running.say(f"Telegram sandbox{why}: Bot API base URL {url}", printer)
+    running.say(
+        f"  demo fleet: {len(world.fleet_tokens)} bots in {len(world.group_ids)} groups; "
+        f"admin bot token {world.admin_bot_token}",
+        printer,
+    )
+
+
+async def serve_forever(settings: Settings, *, sandbox: bool = False) -> int:
+    """Run until SIGINT/SIGTERM, then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    running = await start(settings, sandbox=sandbox)
+    print("Running. Press Ctrl+C to stop.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("Stopping…", flush=True)
+        await running.stop()
+        print("Stopped.", flush=True)
+    return 0

@@ -1,0 +1,32 @@
+"""`piyasa up`: run everything in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+
+from piyasa.config import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "up",
+        help="run the fleet, admin bots, scheduler and web server in the foreground",
+        description="Run everything in the foreground; stops cleanly on Ctrl+C / SIGTERM. "
+        "With no Telegram token configured it starts the local Telegram sandbox.",
+    )
+    p.add_argument("--sandbox", action="store_true", help="use the local Telegram sandbox")
+    p.add_argument("--host", help="HTTP host (default PIYASA_HTTP_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default PIYASA_HTTP_PORT or 8080)")
+    p.set_defaults(func=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from piyasa.app import serve_forever
+
+    overrides = {}
+    if args.host:
+        overrides["http_host"] = args.host
+    if args.port is not None:
+        overrides["http_port"] = args.port
+    settings = load_settings(**overrides)
+    return await serve_forever(settings, sandbox=args.sandbox)
