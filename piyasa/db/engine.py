@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,14 +31,20 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    parsed = make_url(url)
+    connect_args: dict[str, object] = {"timeout": 5, "command_timeout": 30}
+    search_path = parsed.query.get("search_path")
+    if search_path:  # asyncpg takes server settings as arguments, not URL options
+        connect_args["server_settings"] = {"search_path": str(search_path)}
+        parsed = parsed.difference_update_query(["search_path"])
     return create_async_engine(
-        url,
+        parsed,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_timeout=10,
-        connect_args={"timeout": 5, "command_timeout": 30},
+        connect_args=connect_args,
     )
 
 
