@@ -152,7 +152,7 @@ def mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Everything Piyasa reads from its environment, validated."""
 
@@ -185,6 +185,9 @@ class Settings:
     @property
     def database_kind(self) -> str:
         return "sqlite" if self.sqlite_default else "postgresql"
+
+    def __repr__(self) -> str:
+        return f"Settings({self.describe()})"
 
     def describe(self) -> dict[str, Any]:
         """A safe view for humans: every secret masked."""

@@ -11,7 +11,7 @@ import re
 from collections import deque
 from collections.abc import Iterable
 
-_TOKEN_RE = re.compile(r"\b\d{3,20}:[A-Za-z0-9_-]{20,100}\b")
+_TOKEN_RE = re.compile(r"(?<!\d)\d{3,20}:[A-Za-z0-9_-]{20,100}")
 _KEY_RE = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|xox[abposr]-[A-Za-z0-9-]{8,}|pk_[A-Za-z0-9_]{8,})\b")
 _URL_PASS_RE = re.compile(r"(://[^:/@\s]+:)[^@\s]*@")
 
