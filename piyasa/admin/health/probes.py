@@ -1,0 +1,570 @@
+"""One probe per component. Each returns a Reading and never raises on a bad dependency.
+
+Probes that only read an in-process snapshot (runtime, Telegram, LLM, scheduler) are
+instant; those that talk to a server (database, Redis, Telegram getMe, monitoring
+targets) run under the service's per-probe timeout, which turns "no answer" into
+critical without making anyone wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+from sqlalchemy import text
+
+from piyasa.admin.health.model import Reading, State, worst
+from piyasa.admin.health.thresholds import Thresholds
+from piyasa.services import Services
+
+Provider = Callable[[], Mapping[str, Any]]
+
+
+@dataclass
+class ProbeContext:
+    """What a probe may look at during one refresh round."""
+
+    services: Services
+    thresholds: Thresholds
+    fleet: Mapping[str, Any] | None  # fleet.snapshot() of this round, None = not running
+    scheduler: Mapping[str, Any] | None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Probe(Protocol):
+    name: str
+
+    async def check(self, ctx: ProbeContext) -> Reading: ...
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def _age_s(value: Any, now: datetime) -> float | None:
+    """Seconds since a timestamp given as datetime, ISO text or epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return max(0.0, now.timestamp() - float(value))
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return max(0.0, (now - value).total_seconds())
+    return None
+
+
+def _num(value: Any, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+# --- database -------------------------------------------------------------------------
+
+
+class DatabaseProbe:
+    """Round-trip latency, pool use and database size."""
+
+    name = "database"
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        engine = ctx.services.engine
+        kind = engine.dialect.name
+        details: dict[str, Any] = {"type": "sqlite" if kind == "sqlite" else "postgresql"}
+        start = time.perf_counter()
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+                latency = _ms_since(start)
+                if kind == "postgresql":
+                    size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
+                    details["size_bytes"] = int(size or 0)
+        except Exception as exc:
+            return Reading(
+                self.name,
+                State.CRITICAL,
+                f"{details['type']}: unreachable ({type(exc).__name__})",
+                details,
+                error=type(exc).__name__,
+            )
+        if kind == "sqlite":
+            details["size_bytes"] = _sqlite_size(engine.url.database)
+        pool = engine.pool
+        used, capacity = _pool_use(pool)
+        details["pool_checked_out"] = used
+        details["pool_capacity"] = capacity
+        state = worst([ctx.thresholds.latency(latency), ctx.thresholds.pool_use(used, capacity)])
+        details["latency_ms"] = round(latency, 1)
+        summary = f"{details['type']} {latency:.0f} ms, pool {used}/{capacity}"
+        if "size_bytes" in details:
+            summary += f", {_human_bytes(details['size_bytes'])}"
+        return Reading(self.name, state, summary, details, latency_ms=latency)
+
+
+def _pool_use(pool: Any) -> tuple[int, int]:
+    try:
+        used = int(pool.checkedout())
+        capacity = int(pool.size()) + max(0, int(getattr(pool, "_max_overflow", 0)))
+        return used, capacity
+    except Exception:  # pools without counters (NullPool, StaticPool)
+        return 0, 0
+
+
+def _sqlite_size(database: str | None) -> int:
+    if not database or database == ":memory:":
+        return 0
+    total = 0
+    for suffix in ("", "-wal"):
+        try:
+            total += os.path.getsize(database + suffix)
+        except OSError:
+            pass
+    return total
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+# --- Redis ----------------------------------------------------------------------------
+
+
+class RedisProbe:
+    """Latency, keys, memory and hit rate (over the last interval, not since boot)."""
+
+    name = "redis"
+
+    def __init__(self) -> None:
+        self._own_client: Any = None
+        self._last_hits: tuple[int, int] | None = None
+
+    def _client(self, services: Services) -> Any:
+        cache = services.cache
+        if getattr(cache, "kind", "") == "redis":
+            return cache.client  # type: ignore[union-attr]
+        if self._own_client is None:
+            import redis.asyncio as aioredis
+
+            self._own_client = aioredis.from_url(
+                services.settings.redis_url, socket_connect_timeout=2, socket_timeout=2
+            )
+        return self._own_client
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        if (
+            not ctx.services.settings.redis_url
+            and getattr(ctx.services.cache, "kind", "") != "redis"
+        ):
+            return Reading(self.name, State.UNKNOWN, "not configured (in-process cache)")
+        client = self._client(ctx.services)
+        start = time.perf_counter()
+        try:
+            await client.ping()
+            latency = _ms_since(start)
+            info = await client.info()
+            keys = int(await client.dbsize())
+        except Exception as exc:
+            self._last_hits = None
+            return Reading(
+                self.name,
+                State.CRITICAL,
+                f"unreachable ({type(exc).__name__})",
+                error=type(exc).__name__,
+            )
+        hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
+        if self._last_hits and hits >= self._last_hits[0] and misses >= self._last_hits[1]:
+            dh, dm = hits - self._last_hits[0], misses - self._last_hits[1]
+        else:
+            dh, dm = hits, misses
+        self._last_hits = (hits, misses)
+        hit_rate = None if dh + dm == 0 else round(100.0 * dh / (dh + dm), 1)
+        details = {
+            "latency_ms": round(latency, 1),
+            "keys": keys,
+            "used_memory_bytes": int(info.get("used_memory", 0)),
+            "hit_rate_percent": hit_rate,
+            "version": info.get("redis_version"),
+        }
+        summary = f"{latency:.0f} ms, {keys} keys, {_human_bytes(details['used_memory_bytes'])}"
+        if hit_rate is not None:
+            summary += f", hit rate {hit_rate:.0f}%"
+        return Reading(
+            self.name,
+            ctx.thresholds.latency(latency),
+            summary,
+            details,
+            private=frozenset({"version"}),
+            latency_ms=latency,
+        )
+
+    async def close(self) -> None:
+        if self._own_client is not None:
+            await self._own_client.aclose()
+            self._own_client = None
+
+
+# --- host -----------------------------------------------------------------------------
+
+
+class HostProbe:
+    """CPU, memory and disk of the machine; psutil reads are quick and non-blocking."""
+
+    name = "host"
+
+    MIN_CPU_WINDOW_S = 0.5
+
+    def __init__(self) -> None:
+        psutil.cpu_percent(interval=None)  # starts the window the next reading covers
+        self._primed = time.monotonic()
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        t = ctx.thresholds
+        # CPU is averaged since the previous call (one refresh interval); a window of a
+        # few milliseconds right after start says nothing, so the first round skips it.
+        cpu: float | None = None
+        if time.monotonic() - self._primed >= self.MIN_CPU_WINDOW_S:
+            cpu = psutil.cpu_percent(interval=None)
+            self._primed = time.monotonic()
+        mem = psutil.virtual_memory().percent
+        disk = psutil.disk_usage(_existing_dir(Path(ctx.services.settings.data_dir)))
+        free_percent = 100.0 * disk.free / disk.total if disk.total else 100.0
+        details = {
+            "cpu_percent": None if cpu is None else round(cpu, 1),
+            "memory_percent": round(mem, 1),
+            "disk_free_percent": round(free_percent, 1),
+            "disk_free_bytes": disk.free,
+            "hostname": os.uname().nodename,
+            "data_dir": str(ctx.services.settings.data_dir),
+        }
+        states = [t.memory(mem), t.disk_free(free_percent)]
+        if cpu is not None:
+            states.append(t.cpu(cpu))
+        cpu_text = "?" if cpu is None else f"{cpu:.0f}"
+        summary = f"CPU {cpu_text}%, memory {mem:.0f}%, disk free {free_percent:.0f}%"
+        state = worst(states)
+        return Reading(
+            self.name, state, summary, details, private=frozenset({"hostname", "data_dir"})
+        )
+
+
+def _existing_dir(path: Path) -> str:
+    """The data dir, or its nearest existing parent (disk usage of the same filesystem)."""
+    while not os.path.exists(path) and path != path.parent:
+        path = path.parent
+    return str(path)
+
+
+# --- fleet-derived components ------------------------------------------------------------
+
+NOT_RUNNING = "not running"
+
+
+def _breaker_state(value: Any) -> str:
+    if isinstance(value, Mapping):
+        value = value.get("state")
+    return str(value or "closed").lower().replace("-", "_")
+
+
+def _breaker_health(state: str) -> State:
+    if state == "open":
+        return State.CRITICAL
+    if state == "half_open":
+        return State.WARNING
+    return State.HEALTHY
+
+
+class RuntimeProbe:
+    """Workers active/total, restarts and the age of the last fleet message."""
+
+    name = "runtime"
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        snap = ctx.fleet
+        if not snap or not snap.get("running", True):
+            paused = bool(snap and snap.get("paused"))
+            return Reading(self.name, State.UNKNOWN, "paused" if paused else NOT_RUNNING)
+        t = ctx.thresholds
+        workers = snap.get("workers") or {}
+        active, total = int(_num(workers.get("active"))), int(_num(workers.get("total")))
+        restarts = int(_num(snap.get("restarts", workers.get("restarts"))))
+        age = _age_s(snap.get("last_message_at"), ctx.now)
+        messages = snap.get("messages") or {}
+        sent, failed = _num(messages.get("sent")), _num(messages.get("failed"))
+        states = [t.error_rate(failed, sent + failed)]
+        if snap.get("paused"):
+            states.append(State.WARNING)
+        if total and active == 0:
+            states.append(State.CRITICAL)
+        elif active < total:
+            states.append(State.WARNING)
+        if age is not None and age > t.last_message_warning_s:
+            states.append(State.WARNING)
+        details = {
+            "workers_active": active,
+            "workers_total": total,
+            "restarts": restarts,
+            "last_message_age_s": None if age is None else round(age),
+            "outbox_depth": snap.get("outbox_depth"),
+            "messages_sent": int(sent),
+            "messages_failed": int(failed),
+            "paused": bool(snap.get("paused")),
+        }
+        summary = f"workers {active}/{total}, restarts {restarts}"
+        if age is not None:
+            summary += f", last message {_human_age(age)} ago"
+        if snap.get("paused"):
+            summary += ", paused"
+        return Reading(self.name, worst(states), summary, details)
+
+
+def _human_age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class TelegramProbe:
+    """Per bot: breaker state, recent 429/5xx against requests, last getMe."""
+
+    name = "telegram"
+    GETME_EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        self._admin: dict[str, Any] | None = None
+        self._admin_checked = -1e18
+
+    async def _admin_bot(self, ctx: ProbeContext) -> dict[str, Any] | None:
+        """The admin bot's getMe, at most once a minute (it is not the fleet's to report)."""
+        settings = ctx.services.settings
+        token = settings.admin_bot_token.reveal() if settings.admin_bot_token else ""
+        if not token:
+            return None
+        if time.monotonic() - self._admin_checked >= self.GETME_EVERY_S or (
+            self._admin and not self._admin["getme_ok"]
+        ):
+            ok, err = await telegram_getme(
+                settings.telegram_api_url, token, max(0.05, ctx.thresholds.probe_timeout_s * 0.9)
+            )
+            self._admin_checked = time.monotonic()
+            self._admin = {"getme_ok": ok, "last_getme_at": ctx.now.isoformat(), "error": err}
+        return self._admin
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        snap = ctx.fleet or {}
+        admin = await self._admin_bot(ctx)
+        if not snap and admin is None:
+            return Reading(self.name, State.UNKNOWN, NOT_RUNNING)
+        bots = dict(snap.get("bots") or {})
+        if admin is not None:
+            bots["admin"] = admin
+        breakers = snap.get("breakers") or {}
+        t = ctx.thresholds
+        per_bot: dict[str, dict[str, Any]] = {}
+        states: list[State] = []
+        for key, info in bots.items():
+            info = info or {}
+            breaker = _breaker_state(info.get("breaker", breakers.get(key)))
+            errors = _num(info.get("recent_429")) + _num(info.get("recent_5xx"))
+            requests = _num(info.get("recent_requests"))
+            getme_ok = info.get("getme_ok")
+            bot_states = [_breaker_health(breaker), t.error_rate(errors, requests)]
+            if getme_ok is False:
+                bot_states.append(State.CRITICAL)
+            state = worst(bot_states)
+            states.append(state)
+            per_bot[str(key)] = {
+                "state": state.value,
+                "breaker": breaker,
+                "recent_429": int(_num(info.get("recent_429"))),
+                "recent_5xx": int(_num(info.get("recent_5xx"))),
+                "recent_requests": int(requests),
+                "last_getme_at": info.get("last_getme_at"),
+                "getme_ok": getme_ok,
+            }
+        if not per_bot:
+            return Reading(self.name, State.UNKNOWN, "no bots", {"bots": {}})
+        bad = sum(1 for s in states if s.is_problem)
+        summary = f"{len(per_bot)} bots, {bad} with problems" if bad else f"{len(per_bot)} bots ok"
+        return Reading(
+            self.name, worst(states), summary, {"bots": per_bot}, private=frozenset({"bots"})
+        )
+
+
+class LLMProbe:
+    """Last success, last error class, breaker and recent error rate of the LLM provider."""
+
+    name = "llm"
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        snap = ctx.fleet
+        if not snap:
+            return Reading(self.name, State.UNKNOWN, NOT_RUNNING)
+        llm = snap.get("llm") or {}
+        if not llm:
+            return Reading(self.name, State.UNKNOWN, "no LLM activity reported")
+        breaker = _breaker_state(llm.get("breaker", (snap.get("breakers") or {}).get("llm")))
+        calls, errors = _num(llm.get("recent_calls")), _num(llm.get("recent_errors"))
+        states = [_breaker_health(breaker), ctx.thresholds.error_rate(errors, calls)]
+        age = _age_s(llm.get("last_success_at"), ctx.now)
+        details = {
+            "breaker": breaker,
+            "last_success_age_s": None if age is None else round(age),
+            "last_error_class": llm.get("last_error_class"),
+            "recent_calls": int(calls),
+            "recent_errors": int(errors),
+            "model": llm.get("model"),
+        }
+        summary = f"breaker {breaker}, errors {int(errors)}/{int(calls)}"
+        if llm.get("last_error_class"):
+            summary += f", last error {llm['last_error_class']}"
+        return Reading(self.name, worst(states), summary, details)
+
+
+class SchedulerProbe:
+    name = "scheduler"
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        snap = ctx.scheduler
+        if not snap:
+            return Reading(self.name, State.UNKNOWN, NOT_RUNNING)
+        running = bool(snap.get("running"))
+        failed = int(_num(snap.get("failed_jobs")))
+        missed = int(_num(snap.get("missed_jobs")))
+        jobs = int(_num(snap.get("jobs")))
+        state = (
+            State.CRITICAL
+            if not running
+            else (State.WARNING if failed or missed else State.HEALTHY)
+        )
+        summary = (
+            f"{jobs} jobs"
+            + (f", {failed} failed" if failed else "")
+            + (f", {missed} missed" if missed else "")
+        )
+        if not running:
+            summary = "stopped"
+        details = {"running": running, "jobs": jobs, "failed_jobs": failed, "missed_jobs": missed}
+        return Reading(self.name, state, summary, details)
+
+
+# --- monitoring targets and Telegram getMe --------------------------------------------
+
+
+class HttpTargetsProbe:
+    """GET each configured URL (``PIYASA_HEALTH_TARGETS=name=url,name=url``)."""
+
+    name = "targets"
+
+    def __init__(self, targets: Mapping[str, str]) -> None:
+        self.targets = dict(targets)
+        self._session: Any = None
+
+    async def _get(self, url: str, deadline_s: float) -> tuple[int | None, float, str | None]:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        start = time.perf_counter()
+        try:
+            async with self._session.get(
+                url, timeout=aiohttp.ClientTimeout(total=deadline_s), allow_redirects=False
+            ) as resp:
+                await resp.read()
+                return resp.status, _ms_since(start), None
+        except Exception as exc:
+            return None, _ms_since(start), type(exc).__name__
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        timeout = max(0.05, ctx.thresholds.probe_timeout_s * 0.9)
+        results = await asyncio.gather(*(self._get(u, timeout) for u in self.targets.values()))
+        per: dict[str, Any] = {}
+        states = []
+        for name, (status, ms, err) in zip(self.targets, results, strict=True):
+            if status is None or status >= 500:
+                state = State.CRITICAL
+            elif status >= 400:
+                state = State.WARNING
+            else:
+                state = ctx.thresholds.latency(ms)
+            states.append(state)
+            per[name] = {
+                "state": state.value,
+                "status": status,
+                "latency_ms": round(ms, 1),
+                "error": err,
+            }
+        bad = [n for n, v in per.items() if v["state"] != "healthy"]
+        summary = f"{len(per)} targets" + (f", failing: {', '.join(bad)}" if bad else " ok")
+        return Reading(
+            self.name, worst(states), summary, {"targets": per}, private=frozenset({"targets"})
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def parse_targets(raw: str) -> dict[str, str]:
+    """``name=url,name=url`` (or bare URLs, named target1, target2, …)."""
+    out: dict[str, str] = {}
+    for i, part in enumerate(p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, _, url = part.partition("=") if "=" in part.split("://")[0] else ("", "", part)
+        out[name.strip() or f"target{i + 1}"] = url.strip()
+    return out
+
+
+async def telegram_getme(api_url: str, token: str, deadline_s: float) -> tuple[bool, str | None]:
+    """Call getMe; the URL holds the token, so it is never logged or returned."""
+    import aiohttp
+
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{api_url.rstrip('/')}/bot{token}/getMe",
+                timeout=aiohttp.ClientTimeout(total=deadline_s),
+            ) as resp,
+        ):
+            body = await resp.json(content_type=None)
+            if body.get("ok"):
+                return True, None
+            return False, f"{body.get('error_code', resp.status)}"
+    except Exception as exc:
+        return False, type(exc).__name__
+
+
+ProbeFn = Callable[[ProbeContext], Awaitable[Reading]]
+
+
+class FunctionProbe:
+    """Wrap a plain async function as a probe (extensions, tests)."""
+
+    def __init__(self, name: str, fn: ProbeFn) -> None:
+        self.name = name
+        self._fn = fn
+
+    async def check(self, ctx: ProbeContext) -> Reading:
+        return await self._fn(ctx)
