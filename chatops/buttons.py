@@ -1,0 +1,85 @@
+"""Opaque button tokens: the client only ever holds ``tokenstring``; what it means stays
+server-side in the cache, bound to one user, one chat, one surface and an expiry.
+
+A forged token finds nothing, a stale one has expired from the cache, and a token pressed
+by someone else or in another chat does not match its binding; all three answer the same
+"expired or not yours", so a prober learns nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from piyasa.cache import Cache
+
+TOKEN_PREFIX = "b:"
+TOKEN_BYTES = 12  # 16 url-safe characters; callback_data is "b:" + 16 = 18 bytes
+DEFAULT_TTL_S = 6 * 3600
+_KEY = "btn:"
+
+
+@dataclass(frozen=True)
+class Press:
+    """What a valid token stands for."""
+
+    spec_id: str
+    params: dict[str, Any]
+    args_text: str
+    confirmed: bool
+    once: bool
+
+
+class ButtonTokens:
+    def __init__(self, cache: Cache, ttl: float = DEFAULT_TTL_S) -> None:
+        self.cache = cache
+        self.ttl = ttl
+
+    async def issue(
+        self,
+        *,
+        spec_id: str,
+        surface: str,
+        user: str,
+        chat: str,
+        params: dict[str, Any] | None = None,
+        args_text: str = "",
+        confirmed: bool = False,
+        once: bool = False,
+        ttl: float | None = None,
+    ) -> str:
+        token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+        await self.cache.set(
+            _KEY + token,
+            {
+                "a": spec_id,
+                "p": params or {},
+                "x": args_text,
+                "c": confirmed,
+                "o": once,
+                "s": surface,
+                "u": str(user),
+                "ch": str(chat),
+            },
+            ttl=ttl or self.ttl,
+        )
+        return token
+
+    async def resolve(self, token: str, *, surface: str, user: str, chat: str) -> Press | None:
+        """The press behind ``token`` if it exists and is bound to this user and chat."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 64:
+            return None
+        key = _KEY + token
+        data = await self.cache.get(key)
+        if not data or data["s"] != surface or data["u"] != str(user) or data["ch"] != str(chat):
+            return None
+        if data.get("o") and await self.cache.pop(key) is None:
+            return None  # a concurrent press of a single-use button already consumed it
+        return Press(
+            spec_id=data["a"],
+            params=dict(data.get("p") or {}),
+            args_text=data.get("x") or "",
+            confirmed=bool(data.get("c")),
+            once=bool(data.get("o")),
+        )

@@ -1,0 +1,251 @@
+"""The command registry: each command and button action is declared once, here.
+
+A declaration carries everything the pipeline needs — required role, TOTP step-up,
+destructive confirmation, audit, arguments (secret ones masked and deleted from chat) —
+and help text lives in the catalogs under ``cmd.<name>.help``. Authorization, help, the
+Telegram command menu and the role sweep test all read the same declarations, so they
+cannot drift apart.
+
+Roles: ``"public"`` (anyone, even unlinked), ``"viewer"`` < ``"operator"`` < ``"admin"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from piyasa.admin.identity import ROLE_LEVEL
+
+if TYPE_CHECKING:
+    from chatops.context import Context
+    from chatops.views import View
+
+Handler = Callable[["Context"], Awaitable["View | None"]]
+ConfirmText = Callable[["Context"], Awaitable[str]]
+ROLES = ("public", "viewer", "operator", "admin")
+
+
+def required_level(role: str) -> int:
+    """0 for public; 1..3 for viewer..admin."""
+    if role == "public":
+        return 0
+    return ROLE_LEVEL[role]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A positional argument. ``rest`` takes the remainder of the line; ``secret`` ones are
+    masked in the audit log and the message carrying them is deleted from the chat."""
+
+    name: str
+    required: bool = False
+    rest: bool = False
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(eq=False)
+class Spec:
+    """What the pipeline enforces for one runnable thing (a command or an action)."""
+
+    id: str
+    handler: Handler
+    role: str
+    step_up: bool = False
+    confirm: bool = False
+    audit: bool = True
+    private_only: bool = False
+    confirm_text: ConfirmText | None = None
+    args: tuple[Arg, ...] = ()
+
+    @property
+    def level(self) -> int:
+        return required_level(self.role)
+
+    @property
+    def command_name(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    @property
+    def secret_args(self) -> set[str]:
+        return {a.name for a in self.args if a.secret}
+
+    def parse_args(self, text: str) -> dict[str, str]:
+        """Split ``text`` over the declared args; extras are ignored, missing ones absent."""
+        out: dict[str, str] = {}
+        rest = (text or "").strip()
+        for arg in self.args:
+            if not rest:
+                break
+            if arg.rest:
+                out[arg.name], rest = rest, ""
+            else:
+                head, _, rest = rest.partition(" ")
+                out[arg.name], rest = head, rest.strip()
+        return out
+
+    def missing_args(self, parsed: dict[str, str]) -> list[str]:
+        return [a.name for a in self.args if a.required and not parsed.get(a.name)]
+
+    def bad_choices(self, parsed: dict[str, str]) -> list[str]:
+        return [
+            a.name
+            for a in self.args
+            if a.choices and a.name in parsed and parsed[a.name].lower() not in a.choices
+        ]
+
+
+@dataclass(eq=False)
+class Action(Spec):
+    """A button action ``<command>.<name>``; its role defaults to its command's."""
+
+    command: Command | None = None
+
+
+@dataclass(eq=False)
+class Command(Spec):
+    """A typed command (``/name`` on Telegram, ``/piyasa name`` on Slack)."""
+
+    capability: str = "core"
+    hidden: bool = False
+    order: int = 100
+    actions: dict[str, Action] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.id
+
+    @property
+    def help_key(self) -> str:
+        return f"cmd.{self.id}.help"
+
+    def usage(self) -> str:
+        parts = [self.id]
+        for a in self.args:
+            label = "|".join(a.choices) if a.choices else a.name.upper()
+            parts.append(f"<{label}>" if a.required else f"[{label}]")
+        return " ".join(parts)
+
+    def action(
+        self,
+        name: str,
+        *,
+        role: str | None = None,
+        step_up: bool = False,
+        confirm: bool = False,
+        audit: bool = True,
+        private_only: bool = False,
+        confirm_text: ConfirmText | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a button action of this command (``role`` defaults to the command's)."""
+
+        def deco(fn: Handler) -> Handler:
+            aid = f"{self.id}.{name}"
+            if name in self.actions:
+                raise ValueError(f"action {aid} declared twice")
+            act_role = role or self.role
+            if required_level(act_role) < self.level:
+                raise ValueError(f"action {aid} may not be more open than /{self.id}")
+            self.actions[name] = Action(
+                id=aid,
+                handler=fn,
+                role=act_role,
+                step_up=step_up,
+                confirm=confirm,
+                audit=audit,
+                private_only=private_only,
+                confirm_text=confirm_text,
+                command=self,
+            )
+            if self.registry is not None:
+                self.registry._index(self.actions[name])
+            return fn
+
+        return deco
+
+    registry: Registry | None = None
+
+
+class Registry:
+    """All commands of one bot; ``REGISTRY`` is the product's, tests may build their own."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, Command] = {}
+        self._specs: dict[str, Spec] = {}
+
+    def _index(self, spec: Spec) -> None:
+        if spec.id in self._specs:
+            raise ValueError(f"{spec.id} declared twice")
+        self._specs[spec.id] = spec
+
+    def command(
+        self,
+        name: str,
+        *,
+        role: str,
+        args: tuple[Arg, ...] | list[Arg] = (),
+        step_up: bool = False,
+        confirm: bool = False,
+        audit: bool = True,
+        private_only: bool = False,
+        hidden: bool = False,
+        capability: str | None = None,
+        order: int = 100,
+        confirm_text: ConfirmText | None = None,
+    ) -> Callable[[Handler], Command]:
+        """Declare a command; the decorated function becomes ``Command.handler`` and the
+        name is bound to the Command (so ``@mycmd.action("page")`` declares its buttons)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        if not name.isidentifier() or name.lower() != name or len(name) > 32:
+            raise ValueError(f"command name {name!r} must be lowercase a-z0-9_ (Telegram)")
+
+        def deco(fn: Handler) -> Command:
+            cmd = Command(
+                id=name,
+                handler=fn,
+                role=role,
+                step_up=step_up,
+                confirm=confirm,
+                audit=audit,
+                private_only=private_only,
+                confirm_text=confirm_text,
+                args=tuple(args),
+                capability=capability or _capability_of(fn),
+                hidden=hidden,
+                order=order,
+            )
+            cmd.registry = self
+            self._index(cmd)
+            self.commands[name] = cmd
+            return cmd
+
+        return deco
+
+    def get(self, spec_id: str) -> Spec | None:
+        return self._specs.get(spec_id)
+
+    def specs(self) -> Iterator[Spec]:
+        """Every command and action."""
+        return iter(list(self._specs.values()))
+
+    def capabilities(self) -> dict[str, list[Command]]:
+        out: dict[str, list[Command]] = {}
+        for cmd in self.commands.values():
+            out.setdefault(cmd.capability, []).append(cmd)
+        return out
+
+    def visible(self, level: int) -> list[Command]:
+        """Commands a caller at ``level`` may run, in help order."""
+        cmds = [c for c in self.commands.values() if not c.hidden and c.level <= level]
+        return sorted(cmds, key=lambda c: (c.order, c.id))
+
+
+def _capability_of(fn: Any) -> str:
+    module = getattr(fn, "__module__", "") or ""
+    return module.rsplit(".", 1)[-1] if module.startswith("chatops.commands.") else "core"
+
+
+REGISTRY = Registry()
+command = REGISTRY.command

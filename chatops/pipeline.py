@@ -1,0 +1,278 @@
+"""The one pipeline every request goes through, on every surface.
+
+Stages, in order: identify -> language -> bind (which spec, which args) -> authorize ->
+private-only -> arguments -> step-up -> confirmation -> execute -> audit. Each stage is a
+plain function; Telegram calls them from aiogram middlewares (an onion, reading the spec
+from handler flags), Slack and step-up resumption call :func:`run`, which chains the same
+functions. A stage that stops the request raises :class:`Halt` carrying the View to show
+and the audit result, so refusals are rendered and audited in exactly one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chatops import i18n
+from chatops.context import Client, Context, Invocation
+from chatops.views import Alert, Button, Text, View
+from piyasa.admin import audit as audit_log
+from piyasa.admin import auth, identity
+from piyasa.services import Services
+
+log = logging.getLogger(__name__)
+PENDING_TTL_S = 300
+
+
+class Halt(Exception):
+    """Stop here and show ``view``; ``result`` is what the audit row says."""
+
+    def __init__(self, view: View, result: str, detail: str | None = None) -> None:
+        super().__init__(result)
+        self.view = view
+        self.result = result
+        self.detail = detail
+
+
+def command_prefix(surface: str) -> str:
+    return "/piyasa " if surface == "slack" else "/"
+
+
+def refusal(ctx: Context, key: str, result: str, **kwargs: Any) -> Halt:
+    """A refusal names only what the caller may do next, never what they were refused."""
+    prefix = command_prefix(ctx.surface)
+    kwargs.setdefault("help_cmd", f"{prefix}help")
+    kwargs.setdefault("link_cmd", f"{prefix}link")
+    kwargs.setdefault("surface", ctx.surface.capitalize())
+    kwargs.setdefault("id", ctx.client.external_id)
+    return Halt(View(blocks=[Alert("error", ctx.t(key, **kwargs))]), result)
+
+
+# -- identify / language ------------------------------------------------------------------
+
+
+async def identify(services: Services, client: Client) -> identity.Principal | None:
+    return await identity.resolve(services, client.provider, client.external_id)
+
+
+def language(services: Services, actor: identity.Principal | None, client: Client) -> str:
+    return i18n.choose_lang(
+        actor.language if actor else None, client.language, services.settings.lang
+    )
+
+
+# -- bind -----------------------------------------------------------------------------------
+
+
+def bind(ctx: Context, invocation: Invocation) -> None:
+    """Attach the spec and parsed args; an unknown spec is refused like a forbidden one."""
+    ctx.invocation = invocation
+    ctx.spec = ctx.registry.get(invocation.spec_id)
+    if ctx.spec is None:
+        raise refusal(ctx, "refuse.denied", "denied_unknown")
+    ctx.args = ctx.spec.parse_args(invocation.args_text)
+
+
+# -- authorize ------------------------------------------------------------------------------
+
+
+def authorize(ctx: Context) -> None:
+    """Role check by numeric identity; locked accounts run nothing that needs a role.
+
+    Forbidden and unknown commands get the same answer, so a refusal never reveals which
+    commands exist above the caller's role.
+    """
+    spec = ctx.spec
+    assert spec is not None
+    if spec.level == 0:
+        return
+    if ctx.actor is None:
+        raise refusal(ctx, "refuse.unlinked", "denied_unlinked")
+    if ctx.actor.locked:
+        raise refusal(ctx, "refuse.locked", "denied_locked")
+    if ctx.actor.level < spec.level:
+        raise refusal(ctx, "refuse.denied", "denied_role")
+
+
+def check_private(ctx: Context) -> None:
+    if ctx.spec is not None and ctx.spec.private_only and not ctx.chat_private:
+        raise refusal(ctx, "refuse.private_only", "refused_private_only")
+
+
+def check_args(ctx: Context) -> None:
+    spec = ctx.spec
+    assert spec is not None
+    if ctx.invocation is not None and ctx.invocation.is_press:
+        return
+    if spec.missing_args(ctx.args) or spec.bad_choices(ctx.args):
+        usage = getattr(spec, "usage", lambda: spec.id)()
+        raise refusal(ctx, "refuse.usage", "refused_usage", usage=usage)
+
+
+# -- step-up ----------------------------------------------------------------------------
+
+
+def _pending_key(ctx: Context) -> str:
+    return f"stepup:pending:{ctx.surface}:{ctx.client.external_id}"
+
+
+async def step_up(ctx: Context, resume: dict[str, Any] | None = None) -> None:
+    """Require a recent TOTP step-up; park the request so a correct code resumes it."""
+    spec = ctx.spec
+    if spec is None or not spec.step_up:
+        return
+    assert ctx.actor is not None  # authorize() ran first: step-up specs are never public
+    if await auth.is_elevated(ctx.services, ctx.actor.user_id):
+        ctx.elevated = True
+        return
+    if not ctx.actor.totp_enabled:
+        raise refusal(ctx, "stepup.not_enrolled", "stepup_unavailable")
+    await ctx.services.cache.set(
+        _pending_key(ctx),
+        {
+            "invocation": ctx.invocation.to_dict() if ctx.invocation else None,
+            "chat_id": ctx.chat_id,
+            "chat_private": ctx.chat_private,
+            "resume": resume or {},
+        },
+        ttl=PENDING_TTL_S,
+    )
+    key = "stepup.prompt_private" if ctx.chat_private else "stepup.prompt_group"
+    raise Halt(
+        View(
+            blocks=[Alert("warning", ctx.t(key, surface_hint=ctx.t(f"stepup.how.{ctx.surface}")))]
+        ),
+        "stepup_required",
+    )
+
+
+async def has_pending_step_up(ctx: Context) -> bool:
+    return await ctx.services.cache.get(_pending_key(ctx)) is not None
+
+
+async def complete_step_up(ctx: Context, code: str) -> tuple[View, dict[str, Any] | None]:
+    """Check ``code``; on success return the parked request (to be run again, re-authorized)."""
+    if ctx.actor is None:
+        raise refusal(ctx, "refuse.unlinked", "denied_unlinked")
+    if ctx.actor.locked:
+        raise refusal(ctx, "refuse.locked", "denied_locked")
+    result = await auth.verify_step_up(ctx.services, ctx.actor.user_id, code)
+    await audit_log.record(
+        ctx.services,
+        actor=ctx.actor_label,
+        actor_user_id=ctx.actor.user_id,
+        surface=ctx.surface,
+        action="stepup",
+        params={"code": code},
+        result="ok" if result.ok else f"failed_{result.reason}",
+    )
+    if not result.ok:
+        key = f"stepup.{result.reason}"
+        return View(blocks=[Alert("error", ctx.t(key, minutes=result.retry_after_s // 60))]), None
+    pending = await ctx.services.cache.pop(_pending_key(ctx))
+    minutes = int(auth.ELEVATION_TTL_S // 60)
+    return View(blocks=[Alert("success", ctx.t("stepup.ok", minutes=minutes))]), pending
+
+
+# -- confirmation -----------------------------------------------------------------------
+
+
+async def confirm(ctx: Context) -> None:
+    """Destructive specs show an explicit confirmation first; the Confirm button carries
+    the same request (single use) with ``confirmed`` set, and is authorized again."""
+    spec, inv = ctx.spec, ctx.invocation
+    assert spec is not None and inv is not None
+    if not spec.confirm or inv.confirmed:
+        return
+    text = await spec.confirm_text(ctx) if spec.confirm_text else ctx.t("confirm.generic")
+    view = View(
+        title=ctx.t("confirm.title"),
+        blocks=[Alert("warning", text)],
+        buttons=[
+            [
+                Button(
+                    ctx.t("confirm.yes"),
+                    action=spec.id,
+                    params=dict(inv.params),
+                    args_text=inv.args_text,
+                    confirmed=True,
+                    once=True,
+                    style="danger",
+                ),
+                Button(ctx.t("confirm.no"), action="cancel", once=True),
+            ]
+        ],
+        edit=inv.is_press,
+    )
+    raise Halt(view, "confirm_asked")
+
+
+# -- execute / audit ---------------------------------------------------------------------
+
+
+async def execute(ctx: Context) -> View | None:
+    assert ctx.spec is not None
+    return await ctx.spec.handler(ctx)
+
+
+def error_view(ctx: Context) -> View:
+    return View(blocks=[Alert("error", ctx.t("error.internal"))])
+
+
+async def audit(ctx: Context, result: str, detail: str | None = None) -> None:
+    """One row per request; successful runs of ``audit=False`` specs are skipped."""
+    spec = ctx.spec
+    if spec is not None and not spec.audit and result == "ok":
+        return
+    params: dict[str, Any] = {}
+    if ctx.invocation is not None:
+        params.update(ctx.args if ctx.args else {})
+        if ctx.invocation.params:
+            params.update(ctx.invocation.params)
+        if ctx.invocation.is_press:
+            params["press"] = True
+        if ctx.invocation.confirmed:
+            params["confirmed"] = True
+    params.update(ctx.audit_params)
+    action = spec.id if spec else (ctx.invocation.spec_id if ctx.invocation else "message")
+    try:
+        await audit_log.record(
+            ctx.services,
+            actor=ctx.actor_label,
+            actor_user_id=ctx.actor.user_id if ctx.actor else None,
+            surface=ctx.surface,
+            action=action[:64],
+            target=ctx.target or (f"chat:{ctx.chat_id}" if ctx.chat_id else None),
+            params=params,
+            result=result,
+            detail=detail,
+            secret_names=spec.secret_args if spec else None,
+        )
+    except Exception:  # an audit failure must be loud, but must not hide the reply
+        log.exception("audit write failed for %s", action)
+
+
+async def run(
+    ctx: Context, invocation: Invocation, resume: dict[str, Any] | None = None
+) -> tuple[View | None, str]:
+    """All stages for one request (Slack, step-up resumption); returns (view, result)."""
+    result, detail = "ok", None
+    try:
+        bind(ctx, invocation)
+        authorize(ctx)
+        check_private(ctx)
+        check_args(ctx)
+        await step_up(ctx, resume)
+        await confirm(ctx)
+        view = await execute(ctx)
+    except Halt as halt:
+        view, result, detail = halt.view, halt.result, halt.detail
+    except Exception as exc:
+        log.exception("command %s failed", invocation.spec_id)
+        view, result, detail = error_view(ctx), "error", type(exc).__name__
+    await audit(ctx, result, detail)
+    return view, result
+
+
+def notice_view(ctx: Context, key: str, **kwargs: Any) -> View:
+    return View(blocks=[Text(ctx.t(key, **kwargs))])

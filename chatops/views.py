@@ -1,0 +1,153 @@
+"""Surface-neutral screens. Handlers return a View; Telegram and Slack render it.
+
+Text in a View is plain text: each renderer escapes it for its own markup, so user data can
+never break a message. Buttons name an action of a command (``"users.page"``) plus small
+JSON params; the surface turns each into a short server-side token at render time, so the
+same View renders identically on every surface and nothing client-side is trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Style = Literal["default", "primary", "danger"]
+Level = Literal["info", "success", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    style: Literal["plain", "bold", "italic", "code", "pre"] = "plain"
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Key/value pairs, rendered as ``key: value`` lines (Telegram) or a fields section."""
+
+    items: tuple[tuple[str, str], ...]
+
+    def __init__(self, items: Any) -> None:
+        pairs = items.items() if isinstance(items, dict) else items
+        object.__setattr__(self, "items", tuple((str(k), str(v)) for k, v in pairs))
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table in monospace; wide data belongs in a File (CSV)."""
+
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def __init__(self, headers: Any, rows: Any) -> None:
+        object.__setattr__(self, "headers", tuple(str(h) for h in headers))
+        object.__setattr__(self, "rows", tuple(tuple(str(c) for c in r) for r in rows))
+
+
+@dataclass(frozen=True)
+class Alert:
+    level: Level
+    text: str
+
+
+@dataclass(frozen=True)
+class File:
+    filename: str
+    data: bytes
+    caption: str = ""
+    mime: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Image:
+    """A PNG (charts, QR codes)."""
+
+    data: bytes
+    caption: str = ""
+    filename: str = "image.png"
+
+
+Block = Text | Fields | Table | Alert
+
+
+@dataclass(frozen=True)
+class Button:
+    """A press runs ``action`` (``"<command>.<action>"`` or a command name) with ``params``.
+
+    ``url`` buttons open a link instead and carry no token.
+    """
+
+    label: str
+    action: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    style: Style = "default"
+    url: str = ""
+    args_text: str = ""
+    confirmed: bool = False
+    once: bool = False
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Prev/next (and page n/m) for a paginated list; each turn calls ``action``
+    with ``params`` plus ``page``."""
+
+    action: str
+    page: int
+    pages: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class View:
+    """One screen.
+
+    ``title`` is shown bold on top; ``notice`` is a short toast for a button press
+    (Telegram answerCallbackQuery text; ignored where there is no such thing); ``protect``
+    asks the surface to prevent forwarding/saving (Telegram ``protect_content``);
+    ``private`` means it may only be shown in a private chat/ephemeral message;
+    ``edit`` (default for button presses) replaces the pressed message.
+    """
+
+    title: str = ""
+    blocks: list[Block] = field(default_factory=list)
+    buttons: list[list[Button]] = field(default_factory=list)
+    pager: Pager | None = None
+    files: list[File] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)
+    notice: str = ""
+    protect: bool = False
+    private: bool = False
+    edit: bool | None = None
+
+    def add(self, *blocks: Block) -> View:
+        self.blocks.extend(blocks)
+        return self
+
+    def row(self, *buttons: Button) -> View:
+        if buttons:
+            self.buttons.append(list(buttons))
+        return self
+
+    @classmethod
+    def message(cls, text: str, *, title: str = "", level: Level | None = None) -> View:
+        block: Block = Alert(level, text) if level else Text(text)
+        return cls(title=title, blocks=[block])
+
+    def plain_text(self) -> str:
+        """Everything a reader would see, as plain text (tests, logs, fallbacks)."""
+        parts = [self.title] if self.title else []
+        for b in self.blocks:
+            if isinstance(b, Text | Alert):
+                parts.append(b.text)
+            elif isinstance(b, Fields):
+                parts.extend(f"{k}: {v}" for k, v in b.items)
+            elif isinstance(b, Table):
+                parts.append(" | ".join(b.headers))
+                parts.extend(" | ".join(r) for r in b.rows)
+        return "\n".join(parts)
+
+
+def confirmation(title: str, text: str, confirm: Button, cancel: Button) -> View:
+    """The standard "are you sure?" screen for destructive actions."""
+    return View(title=title, blocks=[Alert("warning", text)], buttons=[[confirm, cancel]])

@@ -1,0 +1,72 @@
+"""The audit log: who did what, when (UTC), where, with which masked parameters, and how
+it ended. Every command, button press, refusal and step-up lands here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from piyasa.db.models import AuditEntry
+from piyasa.services import Services
+
+SECRET_KEY_RE = re.compile(
+    r"pass(word)?|secret|token|api[_-]?key|totp|otp|code|seed|credential|private", re.I
+)
+MASK = "***"
+
+
+def mask_params(params: Mapping[str, Any] | None, secret_names: set[str] | None = None) -> dict:
+    """Copy of ``params`` with anything secret-looking replaced by ``***``."""
+    out: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if (secret_names and key in secret_names) or SECRET_KEY_RE.search(str(key)):
+            out[key] = MASK if value not in (None, "") else value
+        elif isinstance(value, Mapping):
+            out[key] = mask_params(value, secret_names)
+        elif isinstance(value, str) and len(value) > 200:
+            out[key] = value[:200] + "…"
+        else:
+            out[key] = value
+    return out
+
+
+async def record(
+    services: Services,
+    *,
+    actor: str,
+    surface: str,
+    action: str,
+    result: str,
+    actor_user_id: int | None = None,
+    target: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    detail: str | None = None,
+    secret_names: set[str] | None = None,
+) -> None:
+    """Append one row. ``params`` are masked here, so callers cannot forget to."""
+    entry = AuditEntry(
+        at=datetime.now(UTC),
+        actor=actor[:128],
+        actor_user_id=actor_user_id,
+        surface=surface[:16],
+        action=action[:64],
+        target=(target or None) and str(target)[:255],
+        params=mask_params(params, secret_names),
+        result=result[:32],
+        detail=detail,
+    )
+    async with services.sessions() as session, session.begin():
+        session.add(entry)
+
+
+async def recent(services: Services, limit: int = 50, **filters: Any) -> list[AuditEntry]:
+    """Newest first; ``filters`` are equality filters on AuditEntry columns."""
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    for name, value in filters.items():
+        stmt = stmt.where(getattr(AuditEntry, name) == value)
+    async with services.sessions() as session:
+        return list((await session.scalars(stmt)).all())

@@ -1,0 +1,149 @@
+"""Who is talking: chat identities -> panel users, and one-time link codes.
+
+Authorization reads the numeric Telegram id (or Slack user id), never a username, since
+usernames can be changed and re-registered by someone else. A link code is the only way a
+chat account becomes a user: created by an admin (CLI or chat), valid 10 minutes, single
+use (atomic pop from the cache), redeemed in a private chat.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from piyasa.db.models import ROLES, Identity, User
+from piyasa.services import Services
+
+ROLE_LEVEL = {role: level for level, role in enumerate(ROLES, start=1)}
+LINK_CODE_TTL_S = 600
+LINK_MAX_FAILURES = 10
+LINK_FAILURE_WINDOW_S = 3600
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O/1/I: read aloud, typed on phones
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A linked chat account as the pipeline sees it."""
+
+    user_id: int
+    username: str
+    role: str
+    locked: bool
+    language: str | None
+    totp_enabled: bool
+    provider: str
+    external_id: str
+
+    @property
+    def level(self) -> int:
+        """0 for a locked account: it may run nothing that needs a role."""
+        return 0 if self.locked else ROLE_LEVEL.get(self.role, 0)
+
+
+def role_level(role: str | None) -> int:
+    return ROLE_LEVEL.get(role or "", 0)
+
+
+async def resolve(services: Services, provider: str, external_id: str | int) -> Principal | None:
+    """The user linked to this chat account, or None."""
+    stmt = (
+        select(
+            User.id,
+            User.username,
+            User.role,
+            User.locked,
+            User.language,
+            User.totp_enabled,
+        )
+        .join(Identity, Identity.user_id == User.id)
+        .where(Identity.provider == provider, Identity.external_id == str(external_id))
+    )
+    async with services.sessions() as session:
+        row = (await session.execute(stmt)).first()
+    if row is None:
+        return None
+    return Principal(
+        user_id=row.id,
+        username=row.username,
+        role=row.role,
+        locked=bool(row.locked),
+        language=row.language,
+        totp_enabled=bool(row.totp_enabled),
+        provider=provider,
+        external_id=str(external_id),
+    )
+
+
+async def set_language(services: Services, user_id: int, lang: str) -> None:
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(User).where(User.id == user_id).values(language=lang))
+
+
+def _new_code() -> str:
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalize_code(code: str) -> str:
+    raw = "".join(ch for ch in code.upper() if ch.isalnum())
+    return f"{raw[:4]}-{raw[4:]}" if len(raw) == 8 else raw
+
+
+async def create_link_code(services: Services, user_id: int) -> str:
+    """A fresh single-use code for ``user_id``, valid LINK_CODE_TTL_S seconds."""
+    while True:
+        code = _new_code()
+        if await services.cache.add(f"link:{code}", {"user_id": user_id}, ttl=LINK_CODE_TTL_S):
+            return code
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    ok: bool
+    reason: str = ""  # "throttled" | "invalid" | "taken" | "gone"
+    username: str = ""
+
+
+async def redeem_link_code(
+    services: Services,
+    code: str,
+    provider: str,
+    external_id: str | int,
+    display_name: str | None = None,
+) -> LinkResult:
+    """Link the chat account to the code's user; the code is consumed either way."""
+    fail_key = f"link:fail:{provider}:{external_id}"
+    if int(await services.cache.get(fail_key) or 0) >= LINK_MAX_FAILURES:
+        return LinkResult(False, "throttled")
+    payload = await services.cache.pop(f"link:{normalize_code(code)}")
+    if not payload:
+        await services.cache.incr(fail_key, 1, ttl=LINK_FAILURE_WINDOW_S)
+        return LinkResult(False, "invalid")
+    try:
+        async with services.sessions() as session, session.begin():
+            user = await session.get(User, int(payload["user_id"]))
+            if user is None:
+                return LinkResult(False, "gone")
+            existing = await session.scalar(
+                select(Identity).where(
+                    Identity.provider == provider, Identity.external_id == str(external_id)
+                )
+            )
+            if existing is not None and existing.user_id != user.id:
+                return LinkResult(False, "taken")
+            if existing is None:
+                session.add(
+                    Identity(
+                        user_id=user.id,
+                        provider=provider,
+                        external_id=str(external_id),
+                        display_name=(display_name or "")[:128] or None,
+                    )
+                )
+            username = user.username
+    except IntegrityError:
+        return LinkResult(False, "taken")
+    return LinkResult(True, username=username)
