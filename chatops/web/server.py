@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from chatops.web.status import setup_status_routes
 from piyasa.db.engine import ping
 from piyasa.services import Services
 
@@ -38,6 +39,7 @@ def make_web_app(services: Services) -> web.Application:
     app[SERVICES_KEY] = services
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    setup_status_routes(app, services.extras.get("health"))
     return app
 
 

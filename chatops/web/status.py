@@ -1,0 +1,117 @@
+"""Status routes: `/` page, `/api/health` JSON, `/metrics` for Prometheus.
+
+All three read the HealthService's cached snapshot; none of them runs a probe.
+Wire with ``setup_status_routes(app, health)`` inside ``make_web_app``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from aiohttp import web
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from chatops.web.status_i18n import negotiate
+from chatops.web.status_page import render_status_page
+from piyasa.admin.health.apikeys import verify_api_key
+from piyasa.admin.health.metrics import HealthCollector
+from piyasa.admin.health.service import HealthService
+
+log = logging.getLogger(__name__)
+
+HEALTH_KEY = web.AppKey("health", HealthService)
+_STATE_KEY = web.AppKey("status_state", dict)
+
+METRICS_TOKEN_SETTING = "PIYASA_METRICS_TOKEN"
+
+
+def setup_status_routes(app: web.Application, health: HealthService | None) -> None:
+    """Add `/`, `/api/health` and `/metrics`, reading ``health``'s snapshot.
+
+    ``make_web_app`` passes ``services.extras.get("health")``; without a HealthService
+    (tools that only need /healthz) the routes are simply not added.
+    """
+    if health is None:
+        return
+    app[HEALTH_KEY] = health
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HealthCollector(health))
+    app[_STATE_KEY] = {"public": (-1, b""), "registry": registry}
+    app.router.add_get("/", status_page)
+    app.router.add_get("/api/health", api_health)
+    app.router.add_get("/metrics", metrics)
+
+
+def _presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    key = request.headers.get("X-API-Key")
+    return key.strip() if key is not None else None
+
+
+async def api_health(request: web.Request) -> web.Response:
+    """Public: overall and per-component states only. With a valid API key: everything."""
+    health = request.app[HEALTH_KEY]
+    snap = health.snapshot()
+    key = _presented_key(request)
+    if key is None:
+        state = request.app[_STATE_KEY]
+        seq, body = state["public"]
+        if seq != snap.sequence or not body:
+            body = json.dumps(snap.public(), separators=(",", ":")).encode()
+            state["public"] = (snap.sequence, body)
+        return web.Response(
+            body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
+        )
+    owner = await verify_api_key(health.services.sessions, key)
+    if owner is None:
+        return web.json_response(
+            {"error": "invalid or revoked API key"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="piyasa"'},
+        )
+    payload = snap.full()
+    payload["pending_records"] = health.pending_records
+    return web.json_response(payload, headers={"Cache-Control": "no-store"})
+
+
+async def status_page(request: web.Request) -> web.Response:
+    health = request.app[HEALTH_KEY]
+    settings = health.services.settings
+    lang = negotiate(
+        request.query.get("lang"), request.headers.get("Accept-Language"), settings.lang
+    )
+    try:
+        overview = await health.history.overview()
+    except Exception as exc:  # the page must render even when history cannot be read
+        log.warning("status page: history unavailable (%s)", type(exc).__name__)
+        from piyasa.admin.health.history import Overview
+
+        overview = Overview()
+    html_text = render_status_page(health.snapshot(), overview, lang, health.history.days)
+    return web.Response(
+        text=html_text,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "Content-Language": lang, "Vary": "Accept-Language"},
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text; behind ``Authorization: Bearer <PIYASA_METRICS_TOKEN>`` when set."""
+    health = request.app[HEALTH_KEY]
+    token = health.services.settings.extra.get(METRICS_TOKEN_SETTING, "")
+    if token:
+        given = _presented_key(request) or ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return web.Response(
+                status=401,
+                text="metrics need Authorization: Bearer <PIYASA_METRICS_TOKEN>\n",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    body = generate_latest(REGISTRY) + generate_latest(request.app[_STATE_KEY]["registry"])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,248 @@
+"""The refresher: readers never wait, hung probes time out, each change is recorded once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import select
+
+from piyasa.admin.health import HealthService, Reading, State, Thresholds
+from piyasa.admin.health.probes import LLMProbe, RuntimeProbe, TelegramProbe
+from piyasa.db.health_models import HealthTransition
+from piyasa.services import Services
+from tests.health.conftest import EventWaiter, Scripted, hanging, states_of
+
+FAST = Thresholds(interval_s=0.1, probe_timeout_s=0.3)
+
+
+async def _rows(services: Services) -> list[tuple[str, str, str | None]]:
+    async with services.sessions() as s:
+        rows = (await s.scalars(select(HealthTransition).order_by(HealthTransition.id))).all()
+    return [(r.component, r.state, r.previous_state) for r in rows]
+
+
+async def test_default_components_before_the_fleet_exists(services: Services) -> None:
+    health = HealthService(services, thresholds=FAST, record_stop=False)
+    snap = health.snapshot()
+    assert snap.overall is State.UNKNOWN and snap.taken_at is None  # before the first round
+    await health.run_all_now()
+    snap = health.snapshot()
+    assert set(snap.components) == {
+        "runtime",
+        "database",
+        "redis",
+        "telegram",
+        "llm",
+        "scheduler",
+        "host",
+    }
+    assert snap.get("database").state is State.HEALTHY
+    assert snap.get("database").details["type"] in {"sqlite", "postgresql"}
+    # Redis not configured: unknown, never critical; fleet parts: "not running".
+    assert snap.get("redis").state is State.UNKNOWN
+    assert "not configured" in snap.get("redis").summary
+    assert snap.get("runtime").summary == "not running"
+    assert snap.overall is not State.HEALTHY  # unknown parts are not hidden behind green
+    await health.stop()
+
+
+async def test_a_hanging_probe_times_out_and_readers_never_wait(services: Services) -> None:
+    started = asyncio.Event()
+    ok = Scripted("ok")
+    health = HealthService(
+        services, probes=[ok, hanging("slow", started)], thresholds=FAST, record_stop=False
+    )
+    await health.run_all_now()
+    first = health.snapshot()
+    assert first.get("slow").state is State.CRITICAL
+    assert "no answer within 0.3 s" in first.get("slow").summary
+    assert first.get("ok").state is State.HEALTHY
+    assert first.overall is State.CRITICAL
+
+    started.clear()
+    round_task = asyncio.create_task(health.run_all_now())
+    await started.wait()  # a round is in flight, stuck on the hanging probe
+    t0 = time.perf_counter()
+    reading = health.snapshot()
+    assert time.perf_counter() - t0 < 0.005
+    assert reading is first  # the last finished round, served at once
+    t0 = time.perf_counter()
+    await round_task
+    assert time.perf_counter() - t0 < 1.0  # bounded by the probe timeout, not by the probe
+    assert health.snapshot().sequence == first.sequence + 1
+    await health.stop()
+
+
+async def test_a_probe_that_ignores_cancellation_is_not_started_twice(services: Services) -> None:
+    release = asyncio.Event()
+    calls = 0
+
+    async def stubborn(ctx):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # refuses to stop
+        return Reading("stubborn", State.HEALTHY)
+
+    from piyasa.admin.health.probes import FunctionProbe
+
+    health = HealthService(
+        services, probes=[FunctionProbe("stubborn", stubborn)], thresholds=FAST, record_stop=False
+    )
+    await health.run_all_now()
+    t0 = time.perf_counter()
+    snap = await health.run_all_now()
+    assert time.perf_counter() - t0 < 0.1  # did not wait for it again
+    assert snap.get("stubborn").state is State.CRITICAL
+    assert "still running" in snap.get("stubborn").summary
+    assert calls == 1
+    release.set()
+    await health.stop()
+
+
+async def test_each_state_change_is_recorded_and_emitted_once(services: Services) -> None:
+    probe = Scripted("dep")
+    health = HealthService(services, probes=[probe], thresholds=FAST, record_stop=False)
+    waiter = EventWaiter(health)
+    for state in [
+        State.HEALTHY,
+        State.HEALTHY,
+        State.CRITICAL,
+        State.CRITICAL,
+        State.CRITICAL,
+        State.WARNING,
+        State.HEALTHY,
+        State.HEALTHY,
+    ]:
+        probe.state = state
+        await health.run_all_now()
+    await health.stop()
+    assert await _rows(services) == [
+        ("dep", "healthy", None),
+        ("dep", "critical", "healthy"),
+        ("dep", "warning", "critical"),
+        ("dep", "healthy", "warning"),
+    ]
+    assert states_of(waiter.events, "dep") == [
+        State.HEALTHY,
+        State.CRITICAL,
+        State.WARNING,
+        State.HEALTHY,
+    ]
+    event = waiter.events[1]
+    assert event.previous is State.HEALTHY and event.overall is State.CRITICAL
+
+    # A restart continues from the recorded state: no duplicate row for the same state.
+    again = HealthService(services, probes=[probe], thresholds=FAST)
+    await again.start()
+    await again.stop()  # records "monitor stopped" as unknown
+    assert (await _rows(services))[-1] == ("dep", "unknown", "healthy")
+    assert len(await _rows(services)) == 5
+
+
+async def test_background_refresh_runs_every_interval(services: Services) -> None:
+    probe = Scripted("dep")
+    health = HealthService(services, probes=[probe], thresholds=FAST, record_stop=False)
+    waiter = EventWaiter(health)
+    await health.start()
+    probe.state = State.CRITICAL
+    await waiter.until("dep", State.CRITICAL, within_s=2.0)  # picked up without run_all_now
+    await health.stop()
+    assert probe.calls >= 2
+
+
+async def test_slow_or_failing_subscribers_do_not_block_the_refresh(services: Services) -> None:
+    probe = Scripted("dep")
+    health = HealthService(services, probes=[probe], thresholds=FAST, record_stop=False)
+    gate = asyncio.Event()
+
+    async def slow(event):  # type: ignore[no-untyped-def]
+        await gate.wait()
+
+    def broken(event):  # type: ignore[no-untyped-def]
+        raise RuntimeError("subscriber bug")
+
+    health.subscribe(slow)
+    health.subscribe(broken)
+    seen = []
+    unsubscribe = health.subscribe(seen.append)
+    t0 = time.perf_counter()
+    await health.run_all_now()
+    assert time.perf_counter() - t0 < 0.3
+    assert [e.current for e in seen] == [State.HEALTHY]
+    unsubscribe()
+    probe.state = State.WARNING
+    await health.run_all_now()
+    assert len(seen) == 1
+    gate.set()
+    await health.stop()
+
+
+async def test_changes_wait_in_memory_while_the_history_table_cannot_be_written(
+    services: Services,
+) -> None:
+    probe = Scripted("dep")
+    health = HealthService(services, probes=[probe], thresholds=FAST, record_stop=False)
+    real = health.history.record
+
+    async def failing(batch):  # type: ignore[no-untyped-def]
+        raise ConnectionError("database gone")
+
+    health.history.record = failing  # type: ignore[method-assign]
+    await health.run_all_now()
+    probe.state = State.CRITICAL
+    await health.run_all_now()
+    assert health.pending_records == 2 and health.snapshot().get("dep").state is State.CRITICAL
+    health.history.record = real  # type: ignore[method-assign]
+    await health.run_all_now()
+    assert health.pending_records == 0
+    assert [r[1] for r in await _rows(services)] == ["healthy", "critical"]
+    await health.stop()
+
+
+async def test_fleet_snapshot_drives_runtime_telegram_and_llm(services: Services) -> None:
+    fleet = {
+        "running": True,
+        "workers": {"active": 3, "total": 4},
+        "restarts": 2,
+        "last_message_at": time.time() - 30,
+        "messages": {"sent": 100, "failed": 1},
+        "bots": {
+            "bot:1": {"breaker": "closed", "recent_429": 0, "recent_5xx": 0, "recent_requests": 50},
+            "bot:2": {"breaker": "open", "recent_429": 9, "recent_requests": 20},
+        },
+        "llm": {
+            "breaker": "closed",
+            "recent_calls": 40,
+            "recent_errors": 4,
+            "last_error_class": "RateLimitError",
+        },
+    }
+    health = HealthService(
+        services,
+        probes=[RuntimeProbe(), TelegramProbe(), LLMProbe()],
+        fleet=lambda: fleet,
+        thresholds=FAST,
+        record_stop=False,
+    )
+    snap = await health.run_all_now()
+    assert snap.get("runtime").state is State.WARNING  # one worker down
+    assert snap.get("runtime").details["workers_active"] == 3
+    assert snap.get("telegram").state is State.CRITICAL  # bot:2's breaker is open
+    assert snap.get("telegram").details["bots"]["bot:1"]["state"] == "healthy"
+    assert snap.get("llm").state is State.CRITICAL  # 10 % errors
+    assert "RateLimitError" in snap.get("llm").summary
+    fleet["workers"] = {"active": 4, "total": 4}
+    fleet["bots"]["bot:2"] = {"breaker": "closed", "recent_requests": 20}
+    fleet["llm"] = {"breaker": "closed", "recent_calls": 40, "recent_errors": 0}
+    snap = await health.run_all_now()
+    assert [snap.get(c).state for c in ("runtime", "telegram", "llm")] == [State.HEALTHY] * 3
+    # A fleet object with .snapshot() works too, and a crashing provider reads as not running.
+    health.set_fleet(lambda: 1 / 0)
+    snap = await health.run_all_now()
+    assert snap.get("runtime").state is State.UNKNOWN
+    await health.stop()
