@@ -252,25 +252,33 @@ async def audit(ctx: Context, result: str, detail: str | None = None) -> None:
         log.exception("audit write failed for %s", action)
 
 
+async def stages(
+    ctx: Context, invocation: Invocation, resume: dict[str, Any] | None = None
+) -> View | None:
+    """Every stage from bind to execute; raises :class:`Halt` when a stage stops it."""
+    bind(ctx, invocation)
+    authorize(ctx)
+    check_private(ctx)
+    check_args(ctx)
+    await step_up(ctx, resume)
+    await confirm(ctx)
+    return await execute(ctx)
+
+
 async def run(
     ctx: Context, invocation: Invocation, resume: dict[str, Any] | None = None
 ) -> tuple[View | None, str]:
-    """All stages for one request (Slack, step-up resumption); returns (view, result)."""
+    """All stages plus the audit row (Slack, step-up resumption); returns (view, result)."""
     result, detail = "ok", None
     try:
-        bind(ctx, invocation)
-        authorize(ctx)
-        check_private(ctx)
-        check_args(ctx)
-        await step_up(ctx, resume)
-        await confirm(ctx)
-        view = await execute(ctx)
+        view = await stages(ctx, invocation, resume)
     except Halt as halt:
         view, result, detail = halt.view, halt.result, halt.detail
     except Exception as exc:
         log.exception("command %s failed", invocation.spec_id)
         view, result, detail = error_view(ctx), "error", type(exc).__name__
-    await audit(ctx, result, detail)
+    if result != "hint":
+        await audit(ctx, result, detail)
     return view, result
 
 

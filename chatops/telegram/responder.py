@@ -1,0 +1,151 @@
+"""Shows Views in a Telegram chat: send, edit in place, private follow-ups, files."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup
+
+from chatops.buttons import ButtonTokens
+from chatops.context import MessageRef
+from chatops.telegram import render
+from chatops.views import Button, View
+
+log = logging.getLogger(__name__)
+
+
+class TelegramResponder:
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        user_id: int,
+        tokens: ButtonTokens,
+        lang: Callable[[], str],
+        chat_private: bool,
+        trigger_message_id: int | None = None,
+        pressed_message_id: int | None = None,
+        callback: CallbackQuery | None = None,
+        resumer: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.bot = bot
+        self.chat_id = chat_id
+        self.user_id = user_id
+        self.tokens = tokens
+        self._lang = lang
+        self.chat_private = chat_private
+        self.trigger_message_id = trigger_message_id
+        self.pressed_message_id = pressed_message_id
+        self.callback = callback
+        self.answered = False
+        self._resumer = resumer
+
+    def _issuer(self, chat_id: int) -> Callable[[Button], Awaitable[str]]:
+        async def issue(button: Button) -> str:
+            return await self.tokens.issue(
+                spec_id=button.action,
+                surface="telegram",
+                user=str(self.user_id),
+                chat=str(chat_id),
+                params=button.params,
+                args_text=button.args_text,
+                confirmed=button.confirmed,
+                once=button.once,
+            )
+
+        return issue
+
+    async def answer(self, text: str = "", *, alert: bool = False) -> None:
+        """Stop the button's spinner (once); ``text`` becomes a toast (max 200)."""
+        if self.callback is None or self.answered:
+            return
+        self.answered = True
+        with contextlib.suppress(TelegramBadRequest):
+            await self.callback.answer(text[:200] if text else None, show_alert=alert)
+
+    async def show(self, view: View, *, edit: bool = False) -> MessageRef | None:
+        if view.private and not self.chat_private:
+            ref = await self.send_private(view)
+            from chatops import i18n
+
+            await self.send(View.message(i18n.t(self._lang(), "render.sent_private")))
+            return ref
+        if edit and self.pressed_message_id and not view.files and not view.images:
+            rendered = await render.render(view, self._lang(), self._issuer(self.chat_id))
+            if len(rendered.texts) == 1:
+                await self.answer(view.notice)
+                ref = MessageRef("telegram", str(self.chat_id), str(self.pressed_message_id))
+                return await self._edit_rendered(ref, rendered.texts[0], rendered.markup)
+        await self.answer(view.notice)
+        return await self.send(view)
+
+    async def send(self, view: View, chat_id: int | None = None) -> MessageRef | None:
+        target = self.chat_id if chat_id is None else chat_id
+        rendered = await render.render(view, self._lang(), self._issuer(target))
+        last = None
+        for i, text in enumerate(rendered.texts):
+            markup = rendered.markup if i == len(rendered.texts) - 1 else None
+            last = await self.bot.send_message(
+                target, text, reply_markup=markup, protect_content=rendered.protect or None
+            )
+        for image in rendered.images:
+            last = await self.bot.send_photo(
+                target,
+                BufferedInputFile(image.data, image.filename),
+                caption=render.esc(image.caption)[: render.MAX_CAPTION] or None,
+                protect_content=rendered.protect or None,
+            )
+        for f in rendered.files:
+            last = await self.bot.send_document(
+                target,
+                BufferedInputFile(f.data, f.filename),
+                caption=render.esc(f.caption)[: render.MAX_CAPTION] or None,
+                protect_content=rendered.protect or None,
+            )
+        if last is None:
+            return None
+        return MessageRef("telegram", str(target), str(last.message_id))
+
+    async def _edit_rendered(
+        self, ref: MessageRef, text: str, markup: InlineKeyboardMarkup | None
+    ) -> MessageRef:
+        try:
+            await self.bot.edit_message_text(
+                text=text, chat_id=int(ref.chat), message_id=int(ref.message), reply_markup=markup
+            )
+        except TelegramBadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+        return ref
+
+    async def edit(self, ref: MessageRef, view: View) -> MessageRef | None:
+        rendered = await render.render(view, self._lang(), self._issuer(int(ref.chat)))
+        if len(rendered.texts) != 1 or rendered.files or rendered.images:
+            return await self.send(view, int(ref.chat))
+        return await self._edit_rendered(ref, rendered.texts[0], rendered.markup)
+
+    async def send_private(self, view: View) -> MessageRef | None:
+        try:
+            return await self.send(view, self.user_id)
+        except TelegramForbiddenError:
+            log.info("cannot message user privately (they have not started the bot)")
+            return None
+
+    async def delete_trigger(self) -> None:
+        """Remove the user's message (it held a secret)."""
+        if self.trigger_message_id is None:
+            return
+        try:
+            await self.bot.delete_message(self.chat_id, self.trigger_message_id)
+        except TelegramBadRequest as exc:
+            log.warning("could not delete a message holding a secret: %s", exc)
+
+    async def resume(self, pending: dict[str, Any]) -> None:
+        if self._resumer is not None:
+            await self._resumer(pending)

@@ -1,0 +1,92 @@
+"""Shared world for chat-ops tests: users at every role, a sandbox Telegram, a local Slack."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from piyasa.admin.users import add_user
+from piyasa.config import Secret
+from piyasa.services import Services
+
+ADMIN_BOT_TOKEN = "7100000000:TEST-admin-bot-token-for-chatops-tests"
+ADMIN_GROUP = -1007100000001
+STRANGER_GROUP = -1007100000002
+
+# role name -> (telegram id, slack id)
+PEOPLE = {
+    "unlinked": (810001, "U0UNLINKED"),
+    "locked": (810002, "U0LOCKED"),
+    "viewer": (810003, "U0VIEWER"),
+    "operator": (810004, "U0OPERATOR"),
+    "admin": (810005, "U0ADMIN"),
+}
+ROLE_NAMES = list(PEOPLE)
+LEVEL = {"unlinked": 0, "locked": 0, "viewer": 1, "operator": 2, "admin": 3}
+
+
+async def seed_people(services: Services) -> dict[str, int]:
+    """Create one user per role (the 'locked' one is an admin whose account is locked)."""
+    from sqlalchemy import update
+
+    from piyasa.db.models import User
+
+    ids = {}
+    for role in ("locked", "viewer", "operator", "admin"):
+        tg, slack = PEOPLE[role]
+        info = await add_user(
+            services,
+            f"user_{role}",
+            "admin" if role == "locked" else role,
+            telegram_id=tg,
+            slack_id=slack,
+        )
+        ids[role] = info.id
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(User).where(User.id == ids["locked"]).values(locked=True))
+    return ids
+
+
+def with_admin_settings(services: Services, api_url: str, **extra: Any) -> None:
+    services.settings = dataclasses.replace(
+        services.settings,
+        telegram_api_url=api_url,
+        admin_bot_token=Secret(ADMIN_BOT_TOKEN),
+        admin_chat_ids=(ADMIN_GROUP,),
+        lang="en",
+        **extra,
+    )
+
+
+@dataclass
+class TelegramWorld:
+    sb: Any
+    surface: Any
+    services: Services
+    bot_id: int
+    user_ids: dict[str, int] = field(default_factory=dict)
+
+    async def say(self, role: str, text: str, *, group: bool = False, **kw: Any) -> dict:
+        """``role`` types ``text`` (privately, or in the admin group) and we wait for the reply."""
+        uid = PEOPLE[role][0]
+        chat = ADMIN_GROUP if group else uid
+        mark = self.sb.mark()
+        if group:
+            await self.sb.send_user_message(uid, chat, text, **kw)
+        else:
+            await self.sb.send_user_message(uid, chat, text, bot_id=self.bot_id, **kw)
+        return await self.sb.wait_for_message(chat_id=chat, bot_id=self.bot_id, after=mark)
+
+    async def press(self, role: str, chat: int, message: dict, data: str, *, forge: bool = False):
+        uid = PEOPLE[role][0]
+        mark = self.sb.mark()
+        await self.sb.press_button(
+            uid, chat, message["message_id"], data, forge=forge, bot_id=self.bot_id
+        )
+        return mark
+
+
+def buttons(message: dict) -> list[tuple[str, str]]:
+    kb = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return [(b["text"], b.get("callback_data", "")) for row in kb for b in row]
