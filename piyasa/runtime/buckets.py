@@ -1,0 +1,307 @@
+"""Token buckets and sliding windows that mirror Telegram's send limits, memory or Redis.
+
+Every send must pass, atomically and all at once:
+
+* the (bot, chat) token bucket: ``chat_rate``/s, at most ``chat_burst`` tokens;
+* for groups, at most ``group_max`` sends per (bot, group) in any ``group_window`` seconds;
+* at most ``bot_max`` sends per bot token in any ``bot_window`` seconds;
+* at most ``global_max`` sends for the whole fleet in any ``global_window`` seconds;
+* no active ``retry_after`` block for the (bot, chat) pair or the bot.
+
+A refused request consumes nothing and learns how long to wait. ``margin_s`` widens every
+interval a little: our clock reads the time when we decide, Telegram when the request
+arrives, and network jitter must not turn "exactly at the limit" into a 429.
+
+Memory limiters serve one process. With Redis, one Lua script checks and consumes for a
+whole batch of requests in one round trip, using the Redis server's clock, so several
+processes share the same budget.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    chat_rate: float = 1.0
+    chat_burst: int = 3
+    group_max: int = 20
+    group_window: float = 60.0
+    bot_max: int = 30
+    bot_window: float = 1.0
+    global_max: int = 200
+    global_window: float = 1.0
+    margin_s: float = 0.03
+
+    @property
+    def chat_interval(self) -> float:
+        return 1.0 / self.chat_rate + self.margin_s
+
+
+@dataclass(frozen=True)
+class SendKey:
+    bot_id: int
+    chat_id: int  # Telegram chat id
+    is_group: bool
+
+
+class Limiter(Protocol):
+    kind: str
+    limits: DeliveryLimits
+
+    async def acquire_many(self, keys: Sequence[SendKey]) -> list[float]: ...
+    async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None: ...
+    async def close(self) -> None: ...
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+def _window_wait(dq: deque[float], now: float, window: float, cap: int) -> float:
+    while dq and dq[0] <= now - window:
+        dq.popleft()
+    if cap <= 0 or len(dq) < cap:
+        return 0.0
+    return dq[len(dq) - cap] + window - now
+
+
+@dataclass
+class MemoryLimiter:
+    """In-process limiter; ``clock`` is injectable so tests can drive time."""
+
+    limits: DeliveryLimits = field(default_factory=DeliveryLimits)
+    clock: Callable[[], float] = time.monotonic
+    kind: str = "memory"
+    _buckets: dict[tuple[int, int], _Bucket] = field(default_factory=dict)
+    _groups: dict[tuple[int, int], deque[float]] = field(default_factory=dict)
+    _bots: dict[int, deque[float]] = field(default_factory=dict)
+    _global: deque[float] = field(default_factory=deque)
+    _blocks: dict[tuple[int, int | None], float] = field(default_factory=dict)
+
+    def _bucket(self, key: tuple[int, int], now: float) -> _Bucket:
+        lim = self.limits
+        b = self._buckets.get(key)
+        if b is None:
+            b = self._buckets[key] = _Bucket(float(lim.chat_burst), now)
+        elif now > b.updated:
+            b.tokens = min(float(lim.chat_burst), b.tokens + (now - b.updated) / lim.chat_interval)
+            b.updated = now
+        return b
+
+    def wait_one(self, key: SendKey, now: float) -> float:
+        lim = self.limits
+        pair = (key.bot_id, key.chat_id)
+        b = self._bucket(pair, now)
+        waits = [0.0 if b.tokens >= 1 - EPS else (1 - b.tokens) * lim.chat_interval]
+        if key.is_group:
+            dq = self._groups.setdefault(pair, deque())
+            waits.append(_window_wait(dq, now, lim.group_window + lim.margin_s, lim.group_max))
+        waits.append(
+            _window_wait(
+                self._bots.setdefault(key.bot_id, deque()),
+                now,
+                lim.bot_window + lim.margin_s,
+                lim.bot_max,
+            )
+        )
+        waits.append(
+            _window_wait(self._global, now, lim.global_window + lim.margin_s, lim.global_max)
+        )
+        for block_key in (pair, (key.bot_id, None)):
+            until = self._blocks.get(block_key)
+            if until is not None:
+                if until > now:
+                    waits.append(until - now)
+                else:
+                    del self._blocks[block_key]
+        w = max(waits)
+        return w if w > EPS else 0.0
+
+    def consume(self, key: SendKey, now: float) -> None:
+        pair = (key.bot_id, key.chat_id)
+        b = self._bucket(pair, now)
+        b.tokens = max(0.0, b.tokens - 1)
+        if key.is_group:
+            self._groups.setdefault(pair, deque()).append(now)
+        self._bots.setdefault(key.bot_id, deque()).append(now)
+        self._global.append(now)
+
+    async def acquire_many(self, keys: Sequence[SendKey]) -> list[float]:
+        now = self.clock()
+        out = []
+        for key in keys:
+            w = self.wait_one(key, now)
+            if w == 0.0:
+                self.consume(key, now)
+            out.append(w)
+        return out
+
+    async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None:
+        """Honour a ``retry_after``: nothing for this pair (or bot) until it has passed."""
+        until = self.clock() + seconds
+        key = (bot_id, chat_id)
+        self._blocks[key] = max(until, self._blocks.get(key, 0.0))
+
+    async def close(self) -> None:
+        return None
+
+
+# KEYS per request (6): bucket, group window, bot window, global window, pair block, bot block.
+# ARGV: 9 shared numbers, then per request: is_group, member.
+_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate_iv = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local gmax = tonumber(ARGV[3])
+local gwin = tonumber(ARGV[4])
+local bmax = tonumber(ARGV[5])
+local bwin = tonumber(ARGV[6])
+local xmax = tonumber(ARGV[7])
+local xwin = tonumber(ARGV[8])
+local ttl_ms = tonumber(ARGV[9])
+local out = {}
+local function window(key, max, win)
+  if max <= 0 then return 0 end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - win)
+  local n = redis.call('ZCARD', key)
+  if n < max then return 0 end
+  local oldest = redis.call('ZRANGE', key, n - max, n - max, 'WITHSCORES')
+  return tonumber(oldest[2]) + win - now
+end
+local n = #KEYS / 6
+for i = 0, n - 1 do
+  local k = i * 6
+  local is_group = ARGV[10 + i * 2] == '1'
+  local member = ARGV[11 + i * 2]
+  local b = redis.call('HMGET', KEYS[k + 1], 'tokens', 'ts')
+  local tokens = tonumber(b[1])
+  local ts = tonumber(b[2])
+  if tokens == nil then tokens = burst; ts = now end
+  if now > ts then tokens = math.min(burst, tokens + (now - ts) / rate_iv); ts = now end
+  local wait = 0
+  if tokens < 1 - 1e-9 then wait = (1 - tokens) * rate_iv end
+  if is_group then wait = math.max(wait, window(KEYS[k + 2], gmax, gwin)) end
+  wait = math.max(wait, window(KEYS[k + 3], bmax, bwin))
+  wait = math.max(wait, window(KEYS[k + 4], xmax, xwin))
+  local p1 = redis.call('PTTL', KEYS[k + 5])
+  if p1 > 0 then wait = math.max(wait, p1 / 1000) end
+  local p2 = redis.call('PTTL', KEYS[k + 6])
+  if p2 > 0 then wait = math.max(wait, p2 / 1000) end
+  if wait > 1e-9 then
+    out[i + 1] = tostring(wait)
+  else
+    redis.call('HSET', KEYS[k + 1], 'tokens', tostring(math.max(0, tokens - 1)), 'ts', tostring(ts))
+    redis.call('PEXPIRE', KEYS[k + 1], ttl_ms)
+    if is_group then
+      redis.call('ZADD', KEYS[k + 2], now, member)
+      redis.call('PEXPIRE', KEYS[k + 2], ttl_ms)
+    end
+    redis.call('ZADD', KEYS[k + 3], now, member)
+    redis.call('PEXPIRE', KEYS[k + 3], ttl_ms)
+    redis.call('ZADD', KEYS[k + 4], now, member)
+    redis.call('PEXPIRE', KEYS[k + 4], ttl_ms)
+    out[i + 1] = '0'
+  end
+end
+return out
+"""
+
+
+class RedisLimiter:
+    """The same rules in Redis: one EVALSHA per batch, atomic, on the server's clock."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        client: object,
+        limits: DeliveryLimits | None = None,
+        namespace: str = "piyasa:gate:",
+    ) -> None:
+        self.client = client
+        self.limits = limits or DeliveryLimits()
+        self.ns = namespace
+        self._script = client.register_script(_LUA)  # type: ignore[attr-defined]
+        self._seq = 0
+        self._tag = uuid.uuid4().hex[:8]
+
+    @classmethod
+    def from_url(
+        cls, url: str, limits: DeliveryLimits | None = None, namespace: str = "piyasa:gate:"
+    ):  # type: ignore[no-untyped-def]
+        import redis.asyncio as aioredis
+
+        return cls(
+            aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5), limits, namespace
+        )
+
+    def _keys(self, key: SendKey) -> list[str]:
+        ns, b, c = self.ns, key.bot_id, key.chat_id
+        return [
+            f"{ns}bk:{b}:{c}",
+            f"{ns}gw:{b}:{c}",
+            f"{ns}bw:{b}",
+            f"{ns}xw",
+            f"{ns}blk:{b}:{c}",
+            f"{ns}blk:{b}",
+        ]
+
+    async def acquire_many(self, keys: Sequence[SendKey]) -> list[float]:
+        if not keys:
+            return []
+        lim = self.limits
+        ttl_ms = int((max(lim.group_window, lim.bot_window, lim.global_window) + 5) * 1000)
+        argv: list[object] = [
+            lim.chat_interval,
+            lim.chat_burst,
+            lim.group_max,
+            lim.group_window + lim.margin_s,
+            lim.bot_max,
+            lim.bot_window + lim.margin_s,
+            lim.global_max,
+            lim.global_window + lim.margin_s,
+            ttl_ms,
+        ]
+        all_keys: list[str] = []
+        for key in keys:
+            all_keys += self._keys(key)
+            self._seq += 1
+            argv += ["1" if key.is_group else "0", f"{self._tag}:{self._seq}"]
+        result = await self._script(keys=all_keys, args=argv)
+        return [float(x.decode() if isinstance(x, bytes) else x) for x in result]
+
+    async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None:
+        key = f"{self.ns}blk:{bot_id}" if chat_id is None else f"{self.ns}blk:{bot_id}:{chat_id}"
+        ms = max(1, int(seconds * 1000))
+        # Keep the longer of an existing block and this one.
+        current = await self.client.pttl(key)  # type: ignore[attr-defined]
+        if current is None or current < ms:
+            await self.client.set(key, "1", px=ms)  # type: ignore[attr-defined]
+
+    async def clear(self) -> None:
+        keys = [k async for k in self.client.scan_iter(match=self.ns + "*", count=500)]  # type: ignore[attr-defined]
+        if keys:
+            await self.client.delete(*keys)  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        await self.client.aclose()  # type: ignore[attr-defined]
+
+
+def make_limiter(
+    redis_url: str, limits: DeliveryLimits, namespace: str = "piyasa:gate:"
+) -> MemoryLimiter | RedisLimiter:
+    return (
+        RedisLimiter.from_url(redis_url, limits, namespace) if redis_url else MemoryLimiter(limits)
+    )

@@ -1,0 +1,251 @@
+"""The planner: who speaks next, where, about what, and in reply to whom.
+
+Rules, in the order they are applied each tick:
+
+1. Nothing while the fleet is paused or the LLM provider's breaker is open (no point
+   deciding what cannot be generated).
+2. A fleet-wide budget: ``max_msgs_per_min`` × ``scale_factor`` (both re-read from the
+   settings table within seconds) as a token bucket; replies spend it too.
+3. Replies first: a human message that mentions or replies to a fleet bot is answered
+   (by that bot) before any new chatter.
+4. For each chat: enabled chat; an enabled bot that belongs to it, is inside its active
+   hours *in its own timezone*, is under its hourly limit, and is not the last speaker in
+   that chat (no bot twice in a row); the least recently heard bot goes first.
+5. Decisions are paced to what delivery can take (the same limits the gate enforces, on
+   decisions), and a chat with ``max_pending_per_chat`` undelivered messages gets no more:
+   during a Telegram outage the outbox stays bounded and no LLM money is spent on
+   messages that would only wait.
+6. Topic: the chat's topics that the persona covers, least recently used in that chat.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from piyasa.runtime.buckets import DeliveryLimits, MemoryLimiter, SendKey
+from piyasa.runtime.roster import BotInfo, ChatInfo, Roster, is_active
+
+DEFAULT_TOPICS = ("bist", "fx", "crypto", "macro")
+HUMAN = -1
+
+
+@dataclass
+class PendingReply:
+    request_id: int
+    chat_id: int
+    target_bot_id: int | None
+    tg_message_id: int
+    human_name: str
+    text: str
+    created: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Decision:
+    key: str
+    bot: BotInfo
+    chat: ChatInfo
+    topic: str
+    seq: int
+    reply: PendingReply | None = None
+    decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Planner:
+    def __init__(
+        self,
+        roster: Roster,
+        limits: DeliveryLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_pending_per_chat: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.roster = roster
+        self.clock = clock
+        self.wall = wall
+        self.pacer = MemoryLimiter(limits or DeliveryLimits(), clock=clock)
+        self.max_pending_per_chat = max_pending_per_chat
+        self.rng = rng or random.Random()
+        self.last_speaker: dict[int, int] = {}  # chat id -> bot id, or HUMAN
+        self.last_spoke: dict[tuple[int, int], float] = {}  # (chat, bot) -> when
+        self.hourly: dict[int, deque[float]] = {}
+        self.topic_used: dict[tuple[int, str], float] = {}
+        self.pending: dict[int, int] = {}  # chat id -> decided, not yet sent/failed
+        self.replies: list[PendingReply] = []
+        self._seq: dict[int, int] = {}
+        self._budget = 0.0
+        self._budget_at = clock()
+        self._rr = 0
+
+    # ---- facts fed by the fleet
+
+    def note_human(self, chat_id: int) -> None:
+        self.last_speaker[chat_id] = HUMAN
+
+    def note_bot(self, chat_id: int, bot_id: int, when: float | None = None) -> None:
+        self.last_speaker[chat_id] = bot_id
+        self.last_spoke[(chat_id, bot_id)] = self.clock() if when is None else when
+
+    def note_hourly(self, bot_id: int, count: int) -> None:
+        """Seed the hourly window with decisions made before a restart."""
+        now = self.clock()
+        self.hourly[bot_id] = deque([now] * count)
+
+    def add_reply(self, reply: PendingReply) -> None:
+        if all(r.request_id != reply.request_id for r in self.replies):
+            self.replies.append(reply)
+
+    def settle(self, chat_id: int) -> None:
+        """A decided message of this chat was delivered or failed for good."""
+        self.pending[chat_id] = max(0, self.pending.get(chat_id, 0) - 1)
+
+    # ---- rules
+
+    def _hourly_ok(self, bot: BotInfo, now: float) -> bool:
+        if bot.hourly_limit <= 0:
+            return False
+        dq = self.hourly.setdefault(bot.id, deque())
+        while dq and dq[0] <= now - 3600:
+            dq.popleft()
+        return len(dq) < bot.hourly_limit
+
+    def eligible(self, bot: BotInfo, chat: ChatInfo, now: float, now_utc: datetime) -> bool:
+        return (
+            bot.enabled
+            and chat.enabled
+            and self.last_speaker.get(chat.id) != bot.id
+            and is_active(bot.active_hours, bot.timezone, now_utc)
+            and self._hourly_ok(bot, now)
+        )
+
+    def _topic(self, bot: BotInfo, chat: ChatInfo, hint: str | None = None) -> str:
+        chat_topics = [t for t in chat.topics if t]
+        persona_topics = [t for t in bot.persona.get("topics") or [] if t]
+        if hint and (not chat_topics or hint in chat_topics):
+            choices = [hint]
+        else:
+            both = [t for t in chat_topics if t in persona_topics]
+            choices = both or chat_topics or persona_topics or list(DEFAULT_TOPICS)
+        topic = min(
+            choices, key=lambda t: (self.topic_used.get((chat.id, t), -1.0), self.rng.random())
+        )
+        self.topic_used[(chat.id, topic)] = self.clock()
+        return topic
+
+    def _refill_budget(self, per_min: float, now: float) -> None:
+        rate = max(0.0, per_min) / 60.0
+        burst = max(1.0, rate * 5.0)
+        self._budget = min(burst, self._budget + (now - self._budget_at) * rate)
+        self._budget_at = now
+
+    def _pace(self, bot: BotInfo, chat: ChatInfo, now: float) -> bool:
+        key = SendKey(bot.id, chat.telegram_id, chat.is_group)
+        if self.pacer.wait_one(key, now) > 0:
+            return False
+        self.pacer.consume(key, now)
+        return True
+
+    def _make(
+        self,
+        bot: BotInfo,
+        chat: ChatInfo,
+        topic: str,
+        now: float,
+        reply: PendingReply | None = None,
+    ) -> Decision:
+        self._budget -= 1
+        self.note_bot(chat.id, bot.id, now)
+        self.hourly.setdefault(bot.id, deque()).append(now)
+        self.pending[chat.id] = self.pending.get(chat.id, 0) + 1
+        seq = self._seq.get(chat.id, 0)
+        self._seq[chat.id] = seq + 1
+        return Decision(
+            key=uuid.uuid4().hex,
+            bot=bot,
+            chat=chat,
+            topic=topic,
+            seq=seq,
+            reply=reply,
+            decided_at=self.wall(),
+        )
+
+    def _cap(self, chat: ChatInfo) -> int:
+        if self.max_pending_per_chat is not None:
+            return self.max_pending_per_chat
+        return max(6, 3 * len(self.roster.members.get(chat.id, [])))
+
+    def plan(
+        self,
+        per_min: float,
+        scale: float,
+        room: int,
+        *,
+        paused: bool = False,
+        llm_ok: bool = True,
+        reply_max_age_s: float = 3600.0,
+        topic_hint: Callable[[str], str | None] | None = None,
+    ) -> list[Decision]:
+        """Decide up to ``room`` messages now."""
+        now = self.clock()
+        self._refill_budget(per_min * scale, now)
+        if paused or not llm_ok or room <= 0:
+            return []
+        now_utc = self.wall()
+        out: list[Decision] = []
+        # 1. replies first
+        self.replies = [r for r in self.replies if now - r.created <= reply_max_age_s]
+        for reply in list(self.replies):
+            if len(out) >= room or self._budget < 1:
+                return out
+            chat = self.roster.chats.get(reply.chat_id)
+            if chat is None or not chat.enabled:
+                self.replies.remove(reply)
+                continue
+            if reply.target_bot_id is not None:
+                cands = (
+                    [self.roster.bots[reply.target_bot_id]]
+                    if reply.target_bot_id in self.roster.bots
+                    else []
+                )
+            else:
+                cands = self.roster.bots_in(chat.id)
+            for bot in cands:
+                if self.eligible(bot, chat, now, now_utc) and self._pace(bot, chat, now):
+                    hint = topic_hint(reply.text) if topic_hint else None
+                    out.append(self._make(bot, chat, self._topic(bot, chat, hint), now, reply))
+                    self.replies.remove(reply)
+                    break
+        # 2. chatter, chats in rotating order
+        chats = [c for c in self.roster.chats.values() if c.enabled]
+        if not chats:
+            return out
+        self._rr = (self._rr + 1) % len(chats)
+        chats = chats[self._rr :] + chats[: self._rr]
+        progress = True
+        while progress and len(out) < room and self._budget >= 1:
+            progress = False
+            for chat in chats:
+                if len(out) >= room or self._budget < 1:
+                    break
+                if self.pending.get(chat.id, 0) >= self._cap(chat):
+                    continue
+                bots = [
+                    b for b in self.roster.bots_in(chat.id) if self.eligible(b, chat, now, now_utc)
+                ]
+                bots.sort(
+                    key=lambda b: (self.last_spoke.get((chat.id, b.id), -1e18), self.rng.random())
+                )
+                for bot in bots:
+                    if self._pace(bot, chat, now):
+                        out.append(self._make(bot, chat, self._topic(bot, chat), now))
+                        progress = True
+                        break
+        return out

@@ -1,0 +1,313 @@
+"""Receiving: long polling per fleet bot (default) or webhooks with a secret token.
+
+Every fleet bot in a group may see the same human message; it is stored once (unique
+chat + Telegram message id, plus a small in-memory memo so most duplicates never reach
+the database). A message that replies to or @mentions a fleet bot becomes a reply request
+the planner answers before new chatter.
+
+Two pollers on one token make Telegram answer 409 "terminated by other getUpdates
+request". Each poller advertises itself in the cache (``fleet:poller:<bot id>`` =
+instance id), so the error can name the other instance when it shares our cache (Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramConflictError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import Message as TgMessage
+from aiogram.types import Update
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from piyasa.db.base import utcnow
+from piyasa.db.models import Message
+from piyasa.db.runtime_models import ReplyRequest
+from piyasa.logs import REDACTOR
+from piyasa.runtime.planner import PendingReply
+from piyasa.runtime.roster import Roster
+
+log = logging.getLogger(__name__)
+WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def webhook_secret(secret_key: str, bot_id: int) -> str:
+    """Per-bot secret_token (1-256 chars of A-Za-z0-9_-), derived, never stored."""
+    return hmac.new(secret_key.encode(), f"webhook:{bot_id}".encode(), hashlib.sha256).hexdigest()
+
+
+class Ingest:
+    """Turns Telegram updates into stored human messages and reply requests."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        dialect: str,
+        roster: Callable[[], Roster],
+        on_human: Callable[[int, str, str], None],
+        on_reply: Callable[[PendingReply], None],
+        memo_size: int = 20_000,
+    ) -> None:
+        self.sessions = sessions
+        self.dialect = dialect
+        self.roster = roster
+        self.on_human = on_human
+        self.on_reply = on_reply
+        self._memo: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self._memo_size = memo_size
+        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
+        self.stored = 0
+        self.duplicates = 0
+
+    def _seen(self, key: tuple[int, int]) -> bool:
+        if key in self._memo:
+            return True
+        self._memo[key] = None
+        while len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
+        return False
+
+    def _targets(self, msg: TgMessage, roster: Roster) -> list[int]:
+        by_tg = {b.telegram_id: b.id for b in roster.bots.values() if b.telegram_id}
+        by_name = {(b.username or "").lower(): b.id for b in roster.bots.values() if b.username}
+        targets: list[int] = []
+        reply = msg.reply_to_message
+        if reply is not None and reply.from_user is not None and reply.from_user.id in by_tg:
+            targets.append(by_tg[reply.from_user.id])
+        text = msg.text or msg.caption or ""
+        for name in re.findall(r"@([A-Za-z0-9_]{3,64})", text):
+            bot_id = by_name.get(name.lower())
+            if bot_id is not None and bot_id not in targets:
+                targets.append(bot_id)
+        return targets
+
+    async def handle(self, update: Update) -> bool:
+        """Store a human message once; True when this call stored it."""
+        msg = update.message or update.edited_message
+        if msg is None or msg.from_user is None:
+            return False
+        roster = self.roster()
+        if msg.from_user.is_bot and any(
+            b.telegram_id == msg.from_user.id for b in roster.bots.values()
+        ):
+            return False  # our own fleet
+        chat = roster.by_tg_chat().get(msg.chat.id)
+        if chat is None:
+            return False  # not a fleet chat
+        key = (chat.id, msg.message_id)
+        if self._seen(key):
+            self.duplicates += 1
+            return False
+        text = msg.text or msg.caption or ""
+        name = msg.from_user.full_name or msg.from_user.username or str(msg.from_user.id)
+        values = {
+            "chat_id": chat.id,
+            "author_kind": "human",
+            "human_user_id": msg.from_user.id,
+            "human_name": name[:128],
+            "telegram_message_id": msg.message_id,
+            "reply_to_message_id": msg.reply_to_message.message_id
+            if msg.reply_to_message
+            else None,
+            "text": text,
+            "created_at": utcnow(),
+            "status": "received",
+        }
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = (
+            insert(Message)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["chat_id", "telegram_message_id"])
+            .returning(Message.id)
+        )
+        targets = self._targets(msg, roster)
+        async with self.sessions() as session, session.begin():
+            message_id = (await session.execute(stmt)).scalar_one_or_none()
+            if message_id is None:
+                self.duplicates += 1
+                return False
+            request = None
+            if targets:
+                request = ReplyRequest(
+                    message_id=message_id, chat_id=chat.id, target_bot_id=targets[0]
+                )
+                session.add(request)
+                await session.flush()
+        self.stored += 1
+        self.on_human(chat.id, name, text)
+        if request is not None:
+            self.on_reply(
+                PendingReply(
+                    request_id=request.id,
+                    chat_id=chat.id,
+                    target_bot_id=targets[0],
+                    tg_message_id=msg.message_id,
+                    human_name=name,
+                    text=text,
+                )
+            )
+        return True
+
+    async def pending_replies(self, max_age_s: float) -> list[PendingReply]:
+        """Unanswered reply requests (e.g. after a restart)."""
+        from datetime import timedelta
+
+        since = utcnow() - timedelta(seconds=max_age_s)
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(ReplyRequest, Message)
+                    .join(Message, Message.id == ReplyRequest.message_id)
+                    .where(ReplyRequest.answered_at.is_(None), ReplyRequest.created_at >= since)
+                    .order_by(ReplyRequest.id)
+                )
+            ).all()
+        return [
+            PendingReply(
+                request_id=rr.id,
+                chat_id=rr.chat_id,
+                target_bot_id=rr.target_bot_id,
+                tg_message_id=int(m.telegram_message_id or 0),
+                human_name=m.human_name or "",
+                text=m.text,
+            )
+            for rr, m in rows
+        ]
+
+
+class Poller:
+    """getUpdates long polling for one bot, with a clear story for 409 conflicts."""
+
+    def __init__(
+        self,
+        bot_id: int,
+        username: str | None,
+        get_bot: Callable[[], Any],
+        ingest: Ingest,
+        cache: Any,
+        instance: str,
+        on_error: Callable[[str, str], None],
+        timeout: int = 20,
+    ) -> None:
+        self.bot_id = bot_id
+        self.username = username
+        self.get_bot = get_bot
+        self.ingest = ingest
+        self.cache = cache
+        self.instance = instance
+        self.on_error = on_error
+        self.timeout = timeout
+        self.offset: int | None = None
+        self.conflicts = 0
+        self.last_conflict: str | None = None
+
+    @property
+    def _key(self) -> str:
+        return f"fleet:poller:{self.bot_id}"
+
+    def conflict_message(self, other: str | None) -> str:
+        who = f"@{self.username}" if self.username else f"bot {self.bot_id}"
+        where = (
+            f"instance {other} is polling it too"
+            if other and other != self.instance
+            else "another process (not sharing this cache) is polling it too"
+        )
+        return (
+            f"409 Conflict for {who}: Telegram ended our getUpdates because {where}. "
+            "Stop the other instance (another `piyasa up` with this token, or a script using "
+            "it), or switch this fleet to webhook mode."
+        )
+
+    async def run(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                await self.cache.set(self._key, self.instance, ttl=self.timeout * 3)
+                updates = await self.get_bot().get_updates(
+                    offset=self.offset,
+                    timeout=self.timeout,
+                    allowed_updates=["message", "edited_message"],
+                    request_timeout=self.timeout + 10,
+                )
+                backoff = 1.0
+                for update in updates:
+                    self.offset = update.update_id + 1
+                    try:
+                        await self.ingest.handle(update)
+                    except Exception as exc:  # one bad update must not stop the poller
+                        self.on_error(
+                            f"poll bot={self.bot_id}",
+                            REDACTOR(f"ingest: {type(exc).__name__}: {exc}"),
+                        )
+            except TelegramConflictError:
+                other = await self.cache.get(self._key)
+                self.conflicts += 1
+                self.last_conflict = self.conflict_message(other)
+                self.on_error(f"poll bot={self.bot_id}", self.last_conflict)
+                log.error("%s", self.last_conflict)
+                await asyncio.sleep(min(60.0, backoff * 5))
+                backoff = min(60.0, backoff * 2)
+            except TelegramUnauthorizedError:
+                self.on_error(
+                    f"poll bot={self.bot_id}", "401 Unauthorized: the bot token is wrong or revoked"
+                )
+                await asyncio.sleep(300.0)
+            except TelegramAPIError as exc:
+                self.on_error(
+                    f"poll bot={self.bot_id}", REDACTOR(f"{type(exc).__name__}: {exc.message}")
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(60.0, backoff * 2)
+
+
+class WebhookReceiver:
+    """Webhook mode: ``setWebhook`` with a per-bot secret_token, and the aiohttp handler.
+
+    Mount ``handler`` at ``/telegram/webhook/{bot_id}``; requests without the right
+    ``X-Telegram-Bot-Api-Secret-Token`` get 401 and are not processed.
+    """
+
+    def __init__(self, secret_key: str, ingest: Ingest, get_bot: Callable[[int], Any]) -> None:
+        self.secret_key = secret_key
+        self.ingest = ingest
+        self.get_bot = get_bot
+
+    async def register(self, bot_id: int, base_url: str) -> None:
+        await self.get_bot(bot_id).set_webhook(
+            url=f"{base_url.rstrip('/')}/telegram/webhook/{bot_id}",
+            secret_token=webhook_secret(self.secret_key, bot_id),
+            allowed_updates=["message", "edited_message"],
+        )
+
+    async def handler(self, request: web.Request) -> web.Response:
+        try:
+            bot_id = int(request.match_info.get("bot_id", ""))
+        except ValueError:
+            return web.Response(status=404)
+        given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
+        if not hmac.compare_digest(given, webhook_secret(self.secret_key, bot_id)):
+            return web.Response(status=401, text="bad secret token")
+        try:
+            data = await request.json()
+            update = Update.model_validate(data, context={"bot": self.get_bot(bot_id)})
+        except Exception:
+            return web.Response(status=400, text="not a Telegram update")
+        await self.ingest.handle(update)
+        return web.Response(status=200)
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from piyasa.sandbox.telegram import TelegramSandbox
+from tests.conftest import REDIS_URL, SKIP_REDIS, redis_available
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter_url(request: pytest.FixtureRequest) -> str:
+    """'' for in-memory buckets, the test Redis URL for Lua buckets."""
+    if request.param == "memory":
+        return ""
+    if not redis_available():
+        pytest.skip(SKIP_REDIS)
+    return REDIS_URL
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[TelegramSandbox]:
+    sb = TelegramSandbox()
+    await sb.start("127.0.0.1", 0)
+    yield sb
+    await sb.stop()

@@ -1,0 +1,111 @@
+"""Building blocks for runtime tests: a sandbox world, seeded DB rows, condition waits."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from piyasa.crypto import fingerprint
+from piyasa.db.models import Bot, Chat
+from piyasa.db.runtime_models import BotChat, OutboxItem
+from piyasa.services import Services
+
+
+def token_for(n: int) -> str:
+    return f"{8000000000 + n}:TEST-fleet-bot-{n:04d}-token-do-not-use-x"
+
+
+async def seed(
+    services: Services,
+    sandbox: Any,
+    bots: int,
+    chats: int,
+    *,
+    per_chat: dict[int, list[int]] | None = None,
+    persona: dict[str, Any] | None = None,
+    hourly_limit: int = 100_000,
+    active_hours: str = "00:00-24:00",
+    topics: list[str] | None = None,
+    timezones: list[str] | None = None,
+) -> tuple[list[Bot], list[Chat]]:
+    """Create bots and groups in the sandbox and the database (every bot in every chat)."""
+    bot_rows, chat_rows = [], []
+    async with services.sessions() as session, session.begin():
+        for i in range(bots):
+            tok = token_for(i)
+            acct = sandbox.add_bot(token=tok, username=f"fleet{i}_bot", first_name=f"Fleet {i}")
+            row = Bot(
+                telegram_id=acct.id,
+                token_encrypted=services.box.encrypt(tok),
+                token_fingerprint=fingerprint(tok),
+                username=f"fleet{i}_bot",
+                display_name=f"Fleet {i}",
+                persona={
+                    "name": f"Fleet{i}",
+                    "style": "teknik",
+                    "language": "tr",
+                    **(persona or {}),
+                },
+                hourly_limit=hourly_limit,
+                active_hours=active_hours,
+                timezone=(timezones or ["Europe/Istanbul"])[i % len(timezones or ["x"])],
+            )
+            session.add(row)
+            bot_rows.append(row)
+        await session.flush()
+        for j in range(chats):
+            cid = -1005000000000 - j
+            members = [b.telegram_id for b in bot_rows]
+            if per_chat is not None:
+                members = [bot_rows[i].telegram_id for i in per_chat.get(j, [])]
+            sandbox.add_group(chat_id=cid, title=f"Group {j}", members=members)
+            row = Chat(telegram_id=cid, title=f"Group {j}", topics=topics or ["bist", "fx"])
+            session.add(row)
+            chat_rows.append(row)
+        await session.flush()
+        if per_chat is not None:
+            for j, idxs in per_chat.items():
+                for i in idxs:
+                    session.add(BotChat(bot_id=bot_rows[i].id, chat_id=chat_rows[j].id))
+    return bot_rows, chat_rows
+
+
+def with_sandbox(services: Services, url: str, redis_url: str = "") -> Services:
+    services.settings = dataclasses.replace(
+        services.settings, telegram_api_url=url, redis_url=redis_url
+    )
+    return services
+
+
+async def until(
+    check: Callable[[], Awaitable[Any] | Any], limit_s: float = 10.0, what: str = "condition"
+) -> Any:
+    """Poll ``check`` (sync or async) until truthy; fail after ``limit_s`` seconds."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit_s}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def outbox_states(services: Services) -> dict[str, int]:
+    async with services.sessions() as session:
+        rows = (
+            await session.execute(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))
+        ).all()
+    return {s: int(n) for s, n in rows}
+
+
+def namespace() -> str:
+    return f"test:gate:{uuid.uuid4().hex[:8]}:"
