@@ -160,7 +160,7 @@ async def stepup(ctx: Context) -> View | None:
     view, pending = await pipeline.complete_step_up(ctx, ctx.args["code"])
     ctx.audit_params["resumes"] = bool(pending and pending.get("invocation"))
     if pending and pending.get("invocation") and ctx.responder is not None:
-        await ctx.send(view)
+        await ctx.responder.show(view)
         resume = getattr(ctx.responder, "resume", None)
         if resume is not None:
             await resume(pending)

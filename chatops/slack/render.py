@@ -1,0 +1,154 @@
+"""View -> Block Kit, within Slack's limits: 50 blocks per message (more become further
+messages), section text <= 3000 characters, 10 fields per section, 25 elements per actions
+block, button value <= 2000 (ours are 18-byte tokens)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from chatops import i18n
+from chatops.views import Alert, Button, Fields, Table, Text, View
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_FIELD = 2000
+MAX_FIELDS = 10
+MAX_ACTIONS = 25
+MAX_BUTTON_TEXT = 75
+ALERT_ICON = {
+    "info": ":information_source:",
+    "success": ":white_check_mark:",
+    "warning": ":warning:",
+    "error": ":no_entry:",
+}
+
+TokenIssuer = Callable[[Button], Awaitable[str]]
+
+
+def esc(text: str) -> str:
+    """Slack's three control characters; everything else is shown as typed."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _chunks(text: str, limit: int) -> list[str]:
+    """Cut escaped text at line (else space) boundaries, never inside an &entity;."""
+    out: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        if cut < limit // 2:
+            cut = text.rfind(" ", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+            amp = text.rfind("&", cut - 6, cut)
+            if amp != -1 and ";" not in text[amp:cut]:
+                cut = amp
+        out.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    out.append(text)
+    return out
+
+
+def _section(mrkdwn: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": part}}
+        for part in _chunks(mrkdwn, MAX_SECTION)
+        if part.strip()
+    ]
+
+
+def _wrapped(text: str, wrap: str, limit: int = MAX_SECTION) -> list[dict[str, Any]]:
+    budget = limit - 2 * len(wrap) - 2
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{wrap}{part}{wrap}"}}
+        for part in _chunks(esc(text), budget)
+        if part.strip()
+    ]
+
+
+def text_blocks(view: View) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if view.title:
+        if len(view.title) <= 150:
+            blocks.append({"type": "header", "text": {"type": "plain_text", "text": view.title}})
+        else:
+            blocks += _wrapped(view.title, "*")
+    for block in view.blocks:
+        if isinstance(block, Text):
+            if block.style == "plain":
+                blocks += _section(esc(block.text))
+            elif block.style in ("code", "pre"):
+                blocks += _wrapped(block.text, "```")
+            else:
+                blocks += _wrapped(block.text, "*" if block.style == "bold" else "_")
+        elif isinstance(block, Alert):
+            blocks += _section(f"{ALERT_ICON.get(block.level, '')} {esc(block.text)}".strip())
+        elif isinstance(block, Fields):
+            items = [f"*{esc(k)}*\n{esc(v)}"[:MAX_FIELD] for k, v in block.items]
+            for i in range(0, len(items), MAX_FIELDS):
+                blocks.append(
+                    {
+                        "type": "section",
+                        "fields": [
+                            {"type": "mrkdwn", "text": t} for t in items[i : i + MAX_FIELDS]
+                        ],
+                    }
+                )
+        elif isinstance(block, Table):
+            from chatops.telegram.render import _table_lines
+
+            blocks += _wrapped("\n".join(_table_lines(block)), "```")
+    return blocks
+
+
+async def action_blocks(view: View, lang: str, issue: TokenIssuer) -> list[dict[str, Any]]:
+    rows = [list(r) for r in view.buttons]
+    if view.pager and view.pager.pages > 1:
+        p = view.pager
+        nav = []
+        if p.page > 1:
+            nav.append(
+                Button(i18n.t(lang, "pager.prev"), p.action, {**p.params, "page": p.page - 1})
+            )
+        nav.append(Button(f"{p.page}/{p.pages}", p.action, {**p.params, "page": p.page}))
+        if p.page < p.pages:
+            nav.append(
+                Button(i18n.t(lang, "pager.next"), p.action, {**p.params, "page": p.page + 1})
+            )
+        rows.append(nav)
+    blocks = []
+    n = 0
+    for row in rows:
+        for i in range(0, len(row), MAX_ACTIONS):
+            elements = []
+            for button in row[i : i + MAX_ACTIONS]:
+                n += 1
+                el: dict[str, Any] = {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": button.label[:MAX_BUTTON_TEXT]},
+                    "action_id": f"piyasa:{n}",
+                }
+                if button.url:
+                    el["url"] = button.url
+                else:
+                    el["value"] = await issue(button)
+                if button.style in ("primary", "danger"):
+                    el["style"] = button.style
+                elements.append(el)
+            blocks.append({"type": "actions", "elements": elements})
+    return blocks
+
+
+async def render(view: View, lang: str, issue: TokenIssuer) -> list[dict[str, Any]]:
+    """Messages (``{"text", "blocks"}``) for one view; buttons stay on the last message."""
+    body = text_blocks(view)
+    actions = await action_blocks(view, lang, issue)
+    messages: list[list[dict[str, Any]]] = []
+    for i in range(0, max(len(body), 1), MAX_BLOCKS):
+        messages.append(body[i : i + MAX_BLOCKS])
+    if actions:
+        if len(messages[-1]) + len(actions) > MAX_BLOCKS:
+            messages.append([])
+        messages[-1].extend(actions[:MAX_BLOCKS])
+    fallback = view.plain_text()[:3000] or " "
+    return [{"text": fallback, "blocks": blocks} for blocks in messages if blocks]

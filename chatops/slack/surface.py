@@ -1,0 +1,282 @@
+"""The Slack app: slash command ``/piyasa <command> [args]`` and ``block_actions``, in HTTP
+mode on our aiohttp server at /slack/events. Bolt verifies signatures (401 otherwise).
+
+A slash command is acknowledged within Slack's 3 seconds: if the pipeline answers within
+ACK_BUDGET_S the answer *is* the ack; otherwise the ack says "working on it" and the
+answer follows through ``response_url``. Replies are ephemeral (only the asker sees them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from chatops import i18n, pipeline
+from chatops.buttons import ButtonTokens
+from chatops.commands import load_all
+from chatops.commands.registry import Registry
+from chatops.context import Client, Context, Invocation, MessageRef
+from chatops.slack import render
+from chatops.views import Alert, Button, View
+from piyasa.services import Services
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+SLASH_COMMAND = "/piyasa"
+ACK_BUDGET_S = 2.0
+
+
+class SlackResponder:
+    """Ephemeral answers through response_url; ``send``/``edit`` post and update real
+    channel messages (for live views), ``send_private`` writes to the user's DM."""
+
+    def __init__(
+        self,
+        surface: SlackSurface,
+        *,
+        user_id: str,
+        channel_id: str,
+        response_url: str,
+        lang: Any,
+    ) -> None:
+        self.surface = surface
+        self.user_id = user_id
+        self.channel_id = channel_id
+        self.response_url = response_url
+        self._lang = lang
+        self.acked: Any = None  # set while the ack can still carry the answer
+
+    def _issuer(self, chat: str) -> Any:
+        async def issue(button: Button) -> str:
+            return await self.surface.tokens.issue(
+                spec_id=button.action,
+                surface="slack",
+                user=self.user_id,
+                chat=chat,
+                params=button.params,
+                args_text=button.args_text,
+                confirmed=button.confirmed,
+                once=button.once,
+            )
+
+        return issue
+
+    async def messages(self, view: View, chat: str | None = None) -> list[dict[str, Any]]:
+        return await render.render(view, self._lang(), self._issuer(chat or self.channel_id))
+
+    async def show(self, view: View, *, edit: bool = False) -> MessageRef | None:
+        messages = await self.messages(view)
+        hook = AsyncWebhookClient(self.response_url, session=self.surface.http)
+        for i, message in enumerate(messages):
+            await hook.send(
+                text=message["text"],
+                blocks=message["blocks"],
+                response_type="ephemeral",
+                replace_original=edit and i == 0,
+            )
+        await self._upload(view, self.channel_id)
+        return MessageRef("slack", self.channel_id, self.response_url)
+
+    async def _upload(self, view: View, channel: str) -> None:
+        for item in [*view.images, *view.files]:
+            try:
+                await self.surface.client.files_upload_v2(
+                    channel=channel,
+                    file=item.data,
+                    filename=item.filename,
+                    initial_comment=item.caption or None,
+                )
+            except SlackApiError as exc:
+                log.warning("slack upload failed: %s", exc.response.get("error"))
+
+    async def send(self, view: View, channel: str | None = None) -> MessageRef | None:
+        target = channel or self.channel_id
+        ts = ""
+        for message in await self.messages(view, target):
+            resp = await self.surface.client.chat_postMessage(channel=target, **message)
+            ts, target = resp["ts"], resp["channel"]
+        await self._upload(view, target)
+        return MessageRef("slack", target, ts) if ts else None
+
+    async def edit(self, ref: MessageRef, view: View) -> MessageRef | None:
+        if not re.fullmatch(r"\d+\.\d+", ref.message):  # an ephemeral answer: response_url
+            return await self.show(view, edit=True)
+        messages = await self.messages(view, ref.chat)
+        await self.surface.client.chat_update(channel=ref.chat, ts=ref.message, **messages[0])
+        return ref
+
+    async def send_private(self, view: View) -> MessageRef | None:
+        return await self.send(view, self.user_id)
+
+    async def resume(self, pending: dict[str, Any]) -> None:
+        await self.surface.resume(self.user_id, pending)
+
+
+class SlackSurface:
+    def __init__(
+        self,
+        services: Services,
+        registry: Registry | None = None,
+        *,
+        token: str | None = None,
+        signing_secret: str | None = None,
+        api_url: str | None = None,
+    ) -> None:
+        settings = services.settings
+        self.services = services
+        self.registry = registry or load_all()
+        self.tokens = ButtonTokens(services.cache)
+        self.client = AsyncWebClient(
+            token=token or settings.slack_bot_token.reveal(),
+            base_url=api_url or settings.slack_api_url,
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret or settings.slack_signing_secret.reveal(),
+            process_before_response=False,
+        )
+        self.app.command(SLASH_COMMAND)(self._on_command)
+        self.app.action(re.compile(r"^piyasa:"))(self._on_action)
+        self.http: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- aiohttp mounting -------------------------------------------------------------
+    def mount(self, app: web.Application, path: str = EVENTS_PATH) -> None:
+        app.router.add_post(path, self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await self.app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def start(self) -> None:
+        import aiohttp
+
+        if self.http is None:
+            self.http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
+    # -- requests ---------------------------------------------------------------------
+    async def _context(
+        self, user_id: str, user_name: str, channel_id: str, response_url: str
+    ) -> Context:
+        client = Client("slack", user_id, display_name=user_name)
+        actor = await pipeline.identify(self.services, client)
+        ctx = Context(
+            services=self.services,
+            registry=self.registry,
+            surface="slack",
+            client=client,
+            actor=actor,
+            lang=pipeline.language(self.services, actor, client),
+            chat_id=channel_id,
+            chat_private=True,  # slash commands and our answers are visible to the asker only
+        )
+        ctx.responder = SlackResponder(
+            self,
+            user_id=user_id,
+            channel_id=channel_id,
+            response_url=response_url,
+            lang=lambda: ctx.lang,
+        )
+        return ctx
+
+    def _track(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _on_command(self, ack: Any, body: dict[str, Any]) -> None:
+        name, _, args = (body.get("text") or "").strip().partition(" ")
+        ctx = await self._context(
+            body["user_id"], body.get("user_name", ""), body["channel_id"], body["response_url"]
+        )
+        invocation = Invocation(spec_id=(name.lower() or "help")[:32], args_text=args.strip())
+        task = self._track(
+            pipeline.run(ctx, invocation, resume={"response_url": body["response_url"]})
+        )
+        done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET_S)
+        responder: SlackResponder = ctx.responder  # type: ignore[assignment]
+        if done:
+            view, _result = task.result()
+            if view is None:
+                await ack()
+                return
+            messages = await responder.messages(view)
+            await ack(
+                text=messages[0]["text"], blocks=messages[0]["blocks"], response_type="ephemeral"
+            )
+            if len(messages) > 1 or view.files or view.images:
+                hook = AsyncWebhookClient(responder.response_url, session=self.http)
+                for message in messages[1:]:
+                    await hook.send(response_type="ephemeral", **message)
+                await responder._upload(view, responder.channel_id)
+            return
+        await ack(text=i18n.t(ctx.lang, "slack.working"), response_type="ephemeral")
+        view, _result = await task
+        if view is not None:
+            await responder.show(view, edit=True)
+
+    async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        action = (body.get("actions") or [{}])[0]
+        user_id = body["user"]["id"]
+        channel_id = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id", ""
+        )
+        ctx = await self._context(
+            user_id, body["user"].get("username", ""), channel_id, body.get("response_url", "")
+        )
+        press = await self.tokens.resolve(
+            str(action.get("value") or ""), surface="slack", user=user_id, chat=channel_id
+        )
+        responder: SlackResponder = ctx.responder  # type: ignore[assignment]
+        if press is None:
+            ctx.invocation = Invocation(spec_id="button", is_press=True)
+            await pipeline.audit(ctx, "refused_button")
+            await responder.show(View(blocks=[Alert("error", ctx.t("refuse.button"))]))
+            return
+        invocation = Invocation(
+            spec_id=press.spec_id,
+            args_text=press.args_text,
+            params=press.params,
+            confirmed=press.confirmed,
+            is_press=True,
+        )
+        view, result = await pipeline.run(
+            ctx, invocation, resume={"response_url": body.get("response_url", "")}
+        )
+        if view is None:
+            return
+        refused = result.startswith(("denied", "refused", "stepup", "error"))
+        # A refused press leaves the pressed message alone and answers beside it.
+        edit = False if refused else (view.edit if view.edit is not None else True)
+        await responder.show(view, edit=edit)
+
+    async def resume(self, user_id: str, pending: dict[str, Any]) -> None:
+        """Run a request parked for step-up again, from the top (re-authorized)."""
+        if not pending.get("invocation"):
+            return
+        url = (pending.get("resume") or {}).get("response_url", "")
+        ctx = await self._context(user_id, "", pending["chat_id"], url)
+        view, _ = await pipeline.run(ctx, Invocation.from_dict(pending["invocation"]))
+        if view is not None and url:
+            await ctx.responder.show(view)  # type: ignore[union-attr]
