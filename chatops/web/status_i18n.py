@@ -43,6 +43,13 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "refresh": "Sayfa 30 saniyede bir yenilenir.",
         "legend": "Her çubuk bir gün (UTC); renk o günün en kötü durumu.",
         "ago": "{n} önce",
+        "summary.not running": "çalışmıyor",
+        "summary.not configured (in-process cache)": "yapılandırılmamış (işlem içi önbellek)",
+        "summary.not checked yet": "henüz kontrol edilmedi",
+        "summary.no bots": "bot yok",
+        "summary.paused": "duraklatıldı",
+        "summary.stopped": "durdu",
+        "summary.no LLM activity reported": "LLM etkinliği bildirilmedi",
     },
     "en": {
         "title": "Piyasa status",
@@ -85,6 +92,13 @@ def t(lang: str, key: str, **values: object) -> str:
     """The string for ``key`` in ``lang`` (English, then the key itself, as fallbacks)."""
     text = STRINGS.get(lang, STRINGS["en"]).get(key) or STRINGS["en"].get(key) or key
     return text.format(**values) if values else text
+
+
+def summary_text(lang: str, summary: str) -> str:
+    """Fixed probe phrases translated; figures-only summaries pass through unchanged."""
+    key = f"summary.{summary}"
+    text = STRINGS.get(lang, STRINGS["en"]).get(key)
+    return text if text else summary
 
 
 def component_label(lang: str, name: str) -> str:

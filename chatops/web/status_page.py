@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from string import Template
 
-from chatops.web.status_i18n import LANGS, component_label, t
+from chatops.web.status_i18n import LANGS, component_label, summary_text, t
 from piyasa.admin.health.history import Incident, Overview, Uptime
 from piyasa.admin.health.model import Snapshot
 
@@ -92,7 +92,7 @@ def render_status_page(
             f'<section class="card component" id="c-{_e(name)}" data-state="{_e(state)}">'
             f'<div class="row"><span class="name">{_e(component_label(lang, name))}</span>'
             f'<span class="pill {_e(state)}">{_e(t(lang, "state." + state))}</span></div>'
-            f'<div class="summary">{_e(reading.summary)}</div>'
+            f'<div class="summary">{_e(summary_text(lang, reading.summary))}</div>'
             f"{_bars(lang, overview.uptime.get(name), days)}</section>"
         )
     if overview.incidents:
