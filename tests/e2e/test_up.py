@@ -1,0 +1,90 @@
+"""`piyasa up` on embedded defaults: serves, migrates, runs the sandbox, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.procs import PiyasaProcess, base_env, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_up_without_tokens_serves_healthz_and_stops_cleanly(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    proc = PiyasaProcess(["up"], env, tmp_path / "up.log")
+    try:
+        waited = proc.wait_http("/healthz", 200, timeout=20)
+        assert waited < 20
+        proc.wait_http("/readyz", 200, timeout=5)
+        with urllib.request.urlopen(proc.http_url + "/readyz") as resp:
+            assert json.load(resp)["status"] == "ready"
+        out = proc.output()
+        assert "applied migrations empty -> " in out
+        assert "Telegram sandbox (no PIYASA_ADMIN_BOT_TOKEN configured)" in out
+        assert f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}" in out
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}/sandbox/api/state"
+        ) as resp:
+            state = json.load(resp)
+        assert len(state["bots"]) >= 5
+    finally:
+        code = proc.stop(signal.SIGTERM, timeout=10)
+    assert code == 0, proc.output()
+    assert "Stopped." in proc.output()
+    assert "Traceback" not in proc.output()
+
+
+def test_second_start_finds_schema_current_and_sigint_stops(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    assert run_cli(["migrate"], env).returncode == 0
+    proc = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up.log")
+    try:
+        proc.wait_http("/healthz")
+        assert "schema up to date" in proc.output()
+    finally:
+        assert proc.stop(signal.SIGINT) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"PIYASA_DATABASE_URL": "mongodb://localhost/x"}, "PIYASA_DATABASE_URL"),
+        (
+            {"PIYASA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+            "cannot reach the database",
+        ),
+        ({"PIYASA_ADMIN_BOT_TOKEN": "12345"}, "PIYASA_ADMIN_BOT_TOKEN"),
+        ({"PIYASA_HTTP_PORT": "http"}, "PIYASA_HTTP_PORT"),
+    ],
+)
+def test_bad_configuration_is_one_clear_line(
+    tmp_path: Path, extra: dict[str, str], needle: str
+) -> None:
+    result = run_cli(["up"], base_env(tmp_path / "data", **extra))
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+    assert lines[0].startswith("piyasa: error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unwritable_data_dir_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_cli(["up"], base_env(blocker / "data"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "PIYASA_DATA_DIR" in result.stderr and "not writable" in result.stderr
+
+
+def test_help_lists_commands(tmp_path: Path) -> None:
+    result = run_cli(["--help"], base_env(tmp_path))
+    assert result.returncode == 0
+    for name in ("up", "migrate"):
+        assert name in result.stdout
