@@ -39,7 +39,7 @@ def setup_status_routes(app: web.Application, health: HealthService | None) -> N
     app[HEALTH_KEY] = health
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthCollector(health))
-    app[_STATE_KEY] = {"public": (-1, b""), "registry": registry}
+    app[_STATE_KEY] = {"public": (-1, b""), "registry": registry, "extra": []}
     app.router.add_get("/", status_page)
     app.router.add_get("/api/health", api_health)
     app.router.add_get("/metrics", metrics)
@@ -101,6 +101,25 @@ async def status_page(request: web.Request) -> web.Response:
     )
 
 
+def add_metrics_registry(app: web.Application, registry: CollectorRegistry) -> None:
+    """Expose another registry on /metrics (names must not clash with the others)."""
+    app[_STATE_KEY]["extra"].append(registry)
+
+
+def _registries(app: web.Application) -> list[CollectorRegistry]:
+    """Process-wide default, health, the fleet's own registry (when the fleet is wired
+    in as an object with ``.metrics.registry``), then any added ones."""
+    state = app[_STATE_KEY]
+    found = [REGISTRY, state["registry"]]
+    fleet_registry = getattr(
+        getattr(app[HEALTH_KEY].fleet_object, "metrics", None), "registry", None
+    )
+    if isinstance(fleet_registry, CollectorRegistry):
+        found.append(fleet_registry)
+    found.extend(r for r in state["extra"] if r not in found)
+    return found
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text; behind ``Authorization: Bearer <PIYASA_METRICS_TOKEN>`` when set."""
     health = request.app[HEALTH_KEY]
@@ -113,5 +132,5 @@ async def metrics(request: web.Request) -> web.Response:
                 text="metrics need Authorization: Bearer <PIYASA_METRICS_TOKEN>\n",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-    body = generate_latest(REGISTRY) + generate_latest(request.app[_STATE_KEY]["registry"])
+    body = b"".join(generate_latest(r) for r in _registries(request.app))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

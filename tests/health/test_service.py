@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -204,24 +205,39 @@ async def test_changes_wait_in_memory_while_the_history_table_cannot_be_written(
     await health.stop()
 
 
-async def test_fleet_snapshot_drives_runtime_telegram_and_llm(services: Services) -> None:
-    fleet = {
+def _fleet_snapshot() -> dict:
+    """Shaped like piyasa.runtime.fleet.Fleet.snapshot()."""
+    now = datetime.now(UTC)
+    closed = {"state": "closed", "failures": 0, "opened_count": 0, "last_error": None}
+    return {
         "running": True,
-        "workers": {"active": 3, "total": 4},
-        "restarts": 2,
-        "last_message_at": time.time() - 30,
-        "messages": {"sent": 100, "failed": 1},
-        "bots": {
-            "bot:1": {"breaker": "closed", "recent_429": 0, "recent_5xx": 0, "recent_requests": 50},
-            "bot:2": {"breaker": "open", "recent_429": 9, "recent_requests": 20},
+        "paused": False,
+        "workers": {
+            "active": 3,
+            "total": 4,
+            "detail": {"planner": {"restarts": 2}, "sender-1": {"restarts": 0}},
         },
-        "llm": {
-            "breaker": "closed",
-            "recent_calls": 40,
-            "recent_errors": 4,
-            "last_error_class": "RateLimitError",
+        "last_message_by_bot": {1: {"at": (now - timedelta(seconds=30)).isoformat()}},
+        "outbox_depth": 7,
+        "gate": {"count_429": 0, "sent": 0},
+        "breakers": {
+            "bots": {
+                "1": dict(closed),
+                "2": {
+                    "state": "open",
+                    "failures": 5,
+                    "last_error": "TelegramServerError: Bad Gateway",
+                },
+            },
+            "llm": {"state": "open", "failures": 5, "last_error": "RateLimitError: slow down"},
         },
+        "llm": {"provider": "openai", "model": "gpt-4o-mini"},
+        "recent_errors": [],
     }
+
+
+async def test_fleet_snapshot_drives_runtime_telegram_and_llm(services: Services) -> None:
+    fleet = _fleet_snapshot()
     health = HealthService(
         services,
         probes=[RuntimeProbe(), TelegramProbe(), LLMProbe()],
@@ -230,19 +246,35 @@ async def test_fleet_snapshot_drives_runtime_telegram_and_llm(services: Services
         record_stop=False,
     )
     snap = await health.run_all_now()
-    assert snap.get("runtime").state is State.WARNING  # one worker down
-    assert snap.get("runtime").details["workers_active"] == 3
-    assert snap.get("telegram").state is State.CRITICAL  # bot:2's breaker is open
-    assert snap.get("telegram").details["bots"]["bot:1"]["state"] == "healthy"
-    assert snap.get("llm").state is State.CRITICAL  # 10 % errors
+    runtime = snap.get("runtime")
+    assert runtime.state is State.WARNING  # one worker down
+    assert runtime.details["restarts"] == 2 and runtime.details["outbox_depth"] == 7
+    assert 25 <= runtime.details["last_message_age_s"] <= 60
+    telegram = snap.get("telegram")
+    assert telegram.state is State.CRITICAL  # bot 2's breaker is open
+    assert telegram.details["bots"]["1"]["state"] == "healthy"
+    assert telegram.details["bots"]["2"]["last_error_class"] == "TelegramServerError"
+    assert snap.get("llm").state is State.CRITICAL
     assert "RateLimitError" in snap.get("llm").summary
-    fleet["workers"] = {"active": 4, "total": 4}
-    fleet["bots"]["bot:2"] = {"breaker": "closed", "recent_requests": 20}
-    fleet["llm"] = {"breaker": "closed", "recent_calls": 40, "recent_errors": 0}
+
+    # 429s: 10 of 100 sends since the last round is above 5 % -> critical.
+    fleet["workers"]["active"] = 4
+    fleet["breakers"]["bots"]["2"] = {"state": "closed"}
+    fleet["breakers"]["llm"] = {"state": "closed"}
+    fleet["gate"] = {"count_429": 10, "sent": 90}
+    snap = await health.run_all_now()
+    assert snap.get("telegram").state is State.CRITICAL
+    assert snap.get("telegram").details["recent_429"] == 10
+    fleet["gate"] = {"count_429": 10, "sent": 190}  # none since
     snap = await health.run_all_now()
     assert [snap.get(c).state for c in ("runtime", "telegram", "llm")] == [State.HEALTHY] * 3
-    # A fleet object with .snapshot() works too, and a crashing provider reads as not running.
-    health.set_fleet(lambda: 1 / 0)
+
+    fleet["paused"] = True
+    assert (await health.run_all_now()).get("runtime").state is State.WARNING
+    # A fleet object with .snapshot() works too; a crashing provider reads as not running.
+    health.set_fleet(type("F", (), {"snapshot": staticmethod(lambda: 1 / 0)})())
     snap = await health.run_all_now()
-    assert snap.get("runtime").state is State.UNKNOWN
+    assert (
+        snap.get("runtime").state is State.UNKNOWN and snap.get("runtime").summary == "not running"
+    )
     await health.stop()

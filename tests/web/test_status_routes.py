@@ -122,3 +122,22 @@ async def test_without_a_health_service_only_liveness_routes_exist(services: Ser
     async with TestClient(TestServer(make_web_app(services))) as c:
         assert (await c.get("/healthz")).status == 200
         assert (await c.get("/api/health")).status == 404
+
+
+async def test_metrics_include_the_fleet_registry_when_the_fleet_is_wired(
+    services: Services, health: HealthService
+) -> None:
+    from piyasa.runtime.metrics import FleetMetrics
+
+    class FakeFleet:  # the fleet's public surface used here: snapshot() and metrics
+        metrics = FleetMetrics()
+
+        def snapshot(self) -> dict:
+            return {"running": False}
+
+    FakeFleet.metrics.outbox_depth.set(3)
+    health.set_fleet(FakeFleet())
+    async with TestClient(TestServer(make_web_app(services))) as c:
+        text = await (await c.get("/metrics")).text()
+    assert "piyasa_outbox_depth 3.0" in text
+    assert "piyasa_health_overall" in text

@@ -292,47 +292,63 @@ def _breaker_health(state: str) -> State:
 
 
 class RuntimeProbe:
-    """Workers active/total, restarts and the age of the last fleet message."""
+    """Workers active/total, restarts and the age of the last fleet message.
+
+    Reads ``Fleet.snapshot()`` (piyasa/runtime/fleet.py): ``running``, ``paused``,
+    ``workers{active,total,detail{name:{restarts,…}}}``, ``last_message_by_bot{id:{at}}``,
+    ``outbox_depth``, ``recent_errors[{at,where,kind,error}]``.
+    """
 
     name = "runtime"
 
     async def check(self, ctx: ProbeContext) -> Reading:
         snap = ctx.fleet
-        if not snap or not snap.get("running", True):
-            paused = bool(snap and snap.get("paused"))
-            return Reading(self.name, State.UNKNOWN, "paused" if paused else NOT_RUNNING)
+        if not snap or not snap.get("running"):
+            return Reading(self.name, State.UNKNOWN, NOT_RUNNING)
         t = ctx.thresholds
         workers = snap.get("workers") or {}
+        detail = workers.get("detail") or {}
         active, total = int(_num(workers.get("active"))), int(_num(workers.get("total")))
-        restarts = int(_num(snap.get("restarts", workers.get("restarts"))))
-        age = _age_s(snap.get("last_message_at"), ctx.now)
-        messages = snap.get("messages") or {}
-        sent, failed = _num(messages.get("sent")), _num(messages.get("failed"))
-        states = [t.error_rate(failed, sent + failed)]
-        if snap.get("paused"):
+        restarts = sum(int(_num((w or {}).get("restarts"))) for w in detail.values())
+        ages = [
+            _age_s((last or {}).get("at"), ctx.now)
+            for last in (snap.get("last_message_by_bot") or {}).values()
+        ]
+        known_ages = [a for a in ages if a is not None]
+        age = min(known_ages) if known_ages else None
+        states: list[State] = []
+        paused = bool(snap.get("paused"))
+        if paused:
             states.append(State.WARNING)
         if total and active == 0:
             states.append(State.CRITICAL)
         elif active < total:
             states.append(State.WARNING)
-        if age is not None and age > t.last_message_warning_s:
+        if age is not None and age > t.last_message_warning_s and not paused:
             states.append(State.WARNING)
+        errors = [e for e in snap.get("recent_errors") or [] if isinstance(e, Mapping)]
+        recent = [e for e in errors if (_age_s(e.get("at"), ctx.now) or 0) <= 300]
         details = {
             "workers_active": active,
             "workers_total": total,
             "restarts": restarts,
             "last_message_age_s": None if age is None else round(age),
             "outbox_depth": snap.get("outbox_depth"),
-            "messages_sent": int(sent),
-            "messages_failed": int(failed),
-            "paused": bool(snap.get("paused")),
+            "paused": paused,
+            "errors_5min": len(recent),
+            "recent_errors": [
+                {"at": e.get("at"), "where": e.get("where"), "kind": e.get("kind")}
+                for e in errors[-5:]
+            ],
         }
         summary = f"workers {active}/{total}, restarts {restarts}"
         if age is not None:
             summary += f", last message {_human_age(age)} ago"
-        if snap.get("paused"):
+        if snap.get("outbox_depth"):
+            summary += f", outbox {snap['outbox_depth']}"
+        if paused:
             summary += ", paused"
-        return Reading(self.name, worst(states), summary, details)
+        return Reading(self.name, worst(states or [State.HEALTHY]), summary, details)
 
 
 def _human_age(seconds: float) -> str:
@@ -343,8 +359,17 @@ def _human_age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _error_class(text: Any) -> str | None:
+    """``"TelegramServerError: Bad Gateway"`` -> ``"TelegramServerError"``."""
+    if not text:
+        return None
+    head = str(text).split(":", 1)[0].strip()
+    return head[:64] or None
+
+
 class TelegramProbe:
-    """Per bot: breaker state, recent 429/5xx against requests, last getMe."""
+    """Per bot: breaker state and last error; fleet-wide: share of 429s since the last
+    round (from the delivery gate's counters); the admin bot: getMe once a minute."""
 
     name = "telegram"
     GETME_EVERY_S = 60.0
@@ -352,6 +377,7 @@ class TelegramProbe:
     def __init__(self) -> None:
         self._admin: dict[str, Any] | None = None
         self._admin_checked = -1e18
+        self._last_gate: tuple[float, float] | None = None
 
     async def _admin_bot(self, ctx: ProbeContext) -> dict[str, Any] | None:
         """The admin bot's getMe, at most once a minute (it is not the fleet's to report)."""
@@ -369,75 +395,83 @@ class TelegramProbe:
             self._admin = {"getme_ok": ok, "last_getme_at": ctx.now.isoformat(), "error": err}
         return self._admin
 
+    def _rate_429(self, gate: Mapping[str, Any]) -> tuple[int, int]:
+        """429s and attempts since the previous round (the gate's counters are totals)."""
+        n429, sent = _num(gate.get("count_429")), _num(gate.get("sent"))
+        prev, self._last_gate = self._last_gate, (n429, sent)
+        if prev is None or n429 < prev[0] or sent < prev[1]:
+            return 0, 0
+        d429, dsent = int(n429 - prev[0]), int(sent - prev[1])
+        return d429, d429 + dsent
+
     async def check(self, ctx: ProbeContext) -> Reading:
-        snap = ctx.fleet or {}
+        snap = ctx.fleet if ctx.fleet and ctx.fleet.get("running") else None
         admin = await self._admin_bot(ctx)
-        if not snap and admin is None:
+        if snap is None and admin is None:
             return Reading(self.name, State.UNKNOWN, NOT_RUNNING)
-        bots = dict(snap.get("bots") or {})
-        if admin is not None:
-            bots["admin"] = admin
-        breakers = snap.get("breakers") or {}
         t = ctx.thresholds
         per_bot: dict[str, dict[str, Any]] = {}
         states: list[State] = []
-        for key, info in bots.items():
-            info = info or {}
-            breaker = _breaker_state(info.get("breaker", breakers.get(key)))
-            errors = _num(info.get("recent_429")) + _num(info.get("recent_5xx"))
-            requests = _num(info.get("recent_requests"))
-            getme_ok = info.get("getme_ok")
-            bot_states = [_breaker_health(breaker), t.error_rate(errors, requests)]
-            if getme_ok is False:
-                bot_states.append(State.CRITICAL)
-            state = worst(bot_states)
+        breakers = ((snap or {}).get("breakers") or {}).get("bots") or {}
+        for key, desc in breakers.items():
+            breaker = _breaker_state(desc)
+            state = _breaker_health(breaker)
             states.append(state)
             per_bot[str(key)] = {
                 "state": state.value,
                 "breaker": breaker,
-                "recent_429": int(_num(info.get("recent_429"))),
-                "recent_5xx": int(_num(info.get("recent_5xx"))),
-                "recent_requests": int(requests),
-                "last_getme_at": info.get("last_getme_at"),
-                "getme_ok": getme_ok,
+                "failures": int(_num((desc or {}).get("failures"))),
+                "last_error_class": _error_class((desc or {}).get("last_error")),
             }
-        if not per_bot:
-            return Reading(self.name, State.UNKNOWN, "no bots", {"bots": {}})
-        bad = sum(1 for s in states if s.is_problem)
-        summary = f"{len(per_bot)} bots, {bad} with problems" if bad else f"{len(per_bot)} bots ok"
-        return Reading(
-            self.name, worst(states), summary, {"bots": per_bot}, private=frozenset({"bots"})
-        )
+        if admin is not None:
+            state = State.HEALTHY if admin["getme_ok"] else State.CRITICAL
+            states.append(state)
+            per_bot["admin"] = {"state": state.value, **admin}
+        details: dict[str, Any] = {"bots": per_bot}
+        n429 = attempts = 0
+        if snap is not None:
+            n429, attempts = self._rate_429(snap.get("gate") or {})
+            states.append(t.error_rate(n429, attempts))
+            details.update(recent_429=n429, recent_attempts=attempts)
+        if not states:
+            return Reading(self.name, State.UNKNOWN, "no bots", details)
+        bad = sum(1 for b in per_bot.values() if b["state"] != "healthy")
+        summary = f"{len(per_bot)} bots" + (f", {bad} with problems" if bad else " ok")
+        if n429:
+            summary += f", {n429} × 429 of {attempts} sends"
+        return Reading(self.name, worst(states), summary, details, private=frozenset({"bots"}))
 
 
 class LLMProbe:
-    """Last success, last error class, breaker and recent error rate of the LLM provider."""
+    """The LLM provider's breaker and last error class (from the fleet's generator)."""
 
     name = "llm"
 
     async def check(self, ctx: ProbeContext) -> Reading:
         snap = ctx.fleet
-        if not snap:
+        if not snap or not snap.get("running"):
             return Reading(self.name, State.UNKNOWN, NOT_RUNNING)
         llm = snap.get("llm") or {}
-        if not llm:
+        desc = (snap.get("breakers") or {}).get("llm")
+        if not llm.get("provider") and not desc:
             return Reading(self.name, State.UNKNOWN, "no LLM activity reported")
-        breaker = _breaker_state(llm.get("breaker", (snap.get("breakers") or {}).get("llm")))
-        calls, errors = _num(llm.get("recent_calls")), _num(llm.get("recent_errors"))
-        states = [_breaker_health(breaker), ctx.thresholds.error_rate(errors, calls)]
-        age = _age_s(llm.get("last_success_at"), ctx.now)
+        breaker = _breaker_state(desc)
+        error_class = _error_class((desc or {}).get("last_error"))
         details = {
-            "breaker": breaker,
-            "last_success_age_s": None if age is None else round(age),
-            "last_error_class": llm.get("last_error_class"),
-            "recent_calls": int(calls),
-            "recent_errors": int(errors),
+            "provider": llm.get("provider"),
             "model": llm.get("model"),
+            "breaker": breaker,
+            "failures": int(_num((desc or {}).get("failures"))),
+            "opened_count": int(_num((desc or {}).get("opened_count"))),
+            "last_error_class": error_class,
+            "generated": snap.get("generated"),
         }
-        summary = f"breaker {breaker}, errors {int(errors)}/{int(calls)}"
-        if llm.get("last_error_class"):
-            summary += f", last error {llm['last_error_class']}"
-        return Reading(self.name, worst(states), summary, details)
+        summary = f"breaker {breaker}"
+        if llm.get("model"):
+            summary = f"{llm['model']}, " + summary
+        if error_class and breaker != "closed":
+            summary += f", last error {error_class}"
+        return Reading(self.name, _breaker_health(breaker), summary, details)
 
 
 class SchedulerProbe:

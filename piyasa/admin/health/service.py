@@ -77,6 +77,7 @@ class HealthService:
         self.thresholds = thresholds or Thresholds.from_env(env)
         self.history = History(services.sessions, days=history_days)
         self._fleet = _provider(fleet)
+        self.fleet_object: Any = fleet if hasattr(fleet, "snapshot") else None
         self._scheduler = _provider(scheduler)
         if probes is None:
             probes = [
@@ -115,6 +116,7 @@ class HealthService:
 
     def set_fleet(self, fleet: ProviderLike | None) -> None:
         self._fleet = _provider(fleet)
+        self.fleet_object = fleet if hasattr(fleet, "snapshot") else None
 
     def set_scheduler(self, scheduler: ProviderLike | None) -> None:
         self._scheduler = _provider(scheduler)
