@@ -1,0 +1,29 @@
+# One image for Piyasa: `piyasa migrate && piyasa up` (see docker-compose.yml).
+# Installed editable so `migrations/` (found next to the package) ships with the code.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIYASA_DATA_DIR=/data \
+    PIYASA_HTTP_HOST=0.0.0.0 \
+    PIYASA_HTTP_PORT=8080
+
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY piyasa ./piyasa
+COPY chatops ./chatops
+COPY migrations ./migrations
+RUN pip install -e . \
+    && useradd --system --uid 10001 --home-dir /data --create-home piyasa \
+    && chown piyasa:piyasa /data
+
+USER piyasa
+VOLUME ["/data"]
+EXPOSE 8080
+
+# Liveness and readiness: the process answers, and the database is reachable.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import sys, urllib.request as u; [u.urlopen('http://127.0.0.1:8080' + p, timeout=4) for p in ('/healthz', '/readyz')]" || exit 1
+
+CMD ["sh", "-c", "piyasa migrate && exec piyasa up"]

@@ -1,0 +1,1 @@
+"""Status page templates (a package so the HTML ships in wheels)."""
