@@ -13,10 +13,11 @@ from typing import Any
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.filters import Command, Filter
 from aiogram.types import (
     BotCommand,
@@ -50,6 +51,21 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
 STEPUP_CODE_RE = re.compile(r"^\s*\d{3}\s?\d{3}\s*$")
 MAX_SCOPED_USERS = 500
+MAX_RETRY_AFTER_S = 10
+
+
+class HonorRetryAfter(BaseRequestMiddleware):
+    """aiogram does not throttle: wait out short 429s instead of losing the reply."""
+
+    async def __call__(self, make_request: Any, bot: Bot, method: Any) -> Any:
+        for attempt in range(3):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if attempt == 2 or exc.retry_after > MAX_RETRY_AFTER_S:
+                    raise
+                await asyncio.sleep(exc.retry_after)
+        raise AssertionError("unreachable")
 
 
 class SpecIs(Filter):
@@ -109,6 +125,7 @@ class TelegramSurface:
             ),
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
+        self.bot.session.middleware(HonorRetryAfter())
         self.tokens = ButtonTokens(services.cache)
         self.dp = self._build_dispatcher()
         self.username = ""

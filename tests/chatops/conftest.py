@@ -25,7 +25,7 @@ async def people(services: Services) -> dict[str, int]:
 
 
 async def start_telegram(services: Services, registry=None) -> AsyncIterator[TelegramWorld]:  # type: ignore[no-untyped-def]
-    sb = TelegramSandbox()
+    sb = TelegramSandbox(enforce_limits=False)
     bot = sb.add_bot(ADMIN_BOT_TOKEN, "piyasa_test_admin_bot", "Piyasa Admin")
     for role, (uid, _slack) in PEOPLE.items():
         sb.add_user(uid, f"{role.title()} Person", f"{role}_person", "en")
@@ -48,3 +48,46 @@ async def tg(services: Services, people: dict[str, int]) -> AsyncIterator[Telegr
     async for world in start_telegram(services):
         world.user_ids = people
         yield world
+
+
+@pytest.fixture
+async def slack_server() -> AsyncIterator:  # type: ignore[type-arg]
+    from tests.chatops.slack_server import SlackServer
+
+    server = SlackServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def start_slack(services: Services, server, registry=None):  # type: ignore[no-untyped-def]
+    from chatops.slack.surface import SlackSurface
+    from chatops.web.server import make_web_app, start_web
+    from tests.chatops.slack_server import BOT_TOKEN, SIGNING_SECRET, SlackClient
+
+    surface = SlackSurface(
+        services,
+        registry or load_all(),
+        token=BOT_TOKEN,
+        signing_secret=SIGNING_SECRET,
+        api_url=server.base + "/api/",
+    )
+    app = make_web_app(services)
+    surface.mount(app)
+    await surface.start()
+    runner, port = await start_web(app, "127.0.0.1", 0)
+    client = SlackClient(server, f"http://127.0.0.1:{port}/slack/events")
+    client.surface_tokens = surface.tokens  # type: ignore[attr-defined]
+    client.services = services  # type: ignore[attr-defined]
+    try:
+        yield client, surface
+    finally:
+        await runner.cleanup()
+        await surface.stop()
+
+
+@pytest.fixture
+async def slack(services: Services, people: dict[str, int], slack_server):  # type: ignore[no-untyped-def]
+    with_admin_settings(services, "http://127.0.0.1:9")
+    async for client, _surface in start_slack(services, slack_server):
+        yield client

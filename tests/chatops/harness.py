@@ -90,3 +90,48 @@ class TelegramWorld:
 def buttons(message: dict) -> list[tuple[str, str]]:
     kb = (message.get("reply_markup") or {}).get("inline_keyboard", [])
     return [(b["text"], b.get("callback_data", "")) for row in kb for b in row]
+
+
+async def wait_answer(sb: Any, qid: str, timeout: float = 5.0) -> dict:  # noqa: ASYNC109
+    """The bot's answerCallbackQuery for press ``qid``."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        waiter = sb.world.notifier.waiter()
+        for answer in sb.callback_answers:
+            if answer["callback_query_id"] == qid:
+                return answer
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError(f"press {qid} was never answered")
+        try:
+            await asyncio.wait_for(waiter.wait(), remaining)
+        except TimeoutError:
+            pass
+
+
+async def audit_count(services: Services) -> int:
+    from sqlalchemy import func, select
+
+    from piyasa.db.models import AuditEntry
+
+    async with services.sessions() as session:
+        return int(await session.scalar(select(func.count(AuditEntry.id))) or 0)
+
+
+async def next_audit(services: Services, before: int, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
+    """The audit row written after ``before`` rows existed (audit follows the reply)."""
+    import asyncio
+
+    from piyasa.admin import audit
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await audit_count(services) <= before:
+        if loop.time() > deadline:
+            raise TimeoutError("no audit row was written")
+        await asyncio.sleep(0.005)
+    rows = await audit.recent(services, 1)
+    return rows[0]

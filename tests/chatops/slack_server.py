@@ -1,0 +1,329 @@
+"""A small local Slack: the Web API methods Piyasa uses, response_url receivers, and a
+client that signs requests the way Slack does (v0 HMAC-SHA256 over timestamp and body).
+
+Shapes and errors follow Slack's documentation: every Web API answer is HTTP 200 with
+``{"ok": false, "error": "invalid_auth"}`` style errors; blocks beyond 50, section text
+beyond 3000 and button values beyond 2000 are ``invalid_blocks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+BOT_TOKEN = "xoxb-test-0000000000-piyasa"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TEAM_ID = "T0PIYASA"
+
+
+def block_errors(blocks: list[dict[str, Any]] | None, max_blocks: int = 50) -> list[str]:
+    errors = []
+    blocks = blocks or []
+    if len(blocks) > max_blocks:
+        errors.append(f"no more than {max_blocks} items allowed")
+    for i, b in enumerate(blocks):
+        text = (b.get("text") or {}).get("text", "")
+        if b.get("type") == "section" and len(text) > 3000:
+            errors.append(f"[{i}] section text must be less than 3001 characters")
+        if b.get("type") == "header" and len(text) > 150:
+            errors.append(f"[{i}] header text must be less than 151 characters")
+        for f in b.get("fields") or []:
+            if len(f.get("text", "")) > 2000:
+                errors.append(f"[{i}] field text must be less than 2001 characters")
+        if len(b.get("fields") or []) > 10:
+            errors.append(f"[{i}] no more than 10 fields")
+        for el in b.get("elements") or []:
+            if len(str(el.get("value", ""))) > 2000:
+                errors.append(f"[{i}] button value must be less than 2001 characters")
+            if len(el.get("action_id", "")) > 255:
+                errors.append(f"[{i}] action_id must be less than 256 characters")
+        if b.get("type") == "actions" and len(b.get("elements") or []) > 25:
+            errors.append(f"[{i}] no more than 25 elements")
+    return errors
+
+
+@dataclass
+class SlackServer:
+    token: str = BOT_TOKEN
+    signing_secret: str = SIGNING_SECRET
+    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    posted: list[dict[str, Any]] = field(default_factory=list)
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    uploads: list[dict[str, Any]] = field(default_factory=list)
+    base: str = ""
+    _runner: web.AppRunner | None = None
+    _ts: Any = field(default_factory=lambda: itertools.count(1))
+    _urls: Any = field(default_factory=lambda: itertools.count(1))
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # -- server -------------------------------------------------------------------
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_post("/response/{rid}", self._response)
+        app.router.add_post("/upload/{fid}", self._upload)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base = f"http://127.0.0.1:{port}"
+        return self.base + "/api/"
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    def new_response_url(self) -> str:
+        rid = str(next(self._urls))
+        self.responses[rid] = []
+        return f"{self.base}/response/{rid}"
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_response(self, url: str, count: int = 1, timeout: float = 5.0) -> list[dict]:  # noqa: ASYNC109
+        rid = url.rsplit("/", 1)[1]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.responses[rid]) < count:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError(f"response_url got {len(self.responses[rid])} posts")
+            ev = self._changed
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                pass
+        return self.responses[rid]
+
+    async def _response(self, request: web.Request) -> web.Response:
+        rid = request.match_info["rid"]
+        if rid not in self.responses:
+            return web.Response(status=404, text="no_active_hooks")
+        body = await request.json()
+        if block_errors(body.get("blocks")):
+            return web.Response(status=400, text="invalid_blocks")
+        if len(self.responses[rid]) >= 5:
+            return web.Response(status=404, text="used_url")  # five uses per response_url
+        self.responses[rid].append(body)
+        self._notify()
+        return web.Response(text="ok")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        fid = request.match_info["fid"]
+        data = await request.read()
+        for up in self.uploads:
+            if up["id"] == fid:
+                up["size"] = len(data)
+        return web.Response(text="OK - " + str(len(data)))
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        auth = request.headers.get("Authorization", "")
+        if request.content_type == "application/json":
+            args = await request.json()
+        else:
+            args = dict(urllib.parse.parse_qsl(await request.text()))
+        token = auth.removeprefix("Bearer ").strip() or args.get("token", "")
+        self.calls.append((method, args))
+        if not token:
+            return web.json_response({"ok": False, "error": "not_authed"})
+        if token != self.token:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        result = handler(args)
+        self._notify()
+        return web.json_response(result)
+
+    # -- Web API methods ----------------------------------------------------------
+    def m_auth_test(self, _args: dict) -> dict:
+        return {
+            "ok": True,
+            "url": "https://piyasa.slack.com/",
+            "team": "Piyasa",
+            "user": "piyasa",
+            "team_id": TEAM_ID,
+            "user_id": "U0BOTUSER",
+            "bot_id": "B0PIYASA",
+        }
+
+    def _blocks(self, args: dict) -> list | None:
+        blocks = args.get("blocks")
+        return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+    def m_chat_postMessage(self, args: dict) -> dict:
+        channel = args.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        blocks = self._blocks(args)
+        if not args.get("text") and not blocks:
+            return {"ok": False, "error": "no_text"}
+        if block_errors(blocks):
+            return {"ok": False, "error": "invalid_blocks", "errors": block_errors(blocks)}
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
+        channel = channel if not channel.startswith("U") else "D" + channel[1:]
+        msg = {"ts": ts, "channel": channel, "text": args.get("text"), "blocks": blocks}
+        self.messages[(channel, ts)] = msg
+        self.posted.append(msg)
+        return {"ok": True, "channel": channel, "ts": ts, "message": msg}
+
+    def m_chat_update(self, args: dict) -> dict:
+        key = (args.get("channel"), args.get("ts"))
+        if key not in self.messages:
+            return {"ok": False, "error": "message_not_found"}
+        blocks = self._blocks(args)
+        if block_errors(blocks):
+            return {"ok": False, "error": "invalid_blocks"}
+        self.messages[key].update(text=args.get("text"), blocks=blocks)
+        return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
+
+    def m_views_open(self, args: dict) -> dict:
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        view = args.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if block_errors((view or {}).get("blocks"), max_blocks=100):
+            return {"ok": False, "error": "invalid_blocks"}
+        return {"ok": True, "view": {"id": "V0001", **(view or {})}}
+
+    def m_files_getUploadURLExternal(self, args: dict) -> dict:
+        fid = f"F{len(self.uploads) + 1:08d}"
+        self.uploads.append({"id": fid, "filename": args.get("filename"), "size": 0})
+        return {"ok": True, "upload_url": f"{self.base}/upload/{fid}", "file_id": fid}
+
+    def m_files_completeUploadExternal(self, args: dict) -> dict:
+        files = args.get("files")
+        files = json.loads(files) if isinstance(files, str) else files
+        for f in files or []:
+            for up in self.uploads:
+                if up["id"] == f["id"]:
+                    up["channel"] = args.get("channel_id")
+                    up["title"] = f.get("title")
+        return {"ok": True, "files": [{"id": f["id"]} for f in files or []]}
+
+    def m_conversations_info(self, args: dict) -> dict:
+        return {"ok": True, "channel": {"id": args.get("channel"), "name": "ops"}}
+
+
+def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    base = f"v0:{ts}:{body}".encode()
+    sig = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": sig,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+class SlackClient:
+    """Plays Slack towards our /slack/events endpoint."""
+
+    def __init__(self, server: SlackServer, events_url: str, secret: str = SIGNING_SECRET) -> None:
+        self.server = server
+        self.url = events_url
+        self.secret = secret
+        self._trigger = itertools.count(1)
+
+    async def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.url, data=body.encode(), headers=headers) as resp,
+        ):
+            return resp.status, await resp.text()
+
+    async def slash(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        channel: str = "C0OPS",
+        secret: str | None = None,
+        timestamp: int | None = None,
+    ) -> tuple[int, Any, str]:
+        """Send ``/piyasa text``; returns (status, ack body as JSON or text, response_url)."""
+        response_url = self.server.new_response_url()
+        body = urllib.parse.urlencode(
+            {
+                "token": "deprecated-verification-token",
+                "team_id": TEAM_ID,
+                "team_domain": "piyasa",
+                "channel_id": channel,
+                "channel_name": "ops",
+                "user_id": user_id,
+                "user_name": user_id.lower(),
+                "command": "/piyasa",
+                "text": text,
+                "api_app_id": "A0PIYASA",
+                "response_url": response_url,
+                "trigger_id": f"{next(self._trigger)}.trigger",
+            }
+        )
+        status, raw = await self.post(body, sign(secret or self.secret, body, timestamp))
+        try:
+            parsed: Any = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw
+        return status, parsed, response_url
+
+    async def press(
+        self, user_id: str, value: str, *, channel: str = "C0OPS", action_id: str = "piyasa:1"
+    ) -> tuple[int, str]:
+        response_url = self.server.new_response_url()
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM_ID, "domain": "piyasa"},
+            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
+            "api_app_id": "A0PIYASA",
+            "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
+            "channel": {"id": channel, "name": "ops"},
+            "trigger_id": f"{next(self._trigger)}.trigger",
+            "response_url": response_url,
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "b1",
+                    "value": value,
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        status, _ = await self.post(body, sign(self.secret, body))
+        return status, response_url
+
+
+def slack_buttons(message: dict) -> list[tuple[str, str]]:
+    return [
+        (el["text"]["text"], el.get("value", ""))
+        for b in message.get("blocks") or []
+        if b.get("type") == "actions"
+        for el in b["elements"]
+    ]
+
+
+def slack_text(message: Any) -> str:
+    if not isinstance(message, dict):
+        return str(message)
+    parts = [message.get("text") or ""]
+    for b in message.get("blocks") or []:
+        if b.get("text"):
+            parts.append(b["text"].get("text", ""))
+        for f in b.get("fields") or []:
+            parts.append(f.get("text", ""))
+    return "\n".join(parts)
