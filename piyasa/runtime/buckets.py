@@ -39,7 +39,7 @@ class DeliveryLimits:
     bot_window: float = 1.0
     global_max: int = 200
     global_window: float = 1.0
-    margin_s: float = 0.03
+    margin_s: float = 0.08
 
     @property
     def chat_interval(self) -> float:

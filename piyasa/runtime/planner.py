@@ -81,7 +81,7 @@ class Planner:
         self.pending: dict[int, int] = {}  # chat id -> decided, not yet sent/failed
         self.replies: list[PendingReply] = []
         self._seq: dict[int, int] = {}
-        self._budget = 0.0
+        self._budget = -1.0
         self._budget_at = clock()
         self._rr = 0
 
@@ -143,6 +143,8 @@ class Planner:
     def _refill_budget(self, per_min: float, now: float) -> None:
         rate = max(0.0, per_min) / 60.0
         burst = max(1.0, rate * 5.0)
+        if self._budget < 0:  # first tick: start with a full bucket
+            self._budget = burst
         self._budget = min(burst, self._budget + (now - self._budget_at) * rate)
         self._budget_at = now
 

@@ -1,0 +1,49 @@
+"""Run only the fleet in the foreground: ``python -m piyasa.runtime``.
+
+Used by the fault tests (a process to SIGKILL) and handy when operating the fleet apart
+from the admin surfaces. Settings come from the environment as for ``piyasa up``;
+``PIYASA_FLEET_OVERRIDES`` may hold a JSON object of settings-table overrides and
+``PIYASA_FLEET_RECEIVE`` the receive mode (polling, webhook, off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+
+from piyasa.config import load_settings
+from piyasa.logs import setup_logging
+from piyasa.runtime.fleet import Fleet
+from piyasa.services import Services
+
+
+async def main() -> int:
+    settings = load_settings()
+    setup_logging(settings.log_level, [settings.secret_key.reveal()])
+    services = Services.build(settings)
+    overrides = json.loads(os.environ.get("PIYASA_FLEET_OVERRIDES") or "{}")
+    fleet = Fleet(
+        services,
+        receive=os.environ.get("PIYASA_FLEET_RECEIVE") or None,
+        settings_overrides=overrides,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await fleet.start()
+    print(f"fleet running: instance {fleet.instance}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await fleet.stop()
+        await services.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
