@@ -50,7 +50,8 @@ async def help_(ctx: Context) -> View:
     if wanted:
         cmd = ctx.registry.commands.get(wanted)
         if cmd is None or cmd.hidden or cmd.level > level:
-            return View(blocks=[Alert("error", ctx.t("refuse.denied"))])
+            # the same words as a refused command: help never confirms what exists above you
+            return pipeline.refusal(ctx, "refuse.denied", "denied_role").view
         fields = [(ctx.t("help.usage"), f"{cmd_prefix(ctx)}{cmd.usage()}")]
         if cmd.step_up:
             fields.append((ctx.t("help.security"), ctx.t("help.needs_stepup")))

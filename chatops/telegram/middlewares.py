@@ -50,7 +50,7 @@ class ChatGate(BaseMiddleware):
 
     async def __call__(self, handler: Next, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat, user = _chat_and_user(event)
-        if chat is None or user is None or user.is_bot:
+        if chat is None or user is None:
             return UNHANDLED
         if chat.type != "private" and chat.id not in self.surface.admin_chat_ids:
             if isinstance(event, CallbackQuery):
@@ -77,6 +77,8 @@ class ChatGate(BaseMiddleware):
                     },
                     result="refused_forwarded",
                 )
+            return UNHANDLED
+        if user.is_bot:
             return UNHANDLED
         return await handler(event, data)
 

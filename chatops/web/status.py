@@ -26,6 +26,7 @@ HEALTH_KEY = web.AppKey("health", HealthService)
 _STATE_KEY = web.AppKey("status_state", dict)
 
 METRICS_TOKEN_SETTING = "PIYASA_METRICS_TOKEN"
+_PUBLIC_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 def setup_status_routes(app: web.Application, health: HealthService | None) -> None:
@@ -64,9 +65,7 @@ async def api_health(request: web.Request) -> web.Response:
         if seq != snap.sequence or not body:
             body = json.dumps(snap.public(), separators=(",", ":")).encode()
             state["public"] = (snap.sequence, body)
-        return web.Response(
-            body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
-        )
+        return web.Response(body=body, headers=_PUBLIC_HEADERS)
     owner = await verify_api_key(health.services.sessions, key)
     if owner is None:
         return web.json_response(

@@ -135,3 +135,73 @@ async def next_audit(services: Services, before: int, timeout: float = 5.0) -> A
         await asyncio.sleep(0.005)
     rows = await audit.recent(services, 1)
     return rows[0]
+
+
+def testing_registry() -> Any:
+    """The product's commands plus test-only ones exercising step-up, confirm, size, speed."""
+    import asyncio
+
+    from chatops.commands import load_all
+    from chatops.commands.registry import Arg, Registry
+    from chatops.views import Text, View
+
+    base = load_all()
+    reg = Registry()
+    for spec in base.specs():
+        reg._index(spec)
+    reg.commands.update(base.commands)
+    reg.fired = []  # type: ignore[attr-defined]
+    reg.gate = asyncio.Event()  # type: ignore[attr-defined]
+
+    @reg.command(
+        "danger",
+        role="admin",
+        step_up=True,
+        confirm=True,
+        capability="testing",
+        args=(Arg("target", required=True),),
+    )
+    async def danger(ctx):  # type: ignore[no-untyped-def]
+        reg.fired.append(ctx.args["target"])  # type: ignore[attr-defined]
+        return View(blocks=[Text(f"destroyed {ctx.args['target']}")])
+
+    @reg.command("long", role="viewer", capability="testing")
+    async def long(ctx):  # type: ignore[no-untyped-def]
+        return View(blocks=[Text("\n".join(f"<row {i}> & more text here" for i in range(600)))])
+
+    @reg.command("slow", role="viewer", capability="testing")
+    async def slow(ctx):  # type: ignore[no-untyped-def]
+        await reg.gate.wait()  # type: ignore[attr-defined]
+        return View(blocks=[Text("slow result")])
+
+    @reg.command("pages", role="viewer", capability="testing")
+    async def pages(ctx):  # type: ignore[no-untyped-def]
+        return await show_page(ctx, 1)
+
+    @pages.action("page")
+    async def page(ctx):  # type: ignore[no-untyped-def]
+        return await show_page(ctx, int(ctx.params.get("page", 1)))
+
+    async def show_page(ctx, n):  # type: ignore[no-untyped-def]
+        from chatops.views import Pager
+
+        return View(blocks=[Text(f"page {n}")], pager=Pager("pages.page", n, 3))
+
+    return reg
+
+
+async def wait_until(sb: Any, predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    """Wait for a sandbox state change making ``predicate()`` true."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        waiter = sb.world.notifier.waiter()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError("condition not reached")
+        try:
+            await asyncio.wait_for(waiter.wait(), min(remaining, 0.05))
+        except TimeoutError:
+            pass
