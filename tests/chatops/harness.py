@@ -167,7 +167,8 @@ def testing_registry() -> Any:
 
     @reg.command("long", role="viewer", capability="testing")
     async def long(ctx):  # type: ignore[no-untyped-def]
-        return View(blocks=[Text("\n".join(f"<row {i}> & more text here" for i in range(600)))])
+        rows = [f"<row {i}> & more text here" for i in range(600)]
+        return View(blocks=[Text("\n".join(rows[i : i + 5])) for i in range(0, 600, 5)])
 
     @reg.command("slow", role="viewer", capability="testing")
     async def slow(ctx):  # type: ignore[no-untyped-def]

@@ -96,7 +96,7 @@ async def test_link_code_flow_single_use_and_voided_in_groups(tg) -> None:
 
 async def test_language_buttons_edit_in_place(tg) -> None:
     msg = await tg.say("viewer", "/lang")
-    (tr_label, tr_token), _ = buttons(msg)
+    (_tr_label, tr_token), _ = buttons(msg)
     uid = PEOPLE["viewer"][0]
     mark = await tg.press("viewer", uid, msg, tr_token)
     edited = await tg.sb.wait_for_message(chat_id=uid, edits=True, after=mark)
@@ -150,7 +150,7 @@ async def test_step_up_then_confirmation_then_run(tgx) -> None:
     assert "Confirmed" in ok["text"]
     confirm = await tgx.sb.wait_for_message(chat_id=ADMIN_GROUP, after=mark)
     assert "Are you sure" in confirm["text"]
-    (yes_label, yes), (_no_label, _no) = buttons(confirm)
+    (_yes_label, yes), (_no_label, _no) = buttons(confirm)
     mark = await tgx.press("admin", ADMIN_GROUP, confirm, yes)
     done = await tgx.sb.wait_for_message(chat_id=ADMIN_GROUP, edits=True, after=mark)
     assert done["message_id"] == confirm["message_id"] and "destroyed prod" in done["text"]
