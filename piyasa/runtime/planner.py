@@ -142,7 +142,7 @@ class Planner:
 
     def _refill_budget(self, per_min: float, now: float) -> None:
         rate = max(0.0, per_min) / 60.0
-        burst = max(1.0, rate * 5.0)
+        burst = max(1.0, rate * 5.0) if rate > 0 else 0.0
         if self._budget < 0:  # first tick: start with a full bucket
             self._budget = burst
         self._budget = min(burst, self._budget + (now - self._budget_at) * rate)

@@ -89,7 +89,7 @@ async def test_llm_errors_are_classified_and_the_provider_breaker_opens(services
 async def test_retry_after_is_honoured_exactly_and_nothing_is_dropped(
     services, sandbox, limiter_url
 ):
-    bots, chats = await seed(services, sandbox, bots=1, chats=1)
+    bots, _chats = await seed(services, sandbox, bots=1, chats=1)
     token = sandbox.world.bots[bots[0].telegram_id].token
     sandbox.inject_error(token=token, method="sendMessage", error_code=429, retry_after=2, count=1)
     fleet = fleet_for(services, sandbox.base_url, limiter_url, max_msgs_per_min=60)

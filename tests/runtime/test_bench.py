@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from piyasa.bench import available
+
+pytestmark = pytest.mark.slow
+
+
+async def test_tiny_runtime_benchmark_reports_every_figure_and_loses_nothing():
+    mod = available()["runtime"]
+    parser = argparse.ArgumentParser()
+    mod.add_arguments(parser)
+    args = parser.parse_args(["--bots", "4", "--chats", "2", "--seconds", "3", "--workers", "8"])
+    result = await mod.run(args)
+    keys = {
+        "delivered",
+        "allowed_max",
+        "efficiency",
+        "count_429",
+        "lost",
+        "duplicates",
+        "p95_decision_to_send_ms",
+        "rss_mb",
+    }
+    assert keys <= set(result) and keys <= set(result["baseline"])
+    assert result["lost"] == 0 and result["duplicates"] == 0
+    assert result["delivered"] > 0 and result["allowed_max"] > 0

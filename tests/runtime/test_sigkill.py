@@ -1,0 +1,139 @@
+"""SIGKILL the fleet's process with messages in the outbox, start it again: exactly once.
+
+The Telegram sandbox lives in this (the test's) process, so killing the fleet's process
+does not kill the record of what Telegram accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from piyasa.db.models import Message, Setting
+from piyasa.db.runtime_models import OutboxItem
+from tests.runtime.helpers import outbox_states, seed, until
+
+pytestmark = pytest.mark.slow
+
+
+async def spawn(services, sandbox_url: str) -> asyncio.subprocess.Process:
+    s = services.settings
+    env = {
+        **os.environ,
+        "PIYASA_DATA_DIR": str(s.data_dir),
+        "PIYASA_DATABASE_URL": str(services.engine.url.render_as_string(hide_password=False)),
+        "PIYASA_SECRET_KEY": s.secret_key.reveal(),
+        "PIYASA_TELEGRAM_API_URL": sandbox_url,
+        "PIYASA_REDIS_URL": "",
+        "PIYASA_FLEET_RECEIVE": "off",
+        "PIYASA_LOG_LEVEL": "WARNING",
+    }
+    if "search_path" in env["PIYASA_DATABASE_URL"] or services.engine.dialect.name == "postgresql":
+        env["PIYASA_DATABASE_URL"] = os.environ.get(
+            "_PIYASA_TEST_DB_URL", env["PIYASA_DATABASE_URL"]
+        )
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "piyasa.runtime",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=open(os.path.join(str(s.data_dir), "fleet.err"), "ab"),
+    )
+
+
+async def set_rate(services, per_min: float) -> None:
+    async with services.sessions() as session, session.begin():
+        row = await session.get(Setting, "max_msgs_per_min")
+        if row is None:
+            session.add(Setting(key="max_msgs_per_min", value=per_min))
+        else:
+            row.value = per_min
+            row.version += 1
+
+
+async def decided_texts(services) -> list[str]:
+    async with services.sessions() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(Message.text).join(OutboxItem, OutboxItem.message_id == Message.id)
+                )
+            ).all()
+        )
+
+
+async def kill(proc: asyncio.subprocess.Process) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+async def finish(services, sandbox) -> None:
+    """Restart with no new chatter and wait until the outbox is empty."""
+    await set_rate(services, 0)
+    proc = await spawn(services, sandbox.base_url)
+    try:
+
+        async def drained():
+            st = await outbox_states(services)
+            return not any(st.get(k) for k in ("queued", "claimed", "sending"))
+
+        await until(drained, 40, "every decided message delivered after the restart")
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+@pytest.fixture
+def db_env(db_url, monkeypatch):
+    monkeypatch.setenv("_PIYASA_TEST_DB_URL", db_url)
+
+
+async def test_sigkill_while_sends_are_held_back_then_exactly_once(services, sandbox, db_env):
+    await seed(services, sandbox, bots=3, chats=2)
+    await set_rate(services, 600)
+    sandbox.inject_error(method="sendMessage", error_code=429, retry_after=30, count=None)
+    proc = await spawn(services, sandbox.base_url)
+    try:
+
+        async def backlog():
+            st = await outbox_states(services)
+            refused = [c for c in sandbox.calls("sendMessage") if c["error_code"] == 429]
+            return sum(st.values()) >= 8 and len(refused) >= 2  # one head per chat
+
+        await until(backlog, 30, "a backlog held back by 429s")
+    finally:
+        await kill(proc)
+    assert sandbox.sent() == []  # nothing got through before the kill
+    decided = await decided_texts(services)
+    sandbox.clear_errors()
+    await finish(services, sandbox)
+    delivered = Counter(m["text"] for m in sandbox.sent())
+    assert delivered == Counter(decided)  # every decided message, exactly once
+
+
+async def test_sigkill_mid_stream_duplicates_only_from_the_ambiguous_rows(
+    services, sandbox, db_env
+):
+    await seed(services, sandbox, bots=3, chats=3)
+    await set_rate(services, 6000)
+    proc = await spawn(services, sandbox.base_url)
+    try:
+        await until(lambda: len(sandbox.sent()) >= 15, 30, "messages flowing")
+    finally:
+        await kill(proc)
+    states = await outbox_states(services)
+    ambiguous = states.get("sending", 0)
+    decided = await decided_texts(services)
+    await finish(services, sandbox)
+    delivered = Counter(m["text"] for m in sandbox.sent())
+    assert set(delivered) == set(decided)  # nothing lost
+    extra = sum(n - Counter(decided)[t] for t, n in delivered.items())
+    assert 0 <= extra <= ambiguous, (extra, ambiguous, json.dumps(states))
