@@ -45,7 +45,7 @@ async def spawn(services, sandbox_url: str) -> asyncio.subprocess.Process:
         "piyasa.runtime",
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=open(os.path.join(str(s.data_dir), "fleet.err"), "ab"),
+        stderr=asyncio.subprocess.DEVNULL,
     )
 
 
