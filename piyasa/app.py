@@ -55,6 +55,7 @@ async def start(
     settings: Settings, *, sandbox: bool = False, printer: Callable[[str], None] = print
 ) -> Running:
     """Bring up database, sandbox (when asked or when no token is set) and the web server."""
+    from chatops.startup import Surfaces
     from chatops.web.server import make_web_app, start_web
 
     secrets = [
@@ -82,15 +83,66 @@ async def start(
         use_sandbox = sandbox or settings.sandbox or not settings.admin_bot_token
         if use_sandbox:
             await _start_sandbox(running, settings, reason_no_token=not sandbox, printer=printer)
+        fleet = await _start_fleet(running, printer)
+        await _start_health(running, fleet)
         web_app = make_web_app(running.services)
+        _mount_fleet_webhook(web_app, fleet)
+        surfaces = Surfaces(running.services, web_app)
         runner, port = await start_web(web_app, settings.http_host, settings.http_port)
         running.stoppers.append(("web", runner.cleanup))
         running.web_url = f"http://{settings.http_host}:{port}"
-        running.say(f"Web: {running.web_url} (/healthz, /readyz)", printer)
+        running.say(
+            f"Web: {running.web_url} (status page /, /healthz, /readyz, /api/health, /metrics)",
+            printer,
+        )
+        for line in await surfaces.start():
+            running.say(line, printer)
+        running.stoppers.append(("chat surfaces", surfaces.stop))
     except BaseException:
         await running.stop()
         raise
     return running
+
+
+async def _start_fleet(running: Running, printer: Callable[[str], None]) -> Any:
+    """The bot fleet: bots and chats come from the database."""
+    from piyasa.runtime.fleet import Fleet
+
+    fleet = Fleet(running.services)
+    running.services.extras["fleet"] = fleet
+    await fleet.start()
+    running.stoppers.append(("fleet", fleet.stop))
+    snap = fleet.snapshot()
+    llm = snap["llm"]
+    running.say(
+        f"Fleet: {snap['bots']} bots in {snap['chats']} chats, "
+        f"{snap['workers']['active']}/{snap['workers']['total']} workers, "
+        f"LLM {llm['provider']} ({llm['model']})",
+        printer,
+    )
+    return fleet
+
+
+async def _start_health(running: Running, fleet: Any) -> None:
+    from piyasa.admin.health import HealthService
+
+    health = HealthService(running.services, fleet=fleet)
+    running.services.extras["health"] = health
+    await health.start()
+    running.stoppers.append(("health", health.stop))
+
+
+def _mount_fleet_webhook(web_app: Any, fleet: Any) -> None:
+    """Fleet bots in webhook mode post to /telegram/webhook/{bot_id}; 503 until active."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        handler = fleet.webhook_handler
+        if handler is None:
+            return web.json_response({"error": "fleet webhook mode is off"}, status=503)
+        return await handler(request)
+
+    web_app.router.add_post("/telegram/webhook/{bot_id}", handle)
 
 
 async def _start_sandbox(

@@ -80,5 +80,5 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
             handler.setFormatter(fmt)
             handler.addFilter(RedactingFilter())
             root.addHandler(handler)
-    for noisy in ("aiohttp.access", "httpx", "httpcore", "openai", "aiogram.event"):
+    for noisy in ("aiohttp.access", "httpx", "httpcore", "openai", "aiogram.event", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

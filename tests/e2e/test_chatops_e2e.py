@@ -1,9 +1,7 @@
 """End to end: the real `piyasa up --sandbox` process with the chat surfaces.
 
-NEEDS WIRING: this drives `chatops.startup.Surfaces` through `piyasa up`; it passes once
-`piyasa.app.start()` builds `Surfaces(services, web_app)` before the web app starts and
-awaits `surfaces.start()` (and `stop()` on shutdown). The forged-press step also needs
-the sandbox's /sandbox/api/press to accept ``"forge": true`` (the in-process sandbox does).
+The forged press goes through /sandbox/api/press with ``"forge": true``: a modified
+client can put any callback_data in a press, and the bot must refuse it.
 """
 
 from __future__ import annotations
@@ -52,6 +50,20 @@ async def wait_http(url: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
 class Sandbox:
     def __init__(self, base: str) -> None:
         self.base = base + "/sandbox/api"
+
+    async def callback_answer(
+        self, http: aiohttp.ClientSession, qid: str, within_s: float = 10.0
+    ) -> str:
+        """Follow the sandbox's event stream until the bot answers callback ``qid``."""
+        after, deadline = 0, asyncio.get_running_loop().time() + within_s
+        while asyncio.get_running_loop().time() < deadline:
+            async with http.get(self.base + "/events", params={"after": after, "timeout": 5}) as r:
+                page = await r.json()
+            for event in page["events"]:
+                if qid in json.dumps(event) and "answer" in event["type"]:
+                    return json.dumps(event, ensure_ascii=False)
+            after = page["last"]
+        raise AssertionError(f"callback {qid} never answered")
 
     async def say(
         self, http: aiohttp.ClientSession, user: int, text: str, chat: int | None = None
@@ -142,9 +154,9 @@ async def test_piyasa_up_chatops(tmp_path: Path) -> None:
             ) as r:
                 assert r.status == 200, await r.text()
                 qid = (await r.json())["callback_query_id"]
-            async with http.get(sb.base + "/events", params={"after": 0, "timeout": 5}) as r:
-                events = json.dumps(await r.json())
-            assert qid in events and "expired or is not yours" in events
+            answer = await sb.callback_answer(http, qid)
+            # the sandbox admin speaks Turkish: "button expired or not yours"
+            assert "süresi dolmuş ya da size ait değil" in answer
 
             # a signed Slack slash command gets Block Kit; a bad signature gets 401
             url = slack.new_response_url()
