@@ -30,6 +30,7 @@ async def seed_people(services: Services) -> dict[str, int]:
     """Create one user per role (the 'locked' one is an admin whose account is locked)."""
     from sqlalchemy import update
 
+    from piyasa.admin.identity import users_changed
     from piyasa.db.models import User
 
     ids = {}
@@ -45,6 +46,7 @@ async def seed_people(services: Services) -> dict[str, int]:
         ids[role] = info.id
     async with services.sessions() as session, session.begin():
         await session.execute(update(User).where(User.id == ids["locked"]).values(locked=True))
+    await users_changed(services)
     return ids
 
 
@@ -137,7 +139,7 @@ async def next_audit(services: Services, before: int, timeout: float = 5.0) -> A
     return rows[0]
 
 
-def testing_registry() -> Any:
+def registry_for_tests() -> Any:
     """The product's commands plus test-only ones exercising step-up, confirm, size, speed."""
     import asyncio
 

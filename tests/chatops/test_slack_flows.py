@@ -9,14 +9,14 @@ import pytest
 from chatops import i18n
 from piyasa.admin.users import link_code_for
 from tests.chatops.conftest import start_slack
-from tests.chatops.harness import testing_registry, with_admin_settings
+from tests.chatops.harness import registry_for_tests, with_admin_settings
 from tests.chatops.slack_server import slack_buttons, slack_text
 
 
 @pytest.fixture
 async def slackx(services, people, slack_server):  # type: ignore[no-untyped-def]
     with_admin_settings(services, "http://127.0.0.1:9")
-    reg = testing_registry()
+    reg = registry_for_tests()
     async for client, _surface in start_slack(services, slack_server, reg):
         client.registry = reg
         yield client

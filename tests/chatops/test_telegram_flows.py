@@ -20,7 +20,7 @@ from tests.chatops.harness import (
     audit_count,
     buttons,
     next_audit,
-    testing_registry,
+    registry_for_tests,
     wait_answer,
     wait_until,
 )
@@ -28,7 +28,7 @@ from tests.chatops.harness import (
 
 @pytest.fixture
 async def tgx(services, people) -> AsyncIterator[TelegramWorld]:  # type: ignore[no-untyped-def]
-    async for world in start_telegram(services, testing_registry()):
+    async for world in start_telegram(services, registry_for_tests()):
         world.user_ids = people
         yield world
 
@@ -214,3 +214,17 @@ async def test_command_menus_per_role_and_language(tg) -> None:
     assert admin_scope and all("linkcode" in v for v in admin_scope)
     assert viewer_scope and all("linkcode" not in v and "whoami" in v for v in viewer_scope)
     assert any(k[1] == "tr" for k in scopes)
+
+
+async def test_lock_and_demotion_apply_on_the_next_request(tg) -> None:
+    from sqlalchemy import update
+
+    from piyasa.admin.identity import users_changed
+    from piyasa.db.models import User
+
+    assert "user_admin" in (await tg.say("admin", "/whoami"))["text"]
+    async with tg.services.sessions() as session, session.begin():
+        await session.execute(update(User).where(User.username == "user_admin").values(locked=True))
+    await users_changed(tg.services)
+    reply = await tg.say("admin", "/whoami")
+    assert reply["text"] == "⛔ " + i18n.t("en", "refuse.locked")
