@@ -80,6 +80,9 @@ async def enroll_totp(services: Services, user_id: int, *, enabled: bool = True)
         user.totp_secret_encrypted = services.box.encrypt(secret)
         user.totp_enabled = enabled
         user.totp_last_step = None
+    from piyasa.admin.identity import users_changed
+
+    await users_changed(services)
     return secret
 
 

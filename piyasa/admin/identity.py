@@ -9,6 +9,7 @@ use (atomic pop from the cache), redeemed in a private chat.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -47,8 +48,42 @@ def role_level(role: str | None) -> int:
     return ROLE_LEVEL.get(role or "", 0)
 
 
+PRINCIPAL_MAX_AGE_S = 30.0
+_GENERATION_KEY = "identity:generation"
+
+
+async def users_changed(services: Services) -> None:
+    """Call after any change to users or identities (role, lock, link, language, delete):
+    every process drops its resolved principals before the next request."""
+    await services.cache.incr(_GENERATION_KEY)
+
+
 async def resolve(services: Services, provider: str, external_id: str | int) -> Principal | None:
-    """The user linked to this chat account, or None."""
+    """The user linked to this chat account, or None.
+
+    Resolved principals are kept per process, keyed by a generation counter in the shared
+    cache that :func:`users_changed` bumps, so a lock or demotion takes effect on the very
+    next request on every process, while an unchanged user costs one cache read instead
+    of a database query (entries are also dropped after PRINCIPAL_MAX_AGE_S).
+    """
+    memo: dict = services.extras.setdefault("identity.principals", {})
+    generation = await services.cache.get(_GENERATION_KEY) or 0
+    key = (provider, str(external_id))
+    hit = memo.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[0] == generation and now - hit[1] < PRINCIPAL_MAX_AGE_S:
+        return hit[2]
+    principal = await resolve_uncached(services, provider, external_id)
+    if len(memo) > 10_000:
+        memo.clear()
+    memo[key] = (generation, now, principal)
+    return principal
+
+
+async def resolve_uncached(
+    services: Services, provider: str, external_id: str | int
+) -> Principal | None:
+    """The user linked to this chat account, straight from the database."""
     stmt = (
         select(
             User.id,
@@ -80,6 +115,7 @@ async def resolve(services: Services, provider: str, external_id: str | int) -> 
 async def set_language(services: Services, user_id: int, lang: str) -> None:
     async with services.sessions() as session, session.begin():
         await session.execute(update(User).where(User.id == user_id).values(language=lang))
+    await users_changed(services)
 
 
 def _new_code() -> str:
@@ -146,4 +182,5 @@ async def redeem_link_code(
             username = user.username
     except IntegrityError:
         return LinkResult(False, "taken")
+    await users_changed(services)
     return LinkResult(True, username=username)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from piyasa.admin import audit
 from piyasa.admin.auth import hash_password
 from piyasa.admin.identity import create_link_code
+from piyasa.admin.identity import users_changed as identity_users_changed
 from piyasa.db.models import ROLES, Identity, User
 from piyasa.errors import UserFacingError
 from piyasa.services import Services
@@ -115,6 +116,7 @@ async def add_user(
             f"user {name!r} or one of the given chat accounts already exists; "
             "see `piyasa user list`"
         ) from None
+    await identity_users_changed(services)
     await audit.record(
         services,
         actor=actor,
