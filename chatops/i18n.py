@@ -18,8 +18,21 @@ log = logging.getLogger(__name__)
 
 @cache
 def catalog(lang: str) -> dict[str, str]:
+    """``locales/<lang>.json`` merged with each capability's ``locales/<lang>/*.json``.
+
+    Capabilities keep their strings in their own file so they never edit a shared one;
+    a key defined twice is a bug and fails loudly.
+    """
     with open(_DIR / f"{lang}.json", encoding="utf-8") as fh:
-        return json.load(fh)
+        merged: dict[str, str] = json.load(fh)
+    for part in sorted((_DIR / lang).glob("*.json")):
+        with open(part, encoding="utf-8") as fh:
+            extra = json.load(fh)
+        clash = merged.keys() & extra.keys()
+        if clash:
+            raise ValueError(f"catalog keys defined twice ({part.name}): {sorted(clash)[:5]}")
+        merged.update(extra)
+    return merged
 
 
 def has(key: str) -> bool:

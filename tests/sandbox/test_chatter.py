@@ -33,8 +33,9 @@ HUMAN_CLAIMS = re.compile(
     r"i am not a bot|i'm not a bot|real person",
     re.IGNORECASE,
 )
-ADVICE = re.compile(r"\b(?:hemen al|satın al|kesin al|buy now|you should buy|sell now)\b",
-                    re.IGNORECASE)
+ADVICE = re.compile(
+    r"\b(?:hemen al|satın al|kesin al|buy now|you should buy|sell now)\b", re.IGNORECASE
+)
 
 
 @pytest.mark.parametrize("language", ["tr", "en"])
@@ -118,7 +119,8 @@ def test_detect_language_and_persona() -> None:
     assert detect_language("Piyasa bugün çok sakin") == "tr"
     assert detect_language("The market is quiet today") == "en"
     assert detect_persona("Persona: Deniz. Stil: temkinli") == {
-        "name": "Deniz", "style": "temkinli"
+        "name": "Deniz",
+        "style": "temkinli",
     }
     assert detect_persona("Your name is Max, a technical analyst.")["style"] == "teknik"
 
@@ -126,8 +128,10 @@ def test_detect_language_and_persona() -> None:
 def test_from_messages_follows_the_system_prompt() -> None:
     gen = OfflineGenerator(seed=9)
     en_crypto = [
-        {"role": "system", "content": "You are Max, a cautious market bot. Topic: crypto. "
-                                      "Language: en"},
+        {
+            "role": "system",
+            "content": "You are Max, a cautious market bot. Topic: crypto. Language: en",
+        },
         {"role": "user", "content": "Recent chat:\n- Ali: BTC is flying\nWrite your message."},
     ]
     tr_macro = [

@@ -129,8 +129,11 @@ async def test_repeated_long_prompt_reports_cached_tokens(
     assert first.usage.prompt_tokens >= 1024
     assert first.usage.prompt_tokens_details.cached_tokens == 0
 
-    follow_up = [*messages, {"role": "assistant", "content": "tamam"},
-                 {"role": "user", "content": "devam"}]
+    follow_up = [
+        *messages,
+        {"role": "assistant", "content": "tamam"},
+        {"role": "user", "content": "devam"},
+    ]
     second = await client.chat.completions.create(model=MODEL, messages=follow_up)
     cached = second.usage.prompt_tokens_details.cached_tokens
     assert cached >= 1024
