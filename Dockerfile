@@ -1,5 +1,5 @@
 # One image for Piyasa: `piyasa migrate && piyasa up` (see docker-compose.yml).
-# Installed editable so `migrations/` (found next to the package) ships with the code.
+# A regular install: the `migrations` package ships inside the wheel.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,7 +14,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY piyasa ./piyasa
 COPY chatops ./chatops
 COPY migrations ./migrations
-RUN pip install -e . \
+RUN pip install . \
     && useradd --system --uid 10001 --home-dir /data --create-home piyasa \
     && chown piyasa:piyasa /data
 

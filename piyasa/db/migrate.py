@@ -10,7 +10,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+def _migrations_dir() -> Path:
+    """The Alembic scripts: beside the source in a checkout, or the installed package."""
+    beside = Path(__file__).resolve().parent.parent.parent / "migrations"
+    if (beside / "env.py").is_file():
+        return beside
+    import migrations
+
+    return Path(migrations.__file__).resolve().parent
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def alembic_config() -> Config:
