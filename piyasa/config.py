@@ -19,6 +19,8 @@ from piyasa.errors import UserFacingError
 
 CONFIG_FILE_NAME = ".env"
 SECRET_KEY_FILE_NAME = "secret.key"
+# A value in the config file written by `piyasa setup` that was encrypted with the secret key.
+ENCRYPTED_PREFIX = "enc:v1:"
 TELEGRAM_TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,100}$")
 
 
@@ -279,6 +281,37 @@ def load_or_create_secret_key(data_dir: Path) -> Secret:
     return Secret(key)
 
 
+def _decrypt_values(
+    merged: dict[str, str], data_dir: Path, config_path: Path, create_dirs: bool
+) -> None:
+    """Open ``enc:v1:`` values (secrets `piyasa setup` wrote) with the secret key, in place."""
+    from piyasa.crypto import SecretBox, SecretBoxError
+
+    raw_key = (merged.get("PIYASA_SECRET_KEY") or "").strip()
+    if raw_key.startswith(ENCRYPTED_PREFIX):
+        raise ConfigError("PIYASA_SECRET_KEY cannot itself be encrypted; give it in plain text")
+    if not raw_key:
+        key_file = data_dir / SECRET_KEY_FILE_NAME
+        if not key_file.exists() and not create_dirs:
+            raise ConfigError(
+                f"{config_path} holds encrypted values but {key_file} is missing; restore the "
+                "secret key file from your backup or set PIYASA_SECRET_KEY"
+            )
+        raw_key = load_or_create_secret_key(data_dir).reveal()
+    box = SecretBox(raw_key)
+    for name, value in list(merged.items()):
+        if not value.startswith(ENCRYPTED_PREFIX):
+            continue
+        try:
+            merged[name] = box.decrypt(value[len(ENCRYPTED_PREFIX) :])
+        except SecretBoxError:
+            raise ConfigError(
+                f"{name} in {config_path} cannot be decrypted with the current secret key "
+                f"(was {SECRET_KEY_FILE_NAME} replaced?); restore the old key or run "
+                "`piyasa setup` again to re-enter it"
+            ) from None
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, create_dirs: bool = True, **overrides: Any
 ) -> Settings:
@@ -287,8 +320,11 @@ def load_settings(
     data_dir = Path(env.get("PIYASA_DATA_DIR") or "./data").expanduser()
     if create_dirs:
         ensure_data_dir(data_dir)
-    merged = {**read_env_file(data_dir / CONFIG_FILE_NAME), **env}
+    config_path = data_dir / CONFIG_FILE_NAME
+    merged = {**read_env_file(config_path), **env}
     values: dict[str, Any] = {"data_dir": data_dir.resolve() if data_dir.exists() else data_dir}
+    if any(v.startswith(ENCRYPTED_PREFIX) for v in merged.values()):
+        _decrypt_values(merged, data_dir, config_path, create_dirs)
     for name, attr, parse in _SPEC:
         raw = merged.get(name)
         if raw is not None and raw != "":
