@@ -278,3 +278,46 @@ async def test_fleet_snapshot_drives_runtime_telegram_and_llm(services: Services
         snap.get("runtime").state is State.UNKNOWN and snap.get("runtime").summary == "not running"
     )
     await health.stop()
+
+
+async def test_not_configured_components_do_not_make_the_overall_unknown(
+    services: Services,
+) -> None:
+    """Embedded install: Redis absent and no scheduler read unknown on their own lines,
+    but the overall is the worst of what is configured."""
+    from piyasa.admin.health.probes import RedisProbe, SchedulerProbe
+
+    db = Scripted("database")
+    health = HealthService(
+        services, probes=[db, RedisProbe(), SchedulerProbe()], thresholds=FAST, record_stop=False
+    )
+    snap = await health.run_all_now()
+    assert snap.get("redis").state is State.UNKNOWN and not snap.get("redis").configured
+    assert snap.get("scheduler").state is State.UNKNOWN and not snap.get("scheduler").configured
+    assert snap.overall is State.HEALTHY
+    assert snap.full()["components"][1]["configured"] is False
+
+    db.state = State.WARNING
+    assert (await health.run_all_now()).overall is State.WARNING
+
+
+async def test_a_configured_but_unknown_component_still_shows_in_the_overall(
+    services: Services,
+) -> None:
+    """A scheduler that was given but cannot report is a blind spot, not "not configured"."""
+    from piyasa.admin.health.probes import SchedulerProbe
+
+    def broken() -> dict:
+        raise RuntimeError("scheduler snapshot failed")
+
+    health = HealthService(
+        services,
+        probes=[Scripted("database"), SchedulerProbe()],
+        scheduler=broken,
+        thresholds=FAST,
+        record_stop=False,
+    )
+    snap = await health.run_all_now()
+    assert snap.get("scheduler").configured and snap.get("scheduler").state is State.UNKNOWN
+    assert snap.overall is State.UNKNOWN
+    await health.stop()

@@ -12,7 +12,7 @@ Later: ``health.set_fleet(fleet)`` / ``health.set_scheduler(provider)`` once the
 """
 
 from piyasa.admin.health.history import History, Incident, Overview, Transition, Uptime
-from piyasa.admin.health.model import HealthEvent, Reading, Snapshot, State, worst
+from piyasa.admin.health.model import HealthEvent, Reading, Snapshot, State, overall_of, worst
 from piyasa.admin.health.probes import ProbeContext
 from piyasa.admin.health.service import HealthService
 from piyasa.admin.health.thresholds import Thresholds
@@ -30,5 +30,6 @@ __all__ = [
     "Thresholds",
     "Transition",
     "Uptime",
+    "overall_of",
     "worst",
 ]

@@ -37,6 +37,20 @@ def worst(states: Iterable[State]) -> State:
     return max(found, key=lambda s: s.severity) if found else State.UNKNOWN
 
 
+def overall_of(readings: Iterable[Reading]) -> State:
+    """The worst state among the components that are configured.
+
+    A component that is simply not part of this deployment (Redis on the embedded
+    in-process cache, a scheduler that was never given) reads "unknown" on its own line,
+    but it must not colour the overall state: otherwise a fresh, perfectly working
+    embedded install reads "unknown" forever, and an operator learns to ignore the
+    overall line. "We cannot tell" still ranks above healthy for every component that
+    *is* configured (a probe that failed, a fleet that is not running), so a real blind
+    spot is never hidden behind green.
+    """
+    return worst(r.state for r in readings if r.configured)
+
+
 @dataclass(frozen=True)
 class Reading:
     """One component at one moment.
@@ -55,6 +69,7 @@ class Reading:
     latency_ms: float | None = None
     checked_at: datetime | None = None
     error: str | None = None
+    configured: bool = True  # False: not part of this deployment; left out of the overall
 
     def public(self) -> dict[str, Any]:
         return {"name": self.component, "state": self.state.value}
@@ -67,6 +82,7 @@ class Reading:
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
             "checked_at": self.checked_at.isoformat() if self.checked_at else None,
             "error": self.error,
+            "configured": self.configured,
             "details": dict(self.details),
         }
 

@@ -173,7 +173,9 @@ class RedisProbe:
             not ctx.services.settings.redis_url
             and getattr(ctx.services.cache, "kind", "") != "redis"
         ):
-            return Reading(self.name, State.UNKNOWN, "not configured (in-process cache)")
+            return Reading(
+                self.name, State.UNKNOWN, "not configured (in-process cache)", configured=False
+            )
         client = self._client(ctx.services)
         start = time.perf_counter()
         try:
@@ -479,6 +481,8 @@ class SchedulerProbe:
 
     async def check(self, ctx: ProbeContext) -> Reading:
         snap = ctx.scheduler
+        if snap is None:  # no scheduler in this deployment (yet): not part of the overall
+            return Reading(self.name, State.UNKNOWN, NOT_RUNNING, configured=False)
         if not snap:
             return Reading(self.name, State.UNKNOWN, NOT_RUNNING)
         running = bool(snap.get("running"))

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from piyasa.admin.health.history import History, Transition
-from piyasa.admin.health.model import HealthEvent, Reading, Snapshot, State, worst
+from piyasa.admin.health.model import HealthEvent, Reading, Snapshot, State, overall_of
 from piyasa.admin.health.probes import (
     DatabaseProbe,
     HostProbe,
@@ -267,7 +267,7 @@ class HealthService:
             if reading.checked_at is None:
                 reading = _with_time(reading, now)
             readings[name] = reading
-        overall = worst(r.state for r in readings.values())
+        overall = overall_of(readings.values())
         snap = Snapshot(
             overall=overall,
             components=readings,
@@ -341,7 +341,7 @@ def _call(provider: Callable[[], Mapping[str, Any]] | None, what: str) -> Mappin
         return provider()
     except Exception as exc:
         log.warning("health: %s snapshot failed: %s", what, type(exc).__name__)
-        return None
+        return {}  # given but failing: "not running", never "not configured"
 
 
 def _with_time(reading: Reading, at: datetime) -> Reading:
