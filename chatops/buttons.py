@@ -3,7 +3,9 @@ server-side in the cache, bound to one user, one chat, one surface and an expiry
 
 A forged token finds nothing, a stale one has expired from the cache, and a token pressed
 by someone else or in another chat does not match its binding; all three answer the same
-"expired or not yours", so a prober learns nothing.
+"expired or not yours", so a prober learns nothing. Buttons on a message the system posts
+to a chat for everyone there (an alert in the admin group) are bound to that chat and to
+``ANY_USER``: the pipeline then authorizes each presser by role, like any other press.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from piyasa.cache import Cache
 
 TOKEN_PREFIX = "b:"
+ANY_USER = "*"  # messages the system posts to a chat (alerts): whoever may press, per role
 TOKEN_BYTES = 12  # 16 url-safe characters; callback_data is "b:" + 16 = 18 bytes
 DEFAULT_TTL_S = 6 * 3600
 _KEY = "btn:"
@@ -72,7 +75,9 @@ class ButtonTokens:
             return None
         key = _KEY + token
         data = await self.cache.get(key)
-        if not data or data["s"] != surface or data["u"] != str(user) or data["ch"] != str(chat):
+        if not data or data["s"] != surface or data["ch"] != str(chat):
+            return None
+        if data["u"] not in (str(user), ANY_USER):
             return None
         if data.get("o") and await self.cache.pop(key) is None:
             return None  # a concurrent press of a single-use button already consumed it

@@ -22,6 +22,7 @@ from piyasa.services import Services
 
 log = logging.getLogger(__name__)
 PENDING_TTL_S = 300
+KEEP_MESSAGE = "keep"  # button param: answer in a new message, never edit the pressed one
 
 
 class Halt(Exception):
@@ -202,7 +203,9 @@ async def confirm(ctx: Context) -> None:
                 Button(ctx.t("confirm.no"), action="cancel", once=True),
             ]
         ],
-        edit=inv.is_press,
+        # A button that must leave its message in place (an alert everyone reads) asks
+        # in a new message instead of replacing the one pressed.
+        edit=inv.is_press and not inv.params.get(KEEP_MESSAGE),
     )
     raise Halt(view, "confirm_asked")
 
