@@ -17,10 +17,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sandbox", action="store_true", help="use the local Telegram sandbox")
     p.add_argument("--host", help="HTTP host (default PIYASA_HTTP_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default PIYASA_HTTP_PORT or 8080)")
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background (pid file and log in the data dir); "
+        "see `piyasa status|stop|restart`",
+    )
     p.set_defaults(func=run)
 
 
-async def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.detach:
+        from piyasa.clicmd.daemon import start_detached
+
+        up_args = ["--sandbox"] if args.sandbox else []
+        if args.host:
+            up_args += ["--host", args.host]
+        if args.port is not None:
+            up_args += ["--port", str(args.port)]
+        return start_detached(load_settings().data_dir, up_args)
+    return run_foreground(args)
+
+
+async def run_foreground(args: argparse.Namespace) -> int:
     from piyasa.app import serve_forever
 
     overrides = {}
