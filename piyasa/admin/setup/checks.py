@@ -89,7 +89,7 @@ def _python() -> Check:
 
 def _packages() -> Check:
     missing = []
-    for module, dist in PACKAGES.items():
+    for dist in PACKAGES.values():
         try:
             importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

@@ -67,7 +67,7 @@ def _telegram_problem(exc: BaseException) -> tuple[str, str]:
     return "error", type(exc).__name__
 
 
-async def telegram_get_me(api_url: str, token: str, timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:
+async def telegram_get_me(api_url: str, token: str, deadline_s: float = DEFAULT_TIMEOUT_S) -> Outcome:
     """getMe: ``data`` has id, username, first_name on success."""
     token = (token or "").strip()
     if not TELEGRAM_TOKEN_RE.match(token):
@@ -75,7 +75,7 @@ async def telegram_get_me(api_url: str, token: str, timeout: float = DEFAULT_TIM
     bot = _bot(api_url, token)
     start = time.perf_counter()
     try:
-        me = await asyncio.wait_for(bot.get_me(), timeout)
+        me = await asyncio.wait_for(bot.get_me(), deadline_s)
     except Exception as exc:
         problem, detail = _telegram_problem(exc)
         return Outcome(False, problem, detail)
@@ -89,12 +89,12 @@ async def telegram_get_me(api_url: str, token: str, timeout: float = DEFAULT_TIM
 
 
 async def telegram_get_chat(
-    api_url: str, token: str, chat_id: int, timeout: float = DEFAULT_TIMEOUT_S
+    api_url: str, token: str, chat_id: int, deadline_s: float = DEFAULT_TIMEOUT_S
 ) -> Outcome:
     """getChat with a bot that should be in the chat: ``data`` has id, title, type."""
     bot = _bot(api_url, token)
     try:
-        chat = await asyncio.wait_for(bot.get_chat(chat_id), timeout)
+        chat = await asyncio.wait_for(bot.get_chat(chat_id), deadline_s)
     except Exception as exc:
         problem, detail = _telegram_problem(exc)
         return Outcome(False, problem, detail)
@@ -108,13 +108,13 @@ async def telegram_get_chat(
 
 
 async def llm_models(
-    api_key: str, base_url: str | None = None, timeout: float = DEFAULT_TIMEOUT_S
+    api_key: str, base_url: str | None = None, deadline_s: float = DEFAULT_TIMEOUT_S
 ) -> Outcome:
     """A real ``models.list()``: ``data["models"]`` is the sorted list of model ids."""
     import openai
 
     client = openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url or None, max_retries=0, timeout=timeout
+        api_key=api_key, base_url=base_url or None, max_retries=0, timeout=deadline_s
     )
     start = time.perf_counter()
     try:
@@ -129,7 +129,7 @@ async def llm_models(
     except openai.RateLimitError:
         return Outcome(False, "rate_limited", "429")
     except openai.APITimeoutError:
-        return Outcome(False, "timeout", f"no answer within {timeout:.0f}s")
+        return Outcome(False, "timeout", f"no answer within {deadline_s:.0f}s")
     except openai.APIConnectionError:
         return Outcome(False, "unreachable", "connection failed")
     except openai.APIStatusError as exc:
@@ -193,7 +193,7 @@ def _db_problem(exc: BaseException) -> tuple[str, str]:
     return "error", name
 
 
-async def database_test(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:
+async def database_test(url: str, deadline_s: float = DEFAULT_TIMEOUT_S) -> Outcome:
     """Connect and report the kind, server version and schema revision (or what failed)."""
     from sqlalchemy import text
 
@@ -214,7 +214,7 @@ async def database_test(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> Outcome
             revision = await migrate.current_revision(engine)
             return {"version": str(version or "sqlite")[:60], "revision": revision or ""}
 
-        data = await asyncio.wait_for(probe(), timeout)
+        data = await asyncio.wait_for(probe(), deadline_s)
     except Exception as exc:
         problem, detail = _db_problem(exc)
         return Outcome(False, problem, f"{detail} at {_where(url)}")
@@ -237,17 +237,17 @@ def _where(url: str) -> str:
     return f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
 
 
-async def redis_test(url: str, timeout: float = 3.0) -> Outcome:
+async def redis_test(url: str, deadline_s: float = 3.0) -> Outcome:
     import redis.asyncio as aioredis
 
     try:
         url = _redis_url("PIYASA_REDIS_URL", url)
     except ConfigError as exc:
         return Outcome(False, "bad_format", str(exc)[:200])
-    client = aioredis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = aioredis.from_url(url, socket_connect_timeout=deadline_s, socket_timeout=deadline_s)
     start = time.perf_counter()
     try:
-        await asyncio.wait_for(client.ping(), timeout + 0.5)
+        await asyncio.wait_for(client.ping(), deadline_s + 0.5)
         info = await client.info("server")
     except Exception as exc:
         name = type(exc).__name__
