@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from chatops import i18n, pipeline
+from chatops import dialogs, i18n, pipeline
 from chatops.buttons import ButtonTokens
 from chatops.commands import load_all
 from chatops.commands.registry import Registry
@@ -87,6 +87,14 @@ class SlackResponder:
         return MessageRef("slack", self.channel_id, self.response_url)
 
     async def _upload(self, view: View, channel: str) -> None:
+        if view.private and (view.images or view.files):
+            # files are never ephemeral: private ones go to the user's DM, not the channel
+            try:
+                opened = await self.surface.client.conversations_open(users=self.user_id)
+                channel = opened["channel"]["id"]
+            except SlackApiError as exc:
+                log.warning("slack DM for a private file failed: %s", exc.response.get("error"))
+                return
         for item in [*view.images, *view.files]:
             try:
                 await self.surface.client.files_upload_v2(
@@ -210,6 +218,11 @@ class SlackSurface:
             body["user_id"], body.get("user_name", ""), body["channel_id"], body["response_url"]
         )
         invocation = Invocation(spec_id=(name.lower() or "help")[:32], args_text=args.strip())
+        if name and name.lower() not in self.registry.commands:
+            # Slack has no free text: `/piyasa <answer>` answers an open dialog
+            target = await dialogs.input_invocation_for(ctx)
+            if target is not None:
+                invocation = Invocation(spec_id=target, args_text=(body.get("text") or "").strip())
         task = self._track(
             pipeline.run(ctx, invocation, resume={"response_url": body["response_url"]})
         )

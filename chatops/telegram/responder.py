@@ -141,8 +141,9 @@ class TelegramResponder:
         """Remove the user's message (it held a secret)."""
         if self.trigger_message_id is None:
             return
+        message_id, self.trigger_message_id = self.trigger_message_id, None  # delete once
         try:
-            await self.bot.delete_message(self.chat_id, self.trigger_message_id)
+            await self.bot.delete_message(self.chat_id, message_id)
         except TelegramBadRequest as exc:
             log.warning("could not delete a message holding a secret: %s", exc)
 

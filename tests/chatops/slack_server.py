@@ -215,6 +215,12 @@ class SlackServer:
                     up["title"] = f.get("title")
         return {"ok": True, "files": [{"id": f["id"]} for f in files or []]}
 
+    def m_conversations_open(self, args: dict) -> dict:
+        users = str(args.get("users") or "")
+        if not users.startswith(("U", "W")) or "," in users:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "channel": {"id": "D" + users[1:]}}
+
     def m_conversations_info(self, args: dict) -> dict:
         return {"ok": True, "channel": {"id": args.get("channel"), "name": "ops"}}
 
