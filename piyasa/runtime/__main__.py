@@ -3,7 +3,10 @@
 Used by the fault tests (a process to SIGKILL) and handy when operating the fleet apart
 from the admin surfaces. Settings come from the environment as for ``piyasa up``;
 ``PIYASA_FLEET_OVERRIDES`` may hold a JSON object of settings-table overrides and
-``PIYASA_FLEET_RECEIVE`` the receive mode (polling, webhook, off).
+``PIYASA_FLEET_RECEIVE`` the receive mode (polling, webhook, off). With
+``PIYASA_FLEET_WAIT_STDIN=1`` the process imports and connects, then waits for a line on
+stdin before starting the fleet: a fault test can have the "restarted" process warm while
+the first one still runs, and start it the moment the first one is killed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 
 from piyasa.config import load_settings
 from piyasa.logs import setup_logging
@@ -35,6 +39,8 @@ async def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    if os.environ.get("PIYASA_FLEET_WAIT_STDIN") == "1":
+        await loop.run_in_executor(None, sys.stdin.readline)
     await fleet.start()
     print(f"fleet running: instance {fleet.instance}", flush=True)
     try:

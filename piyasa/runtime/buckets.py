@@ -8,13 +8,19 @@ Every send must pass, atomically and all at once:
 * at most ``global_max`` sends for the whole fleet in any ``global_window`` seconds;
 * no active ``retry_after`` block for the (bot, chat) pair or the bot.
 
-A refused request consumes nothing and learns how long to wait. ``margin_s`` widens every
-interval a little: our clock reads the time when we decide, Telegram when the request
-arrives, and network jitter must not turn "exactly at the limit" into a 429.
+A refused request consumes nothing and learns how long to wait.
+
+``margin_s`` absorbs jitter between our clock (we read the time when we send) and
+Telegram's (it reads the time when the request arrives). It is a constant offset, never a
+per-interval stretch: the bucket is a GCRA (virtual scheduling) whose conformance test runs
+at ``now - margin_s``, and the windows are ``window + margin_s`` long. So a steady stream
+is spaced at exactly ``1 / chat_rate`` after its first send, and a burst's first message
+waits for nothing; stretching every interval instead cost 8 % of the throughput a chat
+allows.
 
 Memory limiters serve one process. With Redis, one Lua script checks and consumes for a
 whole batch of requests in one round trip, using the Redis server's clock, so several
-processes share the same budget.
+processes share the same budget (tests may inject a clock instead, to skip waits).
 """
 
 from __future__ import annotations
@@ -43,7 +49,12 @@ class DeliveryLimits:
 
     @property
     def chat_interval(self) -> float:
-        return 1.0 / self.chat_rate + self.margin_s
+        return 1.0 / self.chat_rate
+
+    @property
+    def chat_tolerance(self) -> float:
+        """How far ahead of real time the bucket's virtual schedule may run (the burst)."""
+        return max(0, self.chat_burst - 1) * self.chat_interval
 
 
 @dataclass(frozen=True)
@@ -62,12 +73,6 @@ class Limiter(Protocol):
     async def close(self) -> None: ...
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
 def _window_wait(dq: deque[float], now: float, window: float, cap: int) -> float:
     while dq and dq[0] <= now - window:
         dq.popleft()
@@ -83,27 +88,18 @@ class MemoryLimiter:
     limits: DeliveryLimits = field(default_factory=DeliveryLimits)
     clock: Callable[[], float] = time.monotonic
     kind: str = "memory"
-    _buckets: dict[tuple[int, int], _Bucket] = field(default_factory=dict)
+    _tat: dict[tuple[int, int], float] = field(default_factory=dict)  # theoretical arrival
     _groups: dict[tuple[int, int], deque[float]] = field(default_factory=dict)
     _bots: dict[int, deque[float]] = field(default_factory=dict)
     _global: deque[float] = field(default_factory=deque)
     _blocks: dict[tuple[int, int | None], float] = field(default_factory=dict)
 
-    def _bucket(self, key: tuple[int, int], now: float) -> _Bucket:
-        lim = self.limits
-        b = self._buckets.get(key)
-        if b is None:
-            b = self._buckets[key] = _Bucket(float(lim.chat_burst), now)
-        elif now > b.updated:
-            b.tokens = min(float(lim.chat_burst), b.tokens + (now - b.updated) / lim.chat_interval)
-            b.updated = now
-        return b
-
     def wait_one(self, key: SendKey, now: float) -> float:
         lim = self.limits
         pair = (key.bot_id, key.chat_id)
-        b = self._bucket(pair, now)
-        waits = [0.0 if b.tokens >= 1 - EPS else (1 - b.tokens) * lim.chat_interval]
+        tat = self._tat.get(pair)
+        early = 0.0 if tat is None else tat - lim.chat_tolerance - (now - lim.margin_s)
+        waits = [max(0.0, early)]
         if key.is_group:
             dq = self._groups.setdefault(pair, deque())
             waits.append(_window_wait(dq, now, lim.group_window + lim.margin_s, lim.group_max))
@@ -130,8 +126,8 @@ class MemoryLimiter:
 
     def consume(self, key: SendKey, now: float) -> None:
         pair = (key.bot_id, key.chat_id)
-        b = self._bucket(pair, now)
-        b.tokens = max(0.0, b.tokens - 1)
+        lim = self.limits
+        self._tat[pair] = max(self._tat.get(pair, now), now) + lim.chat_interval
         if key.is_group:
             self._groups.setdefault(pair, deque()).append(now)
         self._bots.setdefault(key.bot_id, deque()).append(now)
@@ -158,12 +154,24 @@ class MemoryLimiter:
 
 
 # KEYS per request (6): bucket, group window, bot window, global window, pair block, bot block.
-# ARGV: 9 shared numbers, then per request: is_group, member.
-_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate_iv = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
+# ARGV: 10 shared values (the 10th is "now", or "" for the server's clock), then per request:
+# is_group, member. The bucket hash holds the GCRA's theoretical arrival time ``tat``;
+# a block key holds the time it ends.
+_NOW = """
+local now
+if ARGV[%d] ~= nil and ARGV[%d] ~= '' then
+  now = tonumber(ARGV[%d])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
+
+_LUA = (
+    _NOW % (10, 10, 10)
+    + """
+local iv = tonumber(ARGV[1])
+local tol = tonumber(ARGV[2])
 local gmax = tonumber(ARGV[3])
 local gwin = tonumber(ARGV[4])
 local bmax = tonumber(ARGV[5])
@@ -171,6 +179,7 @@ local bwin = tonumber(ARGV[6])
 local xmax = tonumber(ARGV[7])
 local xwin = tonumber(ARGV[8])
 local ttl_ms = tonumber(ARGV[9])
+local margin = tonumber(ARGV[11])
 local out = {}
 local function window(key, max, win)
   if max <= 0 then return 0 end
@@ -180,29 +189,28 @@ local function window(key, max, win)
   local oldest = redis.call('ZRANGE', key, n - max, n - max, 'WITHSCORES')
   return tonumber(oldest[2]) + win - now
 end
+local function blocked(key)
+  local v = redis.call('GET', key)
+  if v then return tonumber(v) - now end
+  return 0
+end
 local n = #KEYS / 6
 for i = 0, n - 1 do
   local k = i * 6
-  local is_group = ARGV[10 + i * 2] == '1'
-  local member = ARGV[11 + i * 2]
-  local b = redis.call('HMGET', KEYS[k + 1], 'tokens', 'ts')
-  local tokens = tonumber(b[1])
-  local ts = tonumber(b[2])
-  if tokens == nil then tokens = burst; ts = now end
-  if now > ts then tokens = math.min(burst, tokens + (now - ts) / rate_iv); ts = now end
+  local is_group = ARGV[12 + i * 2] == '1'
+  local member = ARGV[13 + i * 2]
+  local tat = tonumber(redis.call('HGET', KEYS[k + 1], 'tat'))
   local wait = 0
-  if tokens < 1 - 1e-9 then wait = (1 - tokens) * rate_iv end
+  if tat ~= nil then wait = math.max(0, tat - tol - (now - margin)) end
   if is_group then wait = math.max(wait, window(KEYS[k + 2], gmax, gwin)) end
   wait = math.max(wait, window(KEYS[k + 3], bmax, bwin))
   wait = math.max(wait, window(KEYS[k + 4], xmax, xwin))
-  local p1 = redis.call('PTTL', KEYS[k + 5])
-  if p1 > 0 then wait = math.max(wait, p1 / 1000) end
-  local p2 = redis.call('PTTL', KEYS[k + 6])
-  if p2 > 0 then wait = math.max(wait, p2 / 1000) end
+  wait = math.max(wait, blocked(KEYS[k + 5]), blocked(KEYS[k + 6]))
   if wait > 1e-9 then
     out[i + 1] = tostring(wait)
   else
-    redis.call('HSET', KEYS[k + 1], 'tokens', tostring(math.max(0, tokens - 1)), 'ts', tostring(ts))
+    if tat == nil or tat < now then tat = now end
+    redis.call('HSET', KEYS[k + 1], 'tat', tostring(tat + iv))
     redis.call('PEXPIRE', KEYS[k + 1], ttl_ms)
     if is_group then
       redis.call('ZADD', KEYS[k + 2], now, member)
@@ -217,6 +225,18 @@ for i = 0, n - 1 do
 end
 return out
 """
+)
+
+# KEYS: the block key. ARGV: seconds, ttl ms, now (or ""). Keeps the later of two ends.
+_BLOCK = (
+    _NOW % (3, 3, 3)
+    + """
+local ends = now + tonumber(ARGV[1])
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ends > cur then redis.call('SET', KEYS[1], string.format('%.6f', ends), 'PX', ARGV[2]) end
+return 1
+"""
+)
 
 
 class RedisLimiter:
@@ -229,23 +249,36 @@ class RedisLimiter:
         client: object,
         limits: DeliveryLimits | None = None,
         namespace: str = "piyasa:gate:",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.client = client
         self.limits = limits or DeliveryLimits()
         self.ns = namespace
+        self.clock = clock  # None: the Redis server's clock (shared by every process)
         self._script = client.register_script(_LUA)  # type: ignore[attr-defined]
+        self._block = client.register_script(_BLOCK)  # type: ignore[attr-defined]
         self._seq = 0
         self._tag = uuid.uuid4().hex[:8]
 
     @classmethod
     def from_url(
-        cls, url: str, limits: DeliveryLimits | None = None, namespace: str = "piyasa:gate:"
+        cls,
+        url: str,
+        limits: DeliveryLimits | None = None,
+        namespace: str = "piyasa:gate:",
+        clock: Callable[[], float] | None = None,
     ):  # type: ignore[no-untyped-def]
         import redis.asyncio as aioredis
 
         return cls(
-            aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5), limits, namespace
+            aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5),
+            limits,
+            namespace,
+            clock,
         )
+
+    def _now(self) -> str:
+        return "" if self.clock is None else repr(float(self.clock()))
 
     def _keys(self, key: SendKey) -> list[str]:
         ns, b, c = self.ns, key.bot_id, key.chat_id
@@ -265,7 +298,7 @@ class RedisLimiter:
         ttl_ms = int((max(lim.group_window, lim.bot_window, lim.global_window) + 5) * 1000)
         argv: list[object] = [
             lim.chat_interval,
-            lim.chat_burst,
+            lim.chat_tolerance,
             lim.group_max,
             lim.group_window + lim.margin_s,
             lim.bot_max,
@@ -273,6 +306,8 @@ class RedisLimiter:
             lim.global_max,
             lim.global_window + lim.margin_s,
             ttl_ms,
+            self._now(),
+            lim.margin_s,
         ]
         all_keys: list[str] = []
         for key in keys:
@@ -284,11 +319,9 @@ class RedisLimiter:
 
     async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None:
         key = f"{self.ns}blk:{bot_id}" if chat_id is None else f"{self.ns}blk:{bot_id}:{chat_id}"
-        ms = max(1, int(seconds * 1000))
-        # Keep the longer of an existing block and this one.
-        current = await self.client.pttl(key)  # type: ignore[attr-defined]
-        if current is None or current < ms:
-            await self.client.set(key, "1", px=ms)  # type: ignore[attr-defined]
+        # The key expires a little after the block ends (by the real clock: only cleanup).
+        ttl_ms = max(1, int((seconds + 5) * 1000))
+        await self._block(keys=[key], args=[seconds, ttl_ms, self._now()])
 
     async def clear(self) -> None:
         keys = [k async for k in self.client.scan_iter(match=self.ns + "*", count=500)]  # type: ignore[attr-defined]
@@ -300,8 +333,12 @@ class RedisLimiter:
 
 
 def make_limiter(
-    redis_url: str, limits: DeliveryLimits, namespace: str = "piyasa:gate:"
+    redis_url: str,
+    limits: DeliveryLimits,
+    namespace: str = "piyasa:gate:",
+    clock: Callable[[], float] | None = None,
 ) -> MemoryLimiter | RedisLimiter:
-    return (
-        RedisLimiter.from_url(redis_url, limits, namespace) if redis_url else MemoryLimiter(limits)
-    )
+    """Redis buckets when configured; ``clock`` None means the server's (Redis) or monotonic."""
+    if redis_url:
+        return RedisLimiter.from_url(redis_url, limits, namespace, clock)
+    return MemoryLimiter(limits, clock=clock or time.monotonic)

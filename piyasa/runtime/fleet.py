@@ -66,16 +66,33 @@ class Fleet:
         roster_refresh_s: float = 30.0,
         settings_refresh_s: float = 2.0,
         limiter_namespace: str = "piyasa:gate:",
+        clock: Any = None,
+        wall: Any = None,
+        supervisor_backoff: tuple[float, float] = (0.5, 30.0),
     ) -> None:
+        """``clock`` (monotonic seconds) and ``wall`` (aware UTC datetime) are injectable so
+        tests move time instead of waiting; both default to the real clocks. An injected
+        clock also drives Redis buckets (otherwise they use the Redis server's clock)."""
         self.limiter_namespace = limiter_namespace
+        self._clock_injected = clock is not None
+        self.clock = clock or time.monotonic
+        self.wall = wall or (lambda: datetime.now(UTC))
         self.services = services
         self.settings_store = SettingsStore(
             services.sessions, settings_overrides, settings_refresh_s
         )
         self.metrics = FleetMetrics()
-        self.supervisor = Supervisor(on_event=self._event)
+        self.supervisor = Supervisor(
+            on_event=self._event,
+            min_backoff=supervisor_backoff[0],
+            max_backoff=supervisor_backoff[1],
+        )
         self.bot_breakers = BreakerBoard(
-            "bot", failure_threshold=5, reset_timeout=5.0, on_change=self._breaker_changed
+            "bot",
+            failure_threshold=5,
+            reset_timeout=5.0,
+            on_change=self._breaker_changed,
+            clock=self.clock,
         )
         self.control = FleetControl(self)
         self.instance = make_instance_id()
@@ -97,7 +114,7 @@ class Fleet:
         self.ingest: Ingest | None = None
         self.webhooks: WebhookReceiver | None = None
         self.pollers: dict[int, Poller] = {}
-        self.store = OutboxStore(services.sessions, services.engine.dialect.name)
+        self.store = OutboxStore(services.sessions, services.engine.dialect.name, self.wall)
         self.outbox_depth = 0
         self.started = False
         self._decisions: asyncio.Queue[Decision] = asyncio.Queue()
@@ -177,7 +194,7 @@ class Fleet:
             provider = OpenAIProvider(wanted[0], wanted[1] or None, wanted[2], wanted[3])
         else:
             provider = OfflineProvider()
-        breaker = CircuitBreaker("llm", 5, 5.0, on_change=self._breaker_changed)
+        breaker = CircuitBreaker("llm", 5, 5.0, clock=self.clock, on_change=self._breaker_changed)
         self.generator = Generator(provider, breaker, self.settings_store.get("llm_prices") or {})
         self._llm_config = wanted
         if old is not None and old.provider is not provider:
@@ -216,7 +233,12 @@ class Fleet:
         limits = dataclasses.replace(
             self.base_limits, global_max=int(self.settings_store.number("global_max_per_s"))
         )
-        limiter = make_limiter(self.services.settings.redis_url, limits, self.limiter_namespace)
+        limiter = make_limiter(
+            self.services.settings.redis_url,
+            limits,
+            self.limiter_namespace,
+            self.clock if self._clock_injected else None,
+        )
         self._build_generator()
         policy = lambda: str(self.settings_store.get("outbox_ambiguous_policy"))  # noqa: E731
         recovered = await self.store.recover(policy())
@@ -224,7 +246,7 @@ class Fleet:
             self._event(
                 "outbox", "recovered", f"{recovered} rows from a previous run (policy {policy()})"
             )
-        self.planner = Planner(self.roster, limits)
+        self.planner = Planner(self.roster, limits, clock=self.clock, wall=self.wall)
         await self._seed_state()
         self.gate = Gate(
             self.store,
@@ -237,6 +259,8 @@ class Fleet:
             on_error=self._error,
             on_sent=self._on_sent,
             on_failed=self._on_failed,
+            clock=self.clock,
+            wall=self.wall,
         )
         self.ingest = Ingest(
             sessions,

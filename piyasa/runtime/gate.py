@@ -47,10 +47,6 @@ from piyasa.runtime.telegram import TelegramClients
 log = logging.getLogger(__name__)
 
 
-def _utc_in(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
 def _is_unambiguous_network_error(exc: BaseException) -> bool:
     """True when the request certainly never reached Telegram (connection refused)."""
     import aiohttp
@@ -77,6 +73,7 @@ class Gate:
         max_held: int = 5000,
         send_timeout: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.limiter = limiter
@@ -92,6 +89,8 @@ class Gate:
         self.max_held = max_held
         self.send_timeout = send_timeout
         self.clock = clock
+        self.wall = wall
+        self.passes = 0  # dispatch passes so far: tests wait on it instead of sleeping
         self.queues: dict[int, deque[Item]] = {}
         self.held: dict[int, Item] = {}
         self.inflight: dict[int, asyncio.Task[None]] = {}
@@ -107,6 +106,9 @@ class Gate:
         self._flush_lock = asyncio.Lock()
         self.count_429 = 0
         self.sent_count = 0
+
+    def _utc_in(self, seconds: float) -> datetime:
+        return self.wall() + timedelta(seconds=seconds)
 
     # ---- interface for the fleet
 
@@ -182,6 +184,7 @@ class Gate:
                     last_renew = now
                     await self.store.renew(self.instance)
                 next_due = await self._dispatch()
+                self.passes += 1
                 timeout = max(0.001, min(self.poll_s, next_due - self.clock()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout)
@@ -240,7 +243,7 @@ class Gate:
         items = [it for it in self.held.values() if it.bot_id == bot_id and not it.busy]
         for it in items:
             self._drop(it)
-        when = _utc_in(wait_s)
+        when = self._utc_in(wait_s)
         self._outcomes["release"] += [(it, when, "bot circuit breaker open") for it in items]
         self._outcome_ready.set()
 
@@ -264,7 +267,7 @@ class Gate:
                 request_timeout=int(self.send_timeout),
             )
             breaker.success()
-            outcome = ("sent", (item, msg.message_id, datetime.now(UTC)))
+            outcome = ("sent", (item, msg.message_id, self.wall()))
         except TelegramRetryAfter as exc:
             self.count_429 += 1
             self.metrics.telegram_errors.labels("429").inc()
@@ -273,13 +276,13 @@ class Gate:
             breaker.success()  # the token works; Telegram only asked us to slow down
             outcome = (
                 "retry",
-                (item, _utc_in(exc.retry_after), f"429 retry after {exc.retry_after}"),
+                (item, self._utc_in(exc.retry_after), f"429 retry after {exc.retry_after}"),
             )
         except TelegramUnauthorizedError as exc:
             self.metrics.telegram_errors.labels("401").inc()
             breaker.trip(300.0, "401 Unauthorized: the bot token was revoked or is wrong")
             self._report(item, exc)
-            outcome = ("release", (item, _utc_in(300.0), "401 Unauthorized"))
+            outcome = ("release", (item, self._utc_in(300.0), "401 Unauthorized"))
         except TelegramMigrateToChat as exc:
             self.metrics.telegram_errors.labels("400").inc()
             self._report(item, exc)
@@ -299,20 +302,20 @@ class Gate:
             else:
                 backoff = min(60.0, 0.5 * 2 ** min(item.attempts, 7))
                 item.not_before = self.clock() + backoff
-                outcome = ("retry", (item, _utc_in(backoff), f"{type(exc).__name__}"))
+                outcome = ("retry", (item, self._utc_in(backoff), f"{type(exc).__name__}"))
         except TelegramAPIError as exc:
             self.metrics.telegram_errors.labels("other").inc()
             breaker.failure(exc.message)
             self._report(item, exc)
             item.not_before = self.clock() + 5.0
-            outcome = ("retry", (item, _utc_in(5.0), type(exc).__name__))
+            outcome = ("retry", (item, self._utc_in(5.0), type(exc).__name__))
         except asyncio.CancelledError:
             # Stopping: the row stays 'sending' only if the request may be out; recover decides.
             raise
         except Exception as exc:  # a bug must not kill the chat's queue
             log.exception("gate: unexpected error sending outbox row %s", item.id)
             item.not_before = self.clock() + 5.0
-            outcome = ("retry", (item, _utc_in(5.0), f"{type(exc).__name__}"))
+            outcome = ("retry", (item, self._utc_in(5.0), f"{type(exc).__name__}"))
         finally:
             self.inflight.pop(item.tg_chat_id, None)
             self.wake.set()
@@ -364,7 +367,7 @@ class Gate:
                 self._outcomes[k] = v + self._outcomes[k]
             self._outcome_ready.set()
             raise
-        now = datetime.now(UTC)
+        now = self.wall()
         for item, tg_id, _at in batch["sent"]:
             self._drop(item)
             self.metrics.messages.labels("sent").inc()

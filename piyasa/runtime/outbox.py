@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -104,9 +104,15 @@ class Item:
 
 
 class OutboxStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], dialect: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        dialect: str,
+        wall: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.sessions = sessions
         self.dialect = dialect
+        self.wall = wall  # injectable so tests can move time instead of waiting
         # SQLite has one writer: serialising our writes beats its busy-wait back-off.
         self._lock = asyncio.Lock() if dialect == "sqlite" else None
 
@@ -129,7 +135,7 @@ class OutboxStore:
                 ).all()
             )
             fresh = [d for d in drafts if d.idempotency_key not in known]
-            now = utcnow()
+            now = self.wall()
             msgs = [
                 Message(
                     chat_id=d.chat_id,
@@ -217,7 +223,7 @@ class OutboxStore:
         """Atomically take up to ``limit`` due rows (oldest first) for this gate."""
         if limit <= 0:
             return []
-        now = utcnow()
+        now = self.wall()
         due = or_(
             and_(OutboxItem.state == "queued", OutboxItem.next_attempt_at <= now),
             and_(OutboxItem.state == "claimed", OutboxItem.lease_until < now),
@@ -282,7 +288,7 @@ class OutboxStore:
 
     async def renew(self, instance: str, lease_s: float = LEASE_S) -> int:
         """Extend the leases of every row this gate holds."""
-        now = utcnow()
+        now = self.wall()
         async with self._write(), self.sessions() as session, session.begin():
             result = await session.execute(
                 update(OutboxItem)
@@ -299,7 +305,7 @@ class OutboxStore:
         """claimed -> sending, only for rows this gate still owns. Commit precedes the send."""
         if not ids:
             return set()
-        now = utcnow()
+        now = self.wall()
         async with self._write(), self.sessions() as session, session.begin():
             rows = await session.execute(
                 update(OutboxItem)
@@ -425,7 +431,7 @@ class OutboxStore:
         exists, so a restart on one machine need not wait for the lease.
         """
         host = local_host or socket.gethostname()[:48]
-        now = utcnow()
+        now = self.wall()
         async with self._write(), self.sessions() as session, session.begin():
             rows = (
                 await session.execute(

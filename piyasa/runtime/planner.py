@@ -43,7 +43,7 @@ class PendingReply:
     tg_message_id: int
     human_name: str
     text: str
-    created: float = field(default_factory=time.monotonic)
+    created: float | None = None  # planner clock; stamped by add_reply
 
 
 @dataclass
@@ -100,6 +100,8 @@ class Planner:
         self.hourly[bot_id] = deque([now] * count)
 
     def add_reply(self, reply: PendingReply) -> None:
+        if reply.created is None:
+            reply.created = self.clock()
         if all(r.request_id != reply.request_id for r in self.replies):
             self.replies.append(reply)
 
@@ -203,7 +205,7 @@ class Planner:
         now_utc = self.wall()
         out: list[Decision] = []
         # 1. replies first
-        self.replies = [r for r in self.replies if now - r.created <= reply_max_age_s]
+        self.replies = [r for r in self.replies if now - (r.created or now) <= reply_max_age_s]
         for reply in list(self.replies):
             if len(out) >= room or self._budget < 1:
                 return out

@@ -6,6 +6,7 @@ import pytest
 
 from piyasa.sandbox.telegram import TelegramSandbox
 from tests.conftest import REDIS_URL, SKIP_REDIS, redis_available
+from tests.runtime.helpers import FleetClock
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -19,8 +20,14 @@ def limiter_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[TelegramSandbox]:
-    sb = TelegramSandbox()
+def clock() -> FleetClock:
+    """The test's timeline, shared by the sandbox and the fleet (see FleetClock)."""
+    return FleetClock()
+
+
+@pytest.fixture
+async def sandbox(clock: FleetClock) -> AsyncIterator[TelegramSandbox]:
+    sb = TelegramSandbox(clock=clock)
     await sb.start("127.0.0.1", 0)
     yield sb
     await sb.stop()

@@ -7,6 +7,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,7 +15,37 @@ from sqlalchemy import func, select
 from piyasa.crypto import fingerprint
 from piyasa.db.models import Bot, Chat
 from piyasa.db.runtime_models import BotChat, OutboxItem
+from piyasa.sandbox.telegram import SandboxClock
 from piyasa.services import Services
+
+
+class FleetClock(SandboxClock):
+    """One timeline for the sandbox's limits and the fleet's clocks: real time plus jumps.
+
+    Time flows as usual (the fleet's loops keep running), and a test that would wait for a
+    ``retry_after``, a breaker's cool-down or a bucket's refill moves the clock forward
+    instead. The sandbox reads ``now()``; the fleet gets the instance as its monotonic
+    ``clock`` and ``wall`` as its UTC clock, so limits on both sides agree.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(time.time())
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        self.offset += seconds
+        return self.now()
+
+    def __call__(self) -> float:
+        return self.now()
+
+    def wall(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
 
 
 def token_for(n: int) -> str:
@@ -97,6 +128,44 @@ async def until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {limit_s}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def drive(
+    clock: FleetClock,
+    fleet: Any,
+    check: Callable[[], Awaitable[Any] | Any],
+    step_s: float = 0.5,
+    limit_s: float = 10.0,
+    what: str = "condition",
+) -> Any:
+    """Move ``clock`` forward ``step_s`` at a time (waking the gate) until ``check`` holds.
+
+    ``limit_s`` bounds the real time spent; the simulated time is ``step_s`` per round.
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit_s}s (real) waiting for {what}")
+        clock.advance(step_s)
+        if fleet.gate is not None:
+            fleet.gate.notify()
+        await asyncio.sleep(0.02)
+
+
+async def gate_passes(fleet: Any, n: int = 3, limit_s: float = 5.0) -> None:
+    """Wait until the gate has looked at its queues ``n`` more times (nothing moves time)."""
+    start = fleet.gate.passes
+
+    def done() -> bool:
+        fleet.gate.notify()
+        return fleet.gate.passes >= start + n
+
+    await until(done, limit_s, f"{n} gate passes")
 
 
 async def outbox_states(services: Services) -> dict[str, int]:

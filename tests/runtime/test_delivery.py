@@ -10,10 +10,18 @@ from piyasa.db.models import Message
 from piyasa.runtime.fleet import Fleet
 from piyasa.runtime.llm import OpenAIProvider, price_of
 from piyasa.sandbox.llm_server import FakeOpenAIServer
-from tests.runtime.helpers import namespace, outbox_states, seed, until, with_sandbox
+from tests.runtime.helpers import (
+    drive,
+    gate_passes,
+    namespace,
+    outbox_states,
+    seed,
+    until,
+    with_sandbox,
+)
 
 
-def fleet_for(services, url, limiter_url, provider=None, **overrides) -> Fleet:
+def fleet_for(services, url, limiter_url, provider=None, clock=None, **overrides) -> Fleet:
     with_sandbox(services, url, limiter_url)
     return Fleet(
         services,
@@ -21,6 +29,8 @@ def fleet_for(services, url, limiter_url, provider=None, **overrides) -> Fleet:
         provider=provider,
         settings_overrides={"max_msgs_per_min": 6000, **overrides},
         limiter_namespace=namespace(),
+        clock=clock,
+        wall=clock.wall if clock is not None else None,
     )
 
 
@@ -56,14 +66,14 @@ async def test_topic_reaches_the_prompt_and_usage_and_cost_are_recorded(services
         await llm.stop()
 
 
-async def test_llm_errors_are_classified_and_the_provider_breaker_opens(services, sandbox):
+async def test_llm_errors_are_classified_and_the_provider_breaker_opens(services, sandbox, clock):
     llm = FakeOpenAIServer(api_keys=["sk-t"], latency=(0, 0))
     url = await llm.start("127.0.0.1", 0)
     try:
         await seed(services, sandbox, bots=2, chats=1)
         llm.set_failing(500)
         fleet = fleet_for(
-            services, sandbox.base_url, "", OpenAIProvider("sk-t", url, "gpt-4o-mini")
+            services, sandbox.base_url, "", OpenAIProvider("sk-t", url, "gpt-4o-mini"), clock
         )
         await fleet.start()
         try:
@@ -71,8 +81,12 @@ async def test_llm_errors_are_classified_and_the_provider_breaker_opens(services
             calls = len(llm.requests)
             failed = await fleet.store.counts()
             assert failed == {}  # nothing was decided into the outbox
+            await gate_passes(fleet)
+            assert len(llm.requests) == calls  # open: no call while the cool-down runs
             llm.set_failing(None)
-            await until(lambda: len(sandbox.sent()) >= 1, 15, "recovery after the outage")
+            clock.advance(4.0)  # not yet: the cool-down is 5 s
+            await until(lambda: fleet.generator.breaker.wait() > 0, 1, "still open")
+            await drive(clock, fleet, lambda: len(sandbox.sent()) >= 1, 0.5, 10, "recovery")
             assert fleet.generator.breaker.state == "closed"
             assert calls <= 6  # the breaker stopped the hammering
         finally:
@@ -87,15 +101,23 @@ async def test_llm_errors_are_classified_and_the_provider_breaker_opens(services
 
 
 async def test_retry_after_is_honoured_exactly_and_nothing_is_dropped(
-    services, sandbox, limiter_url
+    services, sandbox, limiter_url, clock
 ):
     bots, _chats = await seed(services, sandbox, bots=1, chats=1)
     token = sandbox.world.bots[bots[0].telegram_id].token
     sandbox.inject_error(token=token, method="sendMessage", error_code=429, retry_after=2, count=1)
-    fleet = fleet_for(services, sandbox.base_url, limiter_url, max_msgs_per_min=60)
+    fleet = fleet_for(services, sandbox.base_url, limiter_url, clock=clock, max_msgs_per_min=60)
     await fleet.start()
     try:
-        await until(lambda: len(sandbox.sent()) >= 1, 10, "the refused message, sent later")
+        refused = lambda: [c for c in sandbox.calls("sendMessage") if c["error_code"] == 429]  # noqa: E731
+        await until(refused, 10, "the 429")
+        clock.advance(1.2)  # the bucket is full again, but Telegram said 2 s
+        await gate_passes(fleet)
+        assert not sandbox.sent(), (
+            [(c["time"], c["error_code"]) for c in sandbox.calls("sendMessage")],
+            clock.now(),
+        )
+        await drive(clock, fleet, lambda: sandbox.sent(), 0.1, 10, "the refused message")
     finally:
         await fleet.stop()
     calls = sandbox.calls("sendMessage")
@@ -106,13 +128,14 @@ async def test_retry_after_is_honoured_exactly_and_nothing_is_dropped(
     assert ok[0]["params"]["text"] == refused[0]["params"]["text"]  # the same message, not dropped
 
 
-async def test_a_429_storm_loses_nothing(services, sandbox, limiter_url):
+async def test_a_429_storm_loses_nothing(services, sandbox, limiter_url, clock):
     await seed(services, sandbox, bots=3, chats=2)
     sandbox.inject_error(method="sendMessage", error_code=429, retry_after=1, count=25)
-    fleet = fleet_for(services, sandbox.base_url, limiter_url)
+    fleet = fleet_for(services, sandbox.base_url, limiter_url, clock=clock)
     await fleet.start()
     try:
-        await until(lambda: len(sandbox.sent()) >= 10, 20, "delivery after the storm")
+        await drive(clock, fleet, lambda: len(sandbox.sent()) >= 10, 0.5, 20, "after the storm")
+        assert len([c for c in sandbox.calls("sendMessage") if c["error_code"] == 429]) == 25
         await fleet.control.pause()
         await until(lambda: not fleet.gate.inflight, 5, "no send in flight")
     finally:
@@ -126,22 +149,27 @@ async def test_a_429_storm_loses_nothing(services, sandbox, limiter_url):
     assert sum(states.values()) == len(sent) + states.get("queued", 0) + states.get("sending", 0)
 
 
-async def test_bot_breaker_opens_on_server_errors_and_closes_on_success(services, sandbox):
+async def test_bot_breaker_opens_on_server_errors_and_closes_on_success(services, sandbox, clock):
     bots, _ = await seed(services, sandbox, bots=2, chats=1)
     token = sandbox.world.bots[bots[0].telegram_id].token
     sandbox.inject_error(
         token=token, method="sendMessage", error_code=500, retry_after=None, count=5
     )
-    fleet = fleet_for(services, sandbox.base_url, "")
-    fleet.bot_breakers.defaults["reset_timeout"] = 0.5
+    fleet = fleet_for(services, sandbox.base_url, "", clock=clock)
     await fleet.start()
     try:
-        await until(
-            lambda: fleet.bot_breakers.get(bots[0].id).opened_count >= 1, 15, "breaker opened"
-        )
-        await until(
+        breaker = fleet.bot_breakers.get(bots[0].id)
+        await drive(clock, fleet, lambda: breaker.opened_count >= 1, 0.5, 15, "breaker opened")
+        assert breaker.state == "open" and breaker.wait() > 4  # 5 s cool-down
+        calls = len(sandbox.calls("sendMessage", bot_id=bots[0].telegram_id))
+        await gate_passes(fleet)
+        assert len(sandbox.calls("sendMessage", bot_id=bots[0].telegram_id)) == calls
+        await drive(
+            clock,
+            fleet,
             lambda: any(m["from"]["id"] == bots[0].telegram_id for m in sandbox.sent()),
-            20,
+            0.5,
+            15,
             "bot back",
         )
         await until(

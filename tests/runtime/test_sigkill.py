@@ -23,7 +23,8 @@ from tests.runtime.helpers import outbox_states, seed, until
 pytestmark = pytest.mark.slow
 
 
-async def spawn(services, sandbox_url: str) -> asyncio.subprocess.Process:
+async def spawn(services, sandbox_url: str, wait: bool = False) -> asyncio.subprocess.Process:
+    """A fleet process; with ``wait`` it imports and connects, then waits for ``go()``."""
     s = services.settings
     env = {
         **os.environ,
@@ -34,6 +35,7 @@ async def spawn(services, sandbox_url: str) -> asyncio.subprocess.Process:
         "PIYASA_REDIS_URL": "",
         "PIYASA_FLEET_RECEIVE": "off",
         "PIYASA_LOG_LEVEL": "WARNING",
+        "PIYASA_FLEET_WAIT_STDIN": "1" if wait else "",
     }
     if "search_path" in env["PIYASA_DATABASE_URL"] or services.engine.dialect.name == "postgresql":
         env["PIYASA_DATABASE_URL"] = os.environ.get(
@@ -44,6 +46,7 @@ async def spawn(services, sandbox_url: str) -> asyncio.subprocess.Process:
         "-m",
         "piyasa.runtime",
         env=env,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -75,10 +78,16 @@ async def kill(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
-async def finish(services, sandbox) -> None:
-    """Restart with no new chatter and wait until the outbox is empty."""
+async def go(proc: asyncio.subprocess.Process) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
+
+
+async def finish(services, sandbox, proc: asyncio.subprocess.Process) -> None:
+    """Start the (warm) second process with no new chatter; wait until the outbox is empty."""
     await set_rate(services, 0)
-    proc = await spawn(services, sandbox.base_url)
+    await go(proc)
     try:
 
         async def drained():
@@ -101,6 +110,7 @@ async def test_sigkill_while_sends_are_held_back_then_exactly_once(services, san
     await set_rate(services, 600)
     sandbox.inject_error(method="sendMessage", error_code=429, retry_after=30, count=None)
     proc = await spawn(services, sandbox.base_url)
+    second = await spawn(services, sandbox.base_url, wait=True)
     try:
 
         async def backlog():
@@ -114,7 +124,7 @@ async def test_sigkill_while_sends_are_held_back_then_exactly_once(services, san
     assert sandbox.sent() == []  # nothing got through before the kill
     decided = await decided_texts(services)
     sandbox.clear_errors()
-    await finish(services, sandbox)
+    await finish(services, sandbox, second)
     delivered = Counter(m["text"] for m in sandbox.sent())
     assert delivered == Counter(decided)  # every decided message, exactly once
 
@@ -125,6 +135,7 @@ async def test_sigkill_mid_stream_duplicates_only_from_the_ambiguous_rows(
     await seed(services, sandbox, bots=3, chats=3)
     await set_rate(services, 6000)
     proc = await spawn(services, sandbox.base_url)
+    second = await spawn(services, sandbox.base_url, wait=True)
     try:
         await until(lambda: len(sandbox.sent()) >= 15, 30, "messages flowing")
     finally:
@@ -132,7 +143,7 @@ async def test_sigkill_mid_stream_duplicates_only_from_the_ambiguous_rows(
     states = await outbox_states(services)
     ambiguous = states.get("sending", 0)
     decided = await decided_texts(services)
-    await finish(services, sandbox)
+    await finish(services, sandbox, second)
     delivered = Counter(m["text"] for m in sandbox.sent())
     assert set(delivered) == set(decided)  # nothing lost
     extra = sum(n - Counter(decided)[t] for t, n in delivered.items())
