@@ -112,3 +112,9 @@ async def pending_code(services: Services) -> bool:
     async with services.sessions() as session:
         value = await session.scalar(select(Setting.value).where(Setting.key == CODE_KEY))
     return bool(value) and float(value.get("expires", 0)) >= time.time()
+
+
+async def burn_setup_code(services: Services) -> None:
+    """Void the pending code (it was seen where others could read it)."""
+    async with services.sessions() as session, session.begin():
+        await session.execute(delete(Setting).where(Setting.key == CODE_KEY))

@@ -67,7 +67,9 @@ def _telegram_problem(exc: BaseException) -> tuple[str, str]:
     return "error", type(exc).__name__
 
 
-async def telegram_get_me(api_url: str, token: str, deadline_s: float = DEFAULT_TIMEOUT_S) -> Outcome:
+async def telegram_get_me(
+    api_url: str, token: str, deadline_s: float = DEFAULT_TIMEOUT_S
+) -> Outcome:
     """getMe: ``data`` has id, username, first_name on success."""
     token = (token or "").strip()
     if not TELEGRAM_TOKEN_RE.match(token):
