@@ -499,13 +499,12 @@ async def _lock_admins(session: AsyncSession) -> None:
         )
 
 
-async def _assert_admin_remains(session: AsyncSession) -> None:
-    """Checked after the change, inside its transaction: raising rolls it back."""
+async def _assert_admin_remains(session: AsyncSession, before: int) -> None:
+    """Checked after the change, inside its transaction: raising rolls it back. A change
+    that leaves no active admin where there was one is refused (a fresh install with no
+    admin at all may still manage its other users)."""
     await session.flush()
-    left = await session.scalar(
-        select(func.count(User.id)).where(User.role == "admin", User.locked.is_(False))
-    )
-    if not left:
+    if before and not await _active_admins(session):
         raise UserError(
             "this would leave no active admin: promote or unlock another admin first",
             "last_admin",
@@ -541,8 +540,10 @@ async def _change(
     target = str(ref)
     try:
         async with services.sessions() as session, session.begin():
+            admins = 0
             if admin_check:
                 await _lock_admins(session)
+                admins = await _active_admins(session)
             user = await _load(session, ref)
             target = user.username
             if self_what:
@@ -552,7 +553,7 @@ async def _change(
             extra = await apply(session, user)
             after = None if deleting else _snapshot(user)
             if admin_check:
-                await _assert_admin_remains(session)
+                await _assert_admin_remains(session, admins)
     except UserError as exc:
         if exc.code != "no_user":
             await _refused(services, actor, action, target, exc)
@@ -911,7 +912,8 @@ async def bulk_apply(
     async with services.sessions() as session, session.begin():
         await _lock_admins(session)
         users = await _bulk_users(session, ids)
-        plan = _plan(actor, op, role, users, await _active_admins(session))
+        admins = await _active_admins(session)
+        plan = _plan(actor, op, role, users, admins)
         for user in users:
             if user.username not in plan.affected:
                 continue
@@ -925,7 +927,7 @@ async def bulk_apply(
                 user.role = role  # type: ignore[assignment]
             else:
                 await session.delete(user)
-        await _assert_admin_remains(session)
+        await _assert_admin_remains(session, admins)
         afters = {u.username: _snapshot(u) for u in users if u.username in befores}
     await identity_users_changed(services)
     action = {"lock": "user.lock", "unlock": "user.unlock", "role": "user.role"}.get(
