@@ -1,0 +1,1 @@
+"""Static files of the web pages (a package so they ship in wheels)."""
