@@ -55,6 +55,7 @@ async def start(
     settings: Settings, *, sandbox: bool = False, printer: Callable[[str], None] = print
 ) -> Running:
     """Bring up database, sandbox (when asked or when no token is set) and the web server."""
+    from chatops.alerts import start_alerts
     from chatops.startup import Surfaces
     from chatops.web.server import make_web_app, start_web
 
@@ -92,12 +93,14 @@ async def start(
         running.stoppers.append(("web", runner.cleanup))
         running.web_url = f"http://{settings.http_host}:{port}"
         running.say(
-            f"Web: {running.web_url} (status page /, /healthz, /readyz, /api/health, /metrics)",
+            f"Web: {running.web_url} (status page /, /healthz, /readyz, /api/health, /metrics"
+            + (", sandbox chat /sandbox)" if running.sandbox else ")"),
             printer,
         )
         for line in await surfaces.start():
             running.say(line, printer)
         running.stoppers.append(("chat surfaces", surfaces.stop))
+        running.stoppers.append(("alerts", await start_alerts(running.services, surfaces)))
     except BaseException:
         await running.stop()
         raise
@@ -156,6 +159,7 @@ async def _start_sandbox(
     url = await sb.start(settings.http_host, settings.sandbox_port)
     running.stoppers.append(("sandbox", sb.stop))
     running.sandbox, running.sandbox_url = sb, url
+    running.services.extras["sandbox"] = sb  # the web app's /sandbox chat page reads it
     running.services.settings = dataclasses.replace(
         settings,
         telegram_api_url=url,

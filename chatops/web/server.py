@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from chatops.web.sandbox_page import setup_sandbox_page
 from chatops.web.status import setup_status_routes
 from piyasa.db.engine import ping
 from piyasa.services import Services
@@ -40,6 +41,7 @@ def make_web_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     setup_status_routes(app, services.extras.get("health"))
+    setup_sandbox_page(app, services)  # /sandbox, only when the Telegram sandbox runs
     return app
 
 
