@@ -136,6 +136,7 @@ class SlackServer:
             args = await request.json()
         else:
             args = dict(urllib.parse.parse_qsl(await request.text()))
+        args = {**request.query, **args}  # slack_sdk sends `params=` calls as a query string
         token = auth.removeprefix("Bearer ").strip() or args.get("token", "")
         self.calls.append((method, args))
         if not token:

@@ -39,3 +39,24 @@ def slack_token(message: dict, label: str) -> str:
 async def slack_tap(slack: Any, server: Any, sid: str, message: dict, label: str) -> dict:
     _status, url = await slack.press(sid, slack_token(message, label))
     return (await server.wait_response(url))[-1]
+
+
+async def slack_upload(server: Any, suffix: str, timeout: float = 5.0) -> dict:  # noqa: ASYNC109
+    """The completed upload whose filename ends with ``suffix`` (uploads follow the ack)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        event = server._changed
+        done = [
+            u for u in server.uploads if str(u.get("filename")).endswith(suffix) and "channel" in u
+        ]
+        if done:
+            return done[-1]
+        if loop.time() > deadline:
+            raise TimeoutError(f"no completed upload of *{suffix}")
+        try:
+            await asyncio.wait_for(event.wait(), deadline - loop.time())
+        except TimeoutError:
+            pass
