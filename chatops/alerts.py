@@ -20,9 +20,10 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from chatops import i18n
 from chatops.buttons import ANY_USER
 from chatops.commands.health import LiveViews, alert_view
-from chatops.views import Button
+from chatops.views import Button, Text, View
 from piyasa.admin.health.alerts import Alerter, AlertNotice
 from piyasa.services import Services
 
@@ -54,9 +55,14 @@ class ChatAlerts:
 
             surface = self.surfaces.telegram
             lang = self.services.settings.lang
-            rendered = await render.render(
-                alert_view(lang, notice), lang, _issuer(surface.tokens, "telegram", str(chat_id))
-            )
+            view = alert_view(lang, notice)
+            try:
+                rendered = await render.render(
+                    view, lang, _issuer(surface.tokens, "telegram", str(chat_id))
+                )
+            except Exception as exc:  # the token store (the cache: Redis) is down
+                log.warning("alert without buttons: %s", type(exc).__name__)
+                rendered = await render.render(_without_buttons(view, lang), lang, _no_tokens)
             for i, text in enumerate(rendered.texts):
                 markup = rendered.markup if i == len(rendered.texts) - 1 else None
                 await surface.bot.send_message(chat_id, text, reply_markup=markup)
@@ -71,9 +77,14 @@ class ChatAlerts:
             lang = self.services.settings.lang
             view = alert_view(lang, notice)
             if SLACK_CHANNEL_ID.match(channel):
-                for message in await render.render(
-                    view, lang, _issuer(surface.tokens, "slack", channel)
-                ):
+                try:
+                    messages = await render.render(
+                        view, lang, _issuer(surface.tokens, "slack", channel)
+                    )
+                except Exception as exc:  # the token store (the cache: Redis) is down
+                    log.warning("alert without buttons: %s", type(exc).__name__)
+                    messages = await render.render(_without_buttons(view, lang), lang, _no_tokens)
+                for message in messages:
                     await surface.client.chat_postMessage(channel=channel, **message)
                 return
             # A channel given by name: presses report the channel's id, so post first and
@@ -83,14 +94,30 @@ class ChatAlerts:
                 channel=channel, text=view.plain_text()[:3000] or " ", blocks=text_only
             )
             if view.buttons:
-                messages = await render.render(
-                    view, lang, _issuer(surface.tokens, "slack", resp["channel"])
-                )
+                try:
+                    messages = await render.render(
+                        view, lang, _issuer(surface.tokens, "slack", resp["channel"])
+                    )
+                except Exception as exc:  # posted already; only the buttons are missing
+                    log.warning("alert without buttons: %s", type(exc).__name__)
+                    return
                 await surface.client.chat_update(
                     channel=resp["channel"], ts=resp["ts"], **messages[-1]
                 )
 
         return post
+
+
+def _without_buttons(view: View, lang: str) -> View:
+    """An alert must get out even when its buttons cannot be made (no token store)."""
+    return View(
+        title=view.title,
+        blocks=[*view.blocks, Text(i18n.t(lang, "health.alert.no_buttons"), style="italic")],
+    )
+
+
+async def _no_tokens(_button: Button) -> str:
+    raise AssertionError("a view without buttons issues no tokens")
 
 
 def _issuer(tokens: Any, surface: str, chat: str) -> Callable[[Button], Awaitable[str]]:

@@ -510,7 +510,14 @@ class LiveViews:
         session = LiveSession(ctx, ref, until)
         self.sessions[(ref.surface, ref.chat)] = session
         session.task = asyncio.create_task(self._run(session), name="health-live")
+        await self._notify()
         return session
+
+    async def wait_for_session(self) -> LiveSession:
+        """The newest running live view, once there is one."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: bool(self.sessions))
+        return list(self.sessions.values())[-1]
 
     def get(self, ref: MessageRef | None) -> LiveSession | None:
         if ref is None:
@@ -613,8 +620,8 @@ async def _start_live(ctx: Context) -> View | None:
     view = overview(ctx, hs.snapshot(), live_until=until)
     ref = _pressed_ref(ctx) if not _keep(ctx) else None
     if ref is not None:  # Telegram: the pressed message itself goes live
-        await ctx.edit(ref, view)
         await live.start(ctx, ref, until)
+        await ctx.edit(ref, view)
         return None
     ref = await ctx.send(view)  # a new message (Slack: a channel message it can update)
     if ref is None:

@@ -2,8 +2,11 @@
 
 Rules: a component that turns critical opens an alert (posted once); it stays open while
 the component is critical, warning or unknown — so a flapping critical/warning/critical
-posts nothing new — and closes when the component is healthy again, which posts one
-"resolved" notice. Posting is someone else's job: the chat surfaces register *sinks*
+posts nothing new — and closes once the component has been healthy for
+``resolve_after_s`` (two refresh rounds by default), which posts one "resolved" notice.
+The hold matters for rate-based readings: a fleet held back by a 429's ``retry_after``
+makes no attempts for a round and reads healthy, then critical again; without the hold
+every such gap would post a recovery and a fresh alert. Posting is someone else's job: the chat surfaces register *sinks*
 (an admin chat, a Slack channel), and each sink gets every notice in order.
 
 Nothing lost: a notice a sink could not take stays pending for that sink (in order,
@@ -77,13 +80,17 @@ class Alerter:
         *,
         retry_s: float = 2.0,
         max_retry_s: float = 120.0,
+        resolve_after_s: float | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.health = health
         self.retry_s = retry_s
         self.max_retry_s = max_retry_s
         self._clock = clock
+        interval = float(getattr(getattr(health, "thresholds", None), "interval_s", 5.0))
+        self.resolve_after_s = 2 * interval if resolve_after_s is None else resolve_after_s
         self.open: dict[str, datetime] = {}
+        self._resolving: dict[str, asyncio.Task[None]] = {}
         self.notices: deque[AlertNotice] = deque(maxlen=200)  # what was decided, newest last
         self._outboxes: dict[str, _Outbox] = {}
         self._unsubscribe: Callable[[], None] | None = None
@@ -119,6 +126,9 @@ class Alerter:
             self._unsubscribe()
             self._unsubscribe = None
         self.started = False
+        for task in list(self._resolving.values()):
+            task.cancel()
+        self._resolving.clear()
         for box in self._outboxes.values():
             if box.task is not None:
                 box.task.cancel()
@@ -139,16 +149,34 @@ class Alerter:
     def on_event(self, event: HealthEvent) -> None:
         """Health calls this (synchronously, in order) on every state change."""
         name = event.component
+        if event.current is not State.HEALTHY:
+            pending = self._resolving.pop(name, None)
+            if pending is not None:  # not recovered after all: the alert stays open
+                pending.cancel()
         if event.current is State.CRITICAL:
             if name not in self.open:
                 self._fire(name, event.reading, event.at)
-        elif event.current is State.HEALTHY and name in self.open:
-            since = self.open.pop(name)
-            self._enqueue(
-                AlertNotice(
-                    "resolved", name, event.current, event.summary, event.at, since, event.reading
-                )
+        elif event.current is State.HEALTHY and name in self.open and name not in self._resolving:
+            if self.resolve_after_s <= 0:
+                self._resolve(name, event)
+            else:
+                self._resolving[name] = asyncio.ensure_future(self._resolve_later(name, event))
+
+    async def _resolve_later(self, name: str, event: HealthEvent) -> None:
+        await asyncio.sleep(self.resolve_after_s)
+        if self._resolving.get(name) is asyncio.current_task():
+            del self._resolving[name]
+            self._resolve(name, event)
+
+    def _resolve(self, name: str, event: HealthEvent) -> None:
+        since = self.open.pop(name, None)
+        if since is None:
+            return
+        self._enqueue(
+            AlertNotice(
+                "resolved", name, event.current, event.summary, event.at, since, event.reading
             )
+        )
 
     def _fire(self, name: str, reading: Reading | None, at: datetime) -> None:
         self.open[name] = at
