@@ -40,7 +40,10 @@ async def main() -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     if os.environ.get("PIYASA_FLEET_WAIT_STDIN") == "1":
-        await loop.run_in_executor(None, sys.stdin.readline)
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line.strip():  # EOF: whoever wanted to start us is gone
+            await services.close()
+            return 0
     await fleet.start()
     print(f"fleet running: instance {fleet.instance}", flush=True)
     try:

@@ -7,7 +7,8 @@ Rules, in the order they are applied each tick:
 2. A fleet-wide budget: ``max_msgs_per_min`` × ``scale_factor`` (both re-read from the
    settings table within seconds) as a token bucket; replies spend it too.
 3. Replies first: a human message that mentions or replies to a fleet bot is answered
-   (by that bot) before any new chatter.
+   (by that bot) before any new chatter; while the answering bot only waits for its send
+   slot, its chat gets no new chatter.
 4. For each chat: enabled chat; an enabled bot that belongs to it, is inside its active
    hours *in its own timezone*, is under its hourly limit, and is not the last speaker in
    that chat (no bot twice in a row); the least recently heard bot goes first.
@@ -204,7 +205,9 @@ class Planner:
             return []
         now_utc = self.wall()
         out: list[Decision] = []
-        # 1. replies first
+        # 1. replies first; a chat whose reply only waits for its bot's send slot gets no
+        # new chatter meanwhile, so nothing jumps ahead of the answer.
+        held: set[int] = set()
         self.replies = [r for r in self.replies if now - (r.created or now) <= reply_max_age_s]
         for reply in list(self.replies):
             if len(out) >= room or self._budget < 1:
@@ -221,12 +224,16 @@ class Planner:
                 )
             else:
                 cands = self.roster.bots_in(chat.id)
-            for bot in cands:
-                if self.eligible(bot, chat, now, now_utc) and self._pace(bot, chat, now):
+            ready = [b for b in cands if self.eligible(b, chat, now, now_utc)]
+            for bot in ready:
+                if self._pace(bot, chat, now):
                     hint = topic_hint(reply.text) if topic_hint else None
                     out.append(self._make(bot, chat, self._topic(bot, chat, hint), now, reply))
                     self.replies.remove(reply)
                     break
+            else:
+                if ready:
+                    held.add(chat.id)
         # 2. chatter, chats in rotating order
         chats = [c for c in self.roster.chats.values() if c.enabled]
         if not chats:
@@ -239,7 +246,7 @@ class Planner:
             for chat in chats:
                 if len(out) >= room or self._budget < 1:
                     break
-                if self.pending.get(chat.id, 0) >= self._cap(chat):
+                if chat.id in held or self.pending.get(chat.id, 0) >= self._cap(chat):
                     continue
                 bots = [
                     b for b in self.roster.bots_in(chat.id) if self.eligible(b, chat, now, now_utc)

@@ -100,6 +100,8 @@ class Ingest:
         msg = update.message or update.edited_message
         if msg is None or msg.from_user is None:
             return False
+        if not (msg.text or msg.caption):
+            return False  # a service message (joins, pins...) or media without words
         roster = self.roster()
         if msg.from_user.is_bot and any(
             b.telegram_id == msg.from_user.id for b in roster.bots.values()

@@ -41,7 +41,7 @@ async def spawn(services, sandbox_url: str, wait: bool = False) -> asyncio.subpr
         env["PIYASA_DATABASE_URL"] = os.environ.get(
             "_PIYASA_TEST_DB_URL", env["PIYASA_DATABASE_URL"]
         )
-    return await asyncio.create_subprocess_exec(
+    proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "piyasa.runtime",
@@ -50,6 +50,8 @@ async def spawn(services, sandbox_url: str, wait: bool = False) -> asyncio.subpr
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
+    _children.append(proc)
+    return proc
 
 
 async def set_rate(services, per_min: float) -> None:
@@ -74,7 +76,8 @@ async def decided_texts(services) -> list[str]:
 
 
 async def kill(proc: asyncio.subprocess.Process) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
+    if proc.returncode is None:
+        os.kill(proc.pid, signal.SIGKILL)
     await proc.wait()
 
 
@@ -101,8 +104,16 @@ async def finish(services, sandbox, proc: asyncio.subprocess.Process) -> None:
 
 
 @pytest.fixture
-def db_env(db_url, monkeypatch):
+async def db_env(db_url, monkeypatch):
+    """The database URL for child processes; kills any child a failed test left behind."""
     monkeypatch.setenv("_PIYASA_TEST_DB_URL", db_url)
+    yield
+    for proc in _children:
+        await kill(proc)
+    _children.clear()
+
+
+_children: list[asyncio.subprocess.Process] = []
 
 
 async def test_sigkill_while_sends_are_held_back_then_exactly_once(services, sandbox, db_env):
