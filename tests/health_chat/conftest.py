@@ -84,6 +84,37 @@ async def hw(services: Services) -> AsyncIterator[Any]:
             await health.stop()
 
 
+class FakeControl:
+    def __init__(self, fleet: FakeFleet) -> None:
+        self.fleet = fleet
+
+    async def pause(self, actor: str = "operator") -> None:
+        self.fleet.paused_by.append(actor)
+
+    async def resume(self, actor: str = "operator") -> None:
+        self.fleet.paused_by.clear()
+
+    async def restart_workers(self) -> int:
+        return 3
+
+    def reset_breaker(self, bot_id: int | None = None) -> int:
+        return 1
+
+
+class FakeFleet:
+    """Stands in for the fleet where only the control surface matters (real fleet:
+    test_quick_actions)."""
+
+    started = True
+
+    def __init__(self) -> None:
+        self.paused_by: list[str] = []
+        self.control = FakeControl(self)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"running": True, "paused": bool(self.paused_by)}
+
+
 def group_texts(world: Any) -> list[str]:
     return [m.get("text") or "" for m in world.sb.sent(chat_id=ADMIN_GROUP)]
 
