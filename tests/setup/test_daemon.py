@@ -1,0 +1,48 @@
+"""`piyasa up --detach`, `status`, `restart`, `stop` through the pid file, as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.procs import base_env, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_detach_status_restart_stop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = base_env(data)
+    try:
+        started = run_cli(["up", "--detach", "--sandbox"], env, timeout=90)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "running in the background" in started.stdout
+        info = json.loads((data / "piyasa.pid").read_text())
+        assert info["args"] == ["--sandbox"]
+        again = run_cli(["up", "--detach"], env)
+        assert again.returncode == 1 and "already running" in again.stderr
+
+        st = run_cli(["status", "--json"], env)
+        status = json.loads(st.stdout)
+        assert st.returncode == 0 and status["running"] and status["healthz"] == 200
+        assert status["pid"] == info["pid"]
+
+        restarted = run_cli(["restart"], env, timeout=90)
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        new = json.loads((data / "piyasa.pid").read_text())
+        assert new["pid"] != info["pid"] and new["args"] == ["--sandbox"]
+        with pytest.raises(ProcessLookupError):
+            os.kill(info["pid"], 0)
+
+        stopped = run_cli(["stop"], env, timeout=30)
+        assert stopped.returncode == 0 and f"Stopped Piyasa (pid {new['pid']})" in stopped.stdout
+        assert not (data / "piyasa.pid").exists()
+        st = run_cli(["status"], env)
+        assert st.returncode == 3 and "not running" in st.stdout
+        log = (data / "piyasa.log").read_text()
+        assert log.count("Stopped.") == 2 and "Traceback" not in log
+    finally:
+        run_cli(["stop"], env, timeout=30)
