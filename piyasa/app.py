@@ -177,6 +177,19 @@ async def _start_sandbox(
     )
 
 
+def dump_tasks() -> None:
+    """SIGUSR1: print every asyncio task's stack, to see what a stuck process waits on."""
+    import io
+    import sys
+
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        out.write(f"--- {task.get_name()} {task.get_coro()!r}\n")
+        task.print_stack(limit=12, file=out)
+    sys.stderr.write(out.getvalue())
+    sys.stderr.flush()
+
+
 async def serve_forever(settings: Settings, *, sandbox: bool = False) -> int:
     """Run until SIGINT/SIGTERM, then stop cleanly."""
     stop = asyncio.Event()
@@ -184,10 +197,22 @@ async def serve_forever(settings: Settings, *, sandbox: bool = False) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    running = await start(settings, sandbox=sandbox)
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    starting = asyncio.create_task(start(settings, sandbox=sandbox))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # a stop signal during start-up: abandon it, clean up
+        print("Stopping during start-up…", flush=True)
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        print("Stopped.", flush=True)
+        return 0
+    running = starting.result()
     print("Running. Press Ctrl+C to stop.", flush=True)
     try:
-        await stop.wait()
+        await stopping
     finally:
         print("Stopping…", flush=True)
         await running.stop()
