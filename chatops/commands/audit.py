@@ -71,7 +71,7 @@ async def audit(ctx: Context) -> View:
     return await audit_view(ctx, audit_search.parse_filters(ctx.args.get("filters", "")), 1)
 
 
-@audit.action("page", audit=False)
+@audit.action("page")
 async def audit_page(ctx: Context) -> View:
     page = ctx.params.get("page", 1)
     return await audit_view(

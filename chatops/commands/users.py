@@ -238,7 +238,7 @@ async def users(ctx: Context) -> View:
     return await list_view(ctx, _list_state(ctx))
 
 
-@users.action("list", audit=False)
+@users.action("list")
 async def users_list(ctx: Context) -> View:
     return await list_view(ctx, _list_state(ctx))
 
@@ -341,7 +341,7 @@ async def card_view(ctx: Context, uid: int | None, alert: Alert | None = None) -
     return view
 
 
-@users.action("card", audit=False)
+@users.action("card")
 async def users_card(ctx: Context) -> View:
     return await card_view(ctx, _int(ctx.params.get("id")))
 
@@ -495,7 +495,7 @@ async def users_apikey(ctx: Context) -> View:
     )
 
 
-@users.action("sessions", audit=False)
+@users.action("sessions")
 async def users_sessions(ctx: Context) -> View:
     return await sessions_view(ctx, _int(ctx.params.get("id")))
 
