@@ -163,6 +163,7 @@ class Gate:
             while True:
                 now = self.clock()
                 if self.paused:
+                    self.passes += 1
                     self.wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), self.poll_s)
