@@ -1,0 +1,18 @@
+"""Slack cannot delete what a user typed, so /piyasa setup points to the Telegram wizard."""
+
+from __future__ import annotations
+
+from tests.chatops.conftest import people, slack, slack_server  # noqa: F401  (fixtures)
+from tests.chatops.slack_server import slack_buttons, slack_text
+
+
+async def test_slack_setup_points_admins_to_telegram_with_the_status(slack) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    status, ack, _url = await slack.slash("U0ADMIN", "setup")
+    text = slack_text(ack)
+    assert status == 200
+    assert "Continue in Telegram" in text and "send /setup" in text
+    assert "Admin" in text and "piyasa check" in text
+    status, ack, _url = await slack.slash("U0VIEWER", "setup")
+    text = slack_text(ack)
+    assert "Continue in Telegram" in text and "Admin:" not in text
+    assert not [b for b in slack_buttons(ack) if "setup." in str(b)]
