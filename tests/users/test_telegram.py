@@ -231,3 +231,51 @@ async def test_audit_filters_pages_and_csv(tg) -> None:
     assert doc["document"]["file_name"].endswith(".csv")
     period = await tap(tg, "admin", me, msg, "Period: last 7 days")
     assert "last 30 days" in period["text"]
+
+
+async def test_secrets_appear_once_and_never_in_logs_or_audit(tg) -> None:
+    import logging
+
+    from piyasa import logs
+
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(logs.RING)
+    root.setLevel(logging.DEBUG)
+    logs.RING.lines.clear()
+    me = private("admin")
+    try:
+        totp = await auth.enroll_totp(tg.services, tg.user_ids["admin"])
+        await auth.grant_elevation(tg.services, tg.user_ids["admin"])
+        card = await tg.say("admin", "/users operator")
+        card = await tap(tg, "admin", me, card, "👤 user_operator")
+        confirm = await tap(tg, "admin", me, card, "New API key")
+        key_msg = await tap_new(tg, "admin", me, confirm, "Yes")
+        key = key_msg["text"].split("\n")[1].strip()
+        assert key.startswith("pk_") and key_msg.get("has_protected_content") is True
+        card = await tg.say("admin", "/users operator")
+        card = await tap(tg, "admin", me, card, "👤 user_operator")
+        confirm = await tap(tg, "admin", me, card, "Reset password")
+        temp_msg = await tap_new(tg, "admin", me, confirm, "Yes")
+        temp = temp_msg["text"].split("\n")[1].strip()
+        await tg.say("operator", "/mfa")
+        photo = await tg.sb.wait_for_message(lambda m: "photo" in m, chat_id=private("operator"))
+        seed = photo["caption"].rsplit(" ", 1)[1]
+        await tg.say("operator", f"/password {temp} a-new-long-passphrase")
+    finally:
+        root.removeHandler(logs.RING)
+        root.setLevel(old)
+    assert (await passwords.check_login(tg.services, "user_operator", "a-new-long-passphrase")).ok
+    secrets = {"key": key, "temp": temp, "seed": seed, "totp": totp, "new": "a-new-long-passphrase"}
+    shown = [m.get("text") or m.get("caption") or "" for m in tg.sb.sent()]
+    for name, value in secrets.items():
+        assert sum(value in text for text in shown) <= 1, name  # once, in its own message
+        assert value not in "\n".join(logs.RING.lines), name
+    rows = await audit.recent(tg.services, 1000)
+    dumped = "\n".join(f"{r.params} {r.detail} {r.target} {r.action}" for r in rows)
+    assert all(value not in dumped for value in secrets.values())
+    # the /password message holding two passwords was deleted from the chat at once
+    assert all(
+        "a-new-long" not in (m.get("text") or "")
+        for m in tg.sb.messages(private("operator"), tg.bot_id)
+    )
