@@ -31,7 +31,9 @@ def test_break_glass_user_cli(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("add", "root", "--role", "admin")[0] == 0
     code, out, _ = cli("add", "ayse", "--role", "viewer", "--telegram-id", "42")
     assert code == 0 and "telegram 42" in out
-    code, _, err = cli("add", "weak", "--role", "viewer", "--password-stdin", stdin="password1234\n")
+    code, _, err = cli(
+        "add", "weak", "--role", "viewer", "--password-stdin", stdin="password1234\n"
+    )
     assert code == 2 and "common passwords" in err
     assert cli("set-role", "ayse", "operator")[0] == 0
     code, out, _ = cli("list", "--json")
