@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -42,7 +44,11 @@ async def cli(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def test_non_interactive_lists_every_problem_at_once(tmp_path: Path, box: Sandbox) -> None:
+async def test_non_interactive_lists_every_problem_at_once(
+    tmp_path: Path, box: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from piyasa.clicmd import setup as setup_cmd
+
     env = base_env(
         tmp_path / "data",
         PIYASA_TELEGRAM_API_URL=box.url,
@@ -50,7 +56,20 @@ async def test_non_interactive_lists_every_problem_at_once(tmp_path: Path, box: 
         PIYASA_ADMIN_PASSWORD="short",
         PIYASA_DATABASE_URL="postgresql://nobody:pw@127.0.0.1:1/none",
     )
-    code, out, err = await cli(["setup", "--non-interactive"], env)
+    for key in [k for k in os.environ if k.startswith(("PIYASA_", "OPENAI_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    args = argparse.Namespace(
+        non_interactive=True,
+        json=False,
+        admin_username=None,
+        telegram_api_url=None,
+        database_url=None,
+        lang=None,
+    )
+    code = await setup_cmd.run(args)
+    out, err = capsys.readouterr()
     assert code == 1
     lines = [line for line in err.splitlines() if line.strip().startswith("✗")]
     text = "\n".join(lines)
@@ -167,19 +186,34 @@ def test_config_file_keeps_hand_edits_and_a_wrong_key_is_one_line(tmp_path: Path
         load_settings({"PIYASA_DATA_DIR": str(data)})
 
 
-async def test_check_json_exits_1_on_critical_with_the_fix(tmp_path: Path, box: Sandbox) -> None:
-    env = base_env(tmp_path / "data", PIYASA_TELEGRAM_API_URL=box.url)
-    code, out, err = await cli(["check", "--json"], env)
-    report = json.loads(out)
-    assert code == 0 and report["ok"], out + err
+async def test_check_json_exits_1_on_critical_with_the_fix(
+    tmp_path: Path, box: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from piyasa.clicmd import check
+
+    for key in [k for k in os.environ if k.startswith(("PIYASA_", "OPENAI_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIYASA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PIYASA_TELEGRAM_API_URL", box.url)
+    code = await check.run(argparse.Namespace(json=True))
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"], report
     names = {c["name"]: c for c in report["checks"]}
     assert names["admin_bot"]["state"] == "warning" and "piyasa setup" in names["admin_bot"]["fix"]
     assert {"python", "packages", "disk", "database", "schema", "redis", "llm"} <= set(names)
-    env.update(
-        PIYASA_ADMIN_BOT_TOKEN="7299999999:SETUP-a-token-telegram-never-issued-0",
-        PIYASA_REDIS_URL="redis://127.0.0.1:1/0",
-    )
-    code, out, _err = await cli(["check"], env)
+    monkeypatch.setenv("PIYASA_ADMIN_BOT_TOKEN", "7299999999:SETUP-a-token-telegram-never-issued-0")
+    monkeypatch.setenv("PIYASA_REDIS_URL", "redis://127.0.0.1:1/0")
+    code = await check.run(argparse.Namespace(json=False))
+    out = capsys.readouterr().out
     assert code == 1
     assert "✗ admin_bot" in out and "Telegram rejected the token" in out
     assert "✗ redis" in out and "critical problem(s)" in out
+
+
+async def test_check_exit_code_from_a_real_process(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data", PIYASA_DATABASE_URL="postgresql://nobody:pw@127.0.0.1:1/x")
+    code, out, _err = await cli(["check", "--json"], env)
+    report = json.loads(out)
+    assert code == 1 and report["critical"] >= 1
+    db = next(c for c in report["checks"] if c["name"] == "database")
+    assert db["state"] == "critical" and "PIYASA_DATABASE_URL" in db["fix"]
