@@ -8,21 +8,22 @@ use (atomic pop from the cache), redeemed in a private chat.
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from piyasa.admin import onetime
+from piyasa.admin.onetime import normalize_code as normalize_code  # re-exported
 from piyasa.db.models import ROLES, Identity, User
 from piyasa.services import Services
 
 ROLE_LEVEL = {role: level for level, role in enumerate(ROLES, start=1)}
 LINK_CODE_TTL_S = 600
+LINK_PURPOSE = "link"
 LINK_MAX_FAILURES = 10
 LINK_FAILURE_WINDOW_S = 3600
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O/1/I: read aloud, typed on phones
 
 
 @dataclass(frozen=True)
@@ -118,22 +119,13 @@ async def set_language(services: Services, user_id: int, lang: str) -> None:
     await users_changed(services)
 
 
-def _new_code() -> str:
-    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
-    return f"{raw[:4]}-{raw[4:]}"
+async def create_link_code(services: Services, user_id: int, *, now: float | None = None) -> str:
+    """A fresh single-use code for ``user_id``, valid LINK_CODE_TTL_S seconds.
 
-
-def normalize_code(code: str) -> str:
-    raw = "".join(ch for ch in code.upper() if ch.isalnum())
-    return f"{raw[:4]}-{raw[4:]}" if len(raw) == 8 else raw
-
-
-async def create_link_code(services: Services, user_id: int) -> str:
-    """A fresh single-use code for ``user_id``, valid LINK_CODE_TTL_S seconds."""
-    while True:
-        code = _new_code()
-        if await services.cache.add(f"link:{code}", {"user_id": user_id}, ttl=LINK_CODE_TTL_S):
-            return code
+    Stored in the database so a code printed by `piyasa user link-code` (a process that
+    exits at once) is still there when the running bot receives ``/link CODE``.
+    """
+    return await onetime.issue(services, LINK_PURPOSE, user_id, LINK_CODE_TTL_S, now=now)
 
 
 @dataclass(frozen=True)
@@ -149,18 +141,20 @@ async def redeem_link_code(
     provider: str,
     external_id: str | int,
     display_name: str | None = None,
+    *,
+    now: float | None = None,
 ) -> LinkResult:
     """Link the chat account to the code's user; the code is consumed either way."""
     fail_key = f"link:fail:{provider}:{external_id}"
     if int(await services.cache.get(fail_key) or 0) >= LINK_MAX_FAILURES:
         return LinkResult(False, "throttled")
-    payload = await services.cache.pop(f"link:{normalize_code(code)}")
-    if not payload:
+    used = await onetime.consume(services, LINK_PURPOSE, code, now=now)
+    if not used.ok:
         await services.cache.incr(fail_key, 1, ttl=LINK_FAILURE_WINDOW_S)
         return LinkResult(False, "invalid")
     try:
         async with services.sessions() as session, session.begin():
-            user = await session.get(User, int(payload["user_id"]))
+            user = await session.get(User, used.user_id)
             if user is None:
                 return LinkResult(False, "gone")
             existing = await session.scalar(

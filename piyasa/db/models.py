@@ -190,3 +190,19 @@ class AuditEntry(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     result: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class OneTimeCode(Base):
+    """A single-use code (link a chat account, redeem first-run setup).
+
+    Kept in the database, not the cache, because the CLI process that prints a code exits
+    before the code is redeemed by the running service. Only the code's hash is stored.
+    """
+
+    __tablename__ = "one_time_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -87,22 +87,46 @@ async def test_step_up_without_enrolment(services) -> None:
 
 
 async def test_link_code_is_single_use_and_expires_after_ten_minutes(services) -> None:
-    clock = Clock()
-    services.cache = MemoryCache(clock=clock)
+    t0 = 1_800_000_000.0
     info = await add_user(services, "dave", "viewer")
-    code = await identity.create_link_code(services, info.id)
+    code = await identity.create_link_code(services, info.id, now=t0)
     assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}", code)
-    r = await identity.redeem_link_code(services, code.lower().replace("-", ""), "telegram", 42)
+    r = await identity.redeem_link_code(
+        services, code.lower().replace("-", ""), "telegram", 42, now=t0 + 1
+    )
     assert r.ok and r.username == "dave"
     assert (await identity.resolve(services, "telegram", 42)).username == "dave"
-    again = await identity.redeem_link_code(services, code, "telegram", 43)
+    again = await identity.redeem_link_code(services, code, "telegram", 43, now=t0 + 2)
     assert (again.ok, again.reason) == (False, "invalid")
-    late = await identity.create_link_code(services, info.id)
-    clock.now += identity.LINK_CODE_TTL_S - 1
-    late2 = await identity.create_link_code(services, info.id)
-    clock.now += 2
-    assert (await identity.redeem_link_code(services, late, "telegram", 44)).reason == "invalid"
-    assert (await identity.redeem_link_code(services, late2, "telegram", 44)).ok
+    late = await identity.create_link_code(services, info.id, now=t0)
+    late2 = await identity.create_link_code(
+        services, info.id, now=t0 + identity.LINK_CODE_TTL_S - 1
+    )
+    after = t0 + identity.LINK_CODE_TTL_S + 1
+    assert (
+        await identity.redeem_link_code(services, late, "telegram", 44, now=after)
+    ).reason == "invalid"
+    assert (await identity.redeem_link_code(services, late2, "telegram", 44, now=after)).ok
+
+
+async def test_link_code_from_another_process_survives_a_memory_cache(services) -> None:
+    """`piyasa user link-code` exits at once; the bot process must still accept the code."""
+    info = await add_user(services, "gina", "operator")
+    code = await identity.create_link_code(services, info.id)
+    services.cache = MemoryCache()  # the running bot: a different process, an empty cache
+    assert (await identity.redeem_link_code(services, code, "telegram", 77)).ok
+
+
+async def test_concurrent_redemptions_let_exactly_one_win(services) -> None:
+    import asyncio
+
+    info = await add_user(services, "hank", "viewer")
+    code = await identity.create_link_code(services, info.id)
+    results = await asyncio.gather(
+        *(identity.redeem_link_code(services, code, "telegram", 80 + i) for i in range(4)),
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if not isinstance(r, BaseException) and r.ok) == 1
 
 
 async def test_link_code_cannot_steal_a_linked_account(services) -> None:

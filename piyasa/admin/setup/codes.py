@@ -1,51 +1,33 @@
 """The one-time setup code: `piyasa setup` prints it, the admin sends ``/setup CODE``.
 
-It must outlive the CLI process that made it, so it is kept in the database (settings
-table, key ``setup.code``), never in the in-process cache: only its SHA-256, the admin's
-user id and an expiry. Redeeming is single use (compare-and-delete) and links the sender's
-Telegram account to that admin, like a link code does (the command's audit row records
-the outcome, with the code masked).
+It must outlive the CLI process that made it, so it is a database-backed one-time code
+(`piyasa.admin.onetime`, purpose ``setup``): only its hash, the admin's user id and an
+expiry are stored. Redeeming is single use and links the sender's Telegram account to
+that admin, like a link code does (the command's audit row records the outcome, with the
+code masked).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from piyasa.admin.identity import normalize_code, users_changed
-from piyasa.db.models import Identity, Setting, User
+from piyasa.admin import onetime
+from piyasa.admin.identity import users_changed
+from piyasa.db.models import Identity, User
 from piyasa.services import Services
 
-CODE_KEY = "setup.code"
+SETUP_PURPOSE = "setup"
 CODE_TTL_S = 3600
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 3600
-_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-
-def _digest(code: str) -> str:
-    return hashlib.sha256(normalize_code(code).encode()).hexdigest()
 
 
 async def create_setup_code(services: Services, user_id: int, ttl_s: int = CODE_TTL_S) -> str:
     """A fresh code for ``user_id``; any earlier code stops working."""
-    raw = "".join(secrets.choice(_ALPHABET) for _ in range(8))
-    code = f"{raw[:4]}-{raw[4:]}"
-    value = {"sha256": _digest(code), "user_id": user_id, "expires": time.time() + ttl_s}
-    async with services.sessions() as session, session.begin():
-        row = await session.get(Setting, CODE_KEY)
-        if row is None:
-            session.add(Setting(key=CODE_KEY, value=value, updated_by="setup"))
-        else:
-            row.value = value
-            row.version += 1
-    return code
+    return await onetime.issue(services, SETUP_PURPOSE, user_id, ttl_s, replace=True)
 
 
 @dataclass(frozen=True)
@@ -63,26 +45,18 @@ async def redeem_setup_code(
     fail_key = f"setup:fail:{telegram_id}"
     if int(await services.cache.get(fail_key) or 0) >= MAX_FAILURES:
         return Redeemed(False, "throttled")
-    async with services.sessions() as session, session.begin():
-        row = await session.get(Setting, CODE_KEY)
-        value = dict(row.value or {}) if row is not None else {}
-        if not value or not hmac.compare_digest(value.get("sha256", ""), _digest(code)):
+    used = await onetime.consume(services, SETUP_PURPOSE, code)
+    reason = used.reason
+    user = None
+    if used.ok:
+        async with services.sessions() as session:
+            user = await session.get(User, used.user_id)
+        if user is None:
             reason = "invalid"
-        elif float(value.get("expires", 0)) < time.time():
-            reason = "expired"
-        else:
-            # compare-and-delete: two concurrent redemptions cannot both win
-            gone = await session.execute(
-                delete(Setting).where(Setting.key == CODE_KEY, Setting.version == row.version)
-            )
-            reason = "" if gone.rowcount == 1 else "invalid"
-        if not reason:
-            user = await session.get(User, int(value["user_id"]))
-            if user is None:
-                reason = "invalid"
     if reason:
         await services.cache.incr(fail_key, 1, ttl=FAILURE_WINDOW_S)
         return Redeemed(False, reason)
+    assert user is not None
     try:
         async with services.sessions() as session, session.begin():
             existing = await session.scalar(
@@ -109,12 +83,9 @@ async def redeem_setup_code(
 
 async def pending_code(services: Services) -> bool:
     """Is an unexpired setup code waiting to be redeemed?"""
-    async with services.sessions() as session:
-        value = await session.scalar(select(Setting.value).where(Setting.key == CODE_KEY))
-    return bool(value) and float(value.get("expires", 0)) >= time.time()
+    return await onetime.pending(services, SETUP_PURPOSE)
 
 
 async def burn_setup_code(services: Services) -> None:
     """Void the pending code (it was seen where others could read it)."""
-    async with services.sessions() as session, session.begin():
-        await session.execute(delete(Setting).where(Setting.key == CODE_KEY))
+    await onetime.void(services, SETUP_PURPOSE)
