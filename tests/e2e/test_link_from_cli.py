@@ -1,0 +1,68 @@
+"""Break-glass linking: a code printed by `piyasa user link-code` works in the running bot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from piyasa.sandbox.demo import ADMIN_BOT_TOKEN
+from tests.e2e.procs import PiyasaProcess, base_env, run_cli
+
+pytestmark = pytest.mark.e2e
+ADMIN_BOT_ID = int(ADMIN_BOT_TOKEN.split(":")[0])
+NEWCOMER = 900002  # seeded in the sandbox, not linked to anyone
+
+
+async def _private_reply(http: aiohttp.ClientSession, api: str, text: str) -> str:
+    """Send ``text`` to the admin bot in private and return the bot's answer."""
+    async with http.get(f"{api}/chats/{NEWCOMER}/messages", params={"bot_id": ADMIN_BOT_ID}) as r:
+        before = {m["message_id"] for m in (await r.json())["messages"]}
+    async with http.post(
+        f"{api}/messages", json={"user_id": NEWCOMER, "bot_id": ADMIN_BOT_ID, "text": text}
+    ) as r:
+        assert r.status == 200, await r.text()
+    async with http.get(f"{api}/events", params={"after": 0, "timeout": 0}) as r:
+        after = (await r.json())["last"]
+    for _ in range(60):
+        async with http.get(
+            f"{api}/chats/{NEWCOMER}/messages", params={"bot_id": ADMIN_BOT_ID}
+        ) as r:
+            msgs = (await r.json())["messages"]
+        answers = [
+            m
+            for m in msgs
+            if m["message_id"] not in before and (m.get("from") or {}).get("id") == ADMIN_BOT_ID
+        ]
+        if answers:
+            return answers[-1]["text"]
+        async with http.get(f"{api}/events", params={"after": after, "timeout": 1}) as r:
+            after = (await r.json())["last"]
+    raise AssertionError(f"the bot never answered {text!r}")
+
+
+async def test_cli_link_code_links_a_telegram_account_in_the_running_bot(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data", PIYASA_LANG="en")
+    assert run_cli(["migrate"], env).returncode == 0
+    added = run_cli(["user", "add", "mehmet", "--role", "operator"], env)
+    assert added.returncode == 0, added.stderr
+    printed = run_cli(["user", "link-code", "mehmet"], env)
+    assert printed.returncode == 0, printed.stderr
+    code = re.search(r"[A-Z2-9]{4}-[A-Z2-9]{4}", printed.stdout).group(0)
+
+    proc = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up.log")
+    try:
+        proc.wait_http("/healthz", timeout=60)
+        proc.wait_output("Telegram admin bot", timeout=60)
+        api = f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}/sandbox/api"
+        async with aiohttp.ClientSession() as http:
+            linked = await _private_reply(http, api, f"/link {code}")
+            assert "mehmet" in linked
+            who = await _private_reply(http, api, "/whoami")
+            assert "mehmet" in who and "operatör" in who  # Mehmet writes in Turkish
+            reused = await _private_reply(http, api, f"/link {code}")
+            assert "mehmet" not in reused, reused  # single use: refused the second time
+    finally:
+        assert proc.stop() == 0, proc.output()
