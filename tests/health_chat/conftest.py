@@ -115,6 +115,55 @@ class FakeFleet:
         return {"running": True, "paused": bool(self.paused_by)}
 
 
+async def fleet_world(
+    services: Services,
+    *,
+    provider: Any = None,
+    probes: list[Any] | None = None,
+    thresholds: Thresholds = FAST,
+    resolve_after_s: float = 0.5,
+) -> AsyncIterator[Any]:
+    """Admin bot + a 2-bot fleet in one group, health on the fleet's real probes, alerts."""
+    from piyasa.admin.health.probes import LLMProbe, RuntimeProbe, TelegramProbe
+    from piyasa.runtime.fleet import Fleet
+    from tests.runtime.helpers import namespace, seed
+
+    people = await seed_people(services)
+    async for world in start_telegram(services):
+        world.user_ids = people
+        bots, chats = await seed(services, world.sb, bots=2, chats=1)
+        fleet = Fleet(
+            services,
+            receive="off",
+            settings_overrides={"max_msgs_per_min": 6000},
+            limiter_namespace=namespace(),
+            provider=provider,
+        )
+        services.extras["fleet"] = fleet
+        await fleet.start()
+        health = await start_health(
+            services,
+            probes or [RuntimeProbe(), TelegramProbe(), LLMProbe()],
+            thresholds=thresholds,
+        )
+        health.set_fleet(fleet)
+        alerter = await start_alerter(services, world.surface, resolve_after_s=resolve_after_s)
+        world.fleet, world.health, world.alerter = fleet, health, alerter  # type: ignore[attr-defined]
+        world.bots, world.chat = bots, chats[0].telegram_id  # type: ignore[attr-defined]
+        try:
+            yield world
+        finally:
+            await alerter.stop()
+            await health.stop()
+            await fleet.stop()
+
+
+@pytest.fixture
+async def fw(services: Services) -> AsyncIterator[Any]:
+    async for world in fleet_world(services):
+        yield world
+
+
 def group_texts(world: Any) -> list[str]:
     return [m.get("text") or "" for m in world.sb.sent(chat_id=ADMIN_GROUP)]
 

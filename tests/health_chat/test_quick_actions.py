@@ -4,49 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from piyasa.admin.health.probes import LLMProbe, RuntimeProbe, TelegramProbe
 from piyasa.logs import RING, RedactingFilter
-from piyasa.runtime.fleet import Fleet
-from piyasa.services import Services
-from tests.chatops.conftest import start_telegram
-from tests.chatops.harness import ADMIN_GROUP, PEOPLE, audit_count, next_audit, seed_people
-from tests.health_chat.conftest import State, button, kb, start_alerter, start_health
-from tests.runtime.helpers import namespace, seed, until
+from tests.chatops.harness import ADMIN_GROUP, PEOPLE, audit_count, next_audit
+from tests.health_chat.conftest import State, button, kb
+from tests.runtime.helpers import until
 
 OPERATOR = PEOPLE["operator"][0]
-
-
-@pytest.fixture
-async def fw(services: Services) -> AsyncIterator[Any]:
-    """Admin bot + a 2-bot fleet in one group, health on the fleet's real probes."""
-    people = await seed_people(services)
-    async for world in start_telegram(services):
-        world.user_ids = people
-        bots, chats = await seed(services, world.sb, bots=2, chats=1)
-        fleet = Fleet(
-            services,
-            receive="off",
-            settings_overrides={"max_msgs_per_min": 6000},
-            limiter_namespace=namespace(),
-        )
-        services.extras["fleet"] = fleet
-        await fleet.start()
-        health = await start_health(services, [RuntimeProbe(), TelegramProbe(), LLMProbe()])
-        health.set_fleet(fleet)
-        alerter = await start_alerter(services, world.surface)
-        world.fleet, world.health, world.alerter = fleet, health, alerter  # type: ignore[attr-defined]
-        world.bots, world.chat = bots, chats[0].telegram_id  # type: ignore[attr-defined]
-        try:
-            yield world
-        finally:
-            await alerter.stop()
-            await health.stop()
-            await fleet.stop()
 
 
 def fleet_sends(fw: Any) -> int:

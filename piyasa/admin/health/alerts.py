@@ -130,11 +130,10 @@ class Alerter:
             task.cancel()
         self._resolving.clear()
         for box in self._outboxes.values():
-            if box.task is not None:
-                box.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await box.task
-                box.task = None
+            task, box.task = box.task, None
+            while task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=1.0)
         for item in self.pending():
             log.warning(
                 "alert not delivered to %s: %s %s (%s)",
@@ -202,7 +201,10 @@ class Alerter:
                 continue
             notice = box.queue[0]
             try:
-                await asyncio.wait_for(box.sink(notice), DELIVERY_TIMEOUT_S)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # lands as the sink finishes, and stop() would wait forever
+                async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                    await box.sink(notice)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -219,7 +221,8 @@ class Alerter:
                 box.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     # a new notice does not jump the queue, but "retry now" may wake us
-                    await asyncio.wait_for(box.wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await box.wake.wait()
                 continue
             box.queue.popleft()
             box.attempts, box.last_error = 0, None

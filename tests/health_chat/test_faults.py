@@ -1,0 +1,180 @@
+"""Stop things for real and watch the chat: critical within 10 s, the alert posted once,
+the quick action fixing it where one can, the recovery posted.
+
+The sandbox Telegram answers the fleet's sends with 429s until cleared; the fleet's LLM is
+a FakeOpenAIServer that fails with 500s; Redis and PostgreSQL are servers each test owns
+(helpers from tests/health/test_faults.py); the shared ones are never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from piyasa.admin.health import State, Thresholds
+from piyasa.admin.health.probes import DatabaseProbe, RedisProbe
+from piyasa.config import Settings
+from piyasa.db.base import Base
+from piyasa.db.engine import create_engine
+from piyasa.runtime.llm import OpenAIProvider
+from piyasa.sandbox.llm_server import FakeOpenAIServer
+from piyasa.services import Services
+from tests.chatops.conftest import start_telegram
+from tests.chatops.harness import ADMIN_GROUP, seed_people
+from tests.health.conftest import EventWaiter
+from tests.health.test_faults import OwnPostgres, OwnRedis, own_postgres, own_redis  # noqa: F401
+from tests.health_chat.conftest import button, fleet_world, group_texts, kb, start_alerter
+from tests.runtime.helpers import token_for, until
+
+DETECT_S = 10.0
+FAULT = Thresholds(interval_s=0.5, probe_timeout_s=1.0)
+
+
+def count(world: Any, prefix: str) -> int:
+    return sum(t.startswith(prefix) for t in group_texts(world))
+
+
+async def critical_alert(world: Any, waiter: EventWaiter, component: str, title: str) -> dict:
+    """The component turns critical within DETECT_S and its alert reaches the admin group."""
+    t0 = time.monotonic()
+    await waiter.until(component, State.CRITICAL, DETECT_S, after=len(waiter.events))
+    assert time.monotonic() - t0 < DETECT_S
+    return await world.sb.wait_for_message(
+        lambda m: m["text"].startswith(f"🔴 Critical: {title}"),
+        chat_id=ADMIN_GROUP,
+        timeout=DETECT_S,
+        after=0,
+    )
+
+
+async def resolved(world: Any, title: str) -> dict:
+    return await world.sb.wait_for_message(
+        lambda m: m["text"].startswith(f"✅ Resolved: {title} is healthy again"),
+        chat_id=ADMIN_GROUP,
+        timeout=DETECT_S,
+        after=0,
+    )
+
+
+async def operator_confirms(world: Any, alert: dict, label: str) -> dict:
+    """An operator presses ``label`` on the alert and confirms in the new message."""
+    mark = await world.press("operator", ADMIN_GROUP, alert, button(alert, label))
+    ask = await world.sb.wait_for_message(chat_id=ADMIN_GROUP, after=mark)
+    assert "Are you sure?" in ask["text"]
+    mark = await world.press("operator", ADMIN_GROUP, ask, button(ask, "Yes"))
+    return await world.sb.wait_for_message(chat_id=ADMIN_GROUP, edits=True, after=mark)
+
+
+async def test_telegram_429_storm(services: Services) -> None:
+    # A hold longer than the 429's retry_after: the gaps while the fleet waits are not
+    # recoveries (see piyasa.admin.health.alerts).
+    async for world in fleet_world(services, thresholds=FAULT, resolve_after_s=3.0):
+        waiter = EventWaiter(world.health)
+        await until(lambda w=world: len(w.sb.sent(chat_id=w.chat)) >= 1, 10, "fleet chatting")
+        for i in range(len(world.bots)):
+            world.sb.inject_error(
+                token=token_for(i), method="sendMessage", error_code=429, retry_after=1, count=None
+            )
+        alert = await critical_alert(world, waiter, "telegram", "Telegram")
+        assert "429" in alert["text"] and "⏸ Pause fleet" in kb(alert)
+
+        done = await operator_confirms(world, alert, "Pause fleet")
+        assert "Fleet paused" in done["text"]
+        await resolved(world, "Telegram")
+        assert count(world, "🔴 Critical: Telegram") == 1
+        assert count(world, "✅ Resolved: Telegram") == 1
+
+        world.sb.clear_errors()
+        sent = len(world.sb.sent(chat_id=world.chat))
+        await world.fleet.control.resume()
+        await until(lambda w=world, n=sent: len(w.sb.sent(chat_id=w.chat)) > n, 10, "sends again")
+
+
+async def test_llm_server_failing(services: Services) -> None:
+    llm = FakeOpenAIServer(latency=(0.0, 0.01), seed=7)
+    base = await llm.start()
+    provider = OpenAIProvider("sk-test", base, "gpt-4o-mini", timeout=5.0)
+    try:
+        async for world in fleet_world(services, provider=provider, thresholds=FAULT):
+            waiter = EventWaiter(world.health)
+            await until(lambda w=world: w.fleet.generated >= 1, 10, "the LLM answering")
+            llm.set_failing(500)
+            alert = await critical_alert(world, waiter, "llm", "LLM provider")
+            assert "🔌 Reset breaker" in kb(alert)
+
+            llm.set_failing(None)
+            mark = await world.press("operator", ADMIN_GROUP, alert, button(alert, "Reset"))
+            done = await world.sb.wait_for_message(chat_id=ADMIN_GROUP, after=mark)
+            assert "Circuit breakers reset" in done["text"]
+            assert world.fleet.generator.breaker.state == "closed"
+            await resolved(world, "LLM provider")
+            generated = world.fleet.generated
+            await until(lambda w=world, n=generated: w.fleet.generated > n, 10, "generating again")
+            assert count(world, "🔴 Critical: LLM provider") == 1
+            assert count(world, "✅ Resolved: LLM provider") == 1
+    finally:
+        await llm.stop()
+
+
+async def _world_on(services: Services, probes: list[Any]) -> Any:
+    from tests.health_chat.conftest import start_health
+
+    people = await seed_people(services)
+    health = await start_health(services, probes, thresholds=FAULT)
+    return people, health
+
+
+async def test_redis_killed(settings: Settings, own_redis: OwnRedis, tmp_path: Path) -> None:  # noqa: F811
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    services = Services.build(dataclasses.replace(settings, redis_url=url), engine=engine)
+    try:
+        people, health = await _world_on(services, [RedisProbe(), DatabaseProbe()])
+        waiter = EventWaiter(health)
+        async for world in start_telegram(services):
+            world.user_ids = people
+            alerter = await start_alerter(services, world.surface)
+            try:
+                own_redis.kill()
+                alert = await critical_alert(world, waiter, "redis", "Redis")
+                # buttons live in Redis: the alert still goes out, without them
+                assert "Buttons are unavailable" in alert["text"] and not kb(alert)
+                own_redis.start()  # nothing in chat can start Redis: an operator does
+                await resolved(world, "Redis")
+                assert count(world, "🔴 Critical: Redis") == 1
+                await until(lambda a=alerter: not a.pending(), 5, "nothing left pending")
+            finally:
+                await alerter.stop()
+                await health.stop()
+    finally:
+        await services.close()
+
+
+async def test_postgres_killed(settings: Settings, own_postgres: OwnPostgres) -> None:  # noqa: F811
+    engine = create_engine(own_postgres.url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    services = Services.build(settings, engine=engine)
+    try:
+        people, health = await _world_on(services, [DatabaseProbe()])
+        waiter = EventWaiter(health)
+        async for world in start_telegram(services):
+            world.user_ids = people
+            alerter = await start_alerter(services, world.surface)
+            try:
+                own_postgres.kill()
+                alert = await critical_alert(world, waiter, "database", "Database")
+                assert "unreachable" in alert["text"]
+                assert "🩺 Run all checks now" in kb(alert)
+                own_postgres.start()
+                await resolved(world, "Database")
+                assert count(world, "🔴 Critical: Database") == 1
+            finally:
+                await alerter.stop()
+                await health.stop()
+    finally:
+        await services.close()
