@@ -1,0 +1,235 @@
+"""Headless Chromium on `/sandbox`: type /health, press a button, see the answer.
+
+`piyasa up --sandbox` runs in this process (sandbox Telegram, fleet, health, web, admin
+bot); Chromium is driven over the Chrome DevTools Protocol with aiohttp's websocket
+client (no browser download, no extra package). Screenshots are kept in
+test-artifacts/sandbox-page-*.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from chatops.web.server import make_web_app
+from piyasa.config import Settings, load_settings
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--remote-debugging-port=0",
+]
+
+
+class Page:
+    """Just enough CDP: navigate, evaluate, type, wait for a condition, screenshot."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.ids = itertools.count(1)
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            data = json.loads(msg.data)
+            fut = self.pending.pop(data.get("id", -1), None)
+            if fut is not None:
+                if "error" in data:
+                    fut.set_exception(RuntimeError(str(data["error"])))
+                else:
+                    fut.set_result(data.get("result", {}))
+            elif "method" in data:
+                self.events.put_nowait(data)
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        mid = next(self.ids)
+        fut = self.pending[mid] = asyncio.get_running_loop().create_future()
+        await self.ws.send_str(json.dumps({"id": mid, "method": method, "params": params}))
+        return await asyncio.wait_for(fut, 15)
+
+    async def until_event(self, method: str) -> dict[str, Any]:
+        while True:
+            event = await asyncio.wait_for(self.events.get(), 15)
+            if event["method"] == method:
+                return event
+
+    async def load(self, action: Any) -> None:
+        """Run ``action`` (a navigation or a click that submits) and wait for the load."""
+        while not self.events.empty():
+            self.events.get_nowait()
+        await action
+        await self.until_event("Page.loadEventFired")
+
+    async def js(self, expression: str) -> Any:
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        if "exceptionDetails" in result:
+            raise AssertionError(result["exceptionDetails"])
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, what: str, within_s: float = 15.0) -> Any:
+        """Poll a DOM condition (the page updates itself through its long poll)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while True:
+            value = await self.js(expression)
+            if value:
+                return value
+            if loop.time() > deadline:
+                text = await self.js("document.body.innerText")
+                raise AssertionError(f"{what} not seen within {within_s}s; page:\n{text[-1500:]}")
+            await asyncio.sleep(0.1)
+
+    async def screenshot(self, path: Path) -> None:
+        shot = await self.send("Page.captureScreenshot", format="png")
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Page]:
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory(prefix="piyasa-cdp-") as profile:
+        proc = await asyncio.create_subprocess_exec(
+            "chromium",
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "about:blank",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        port_file = Path(profile) / "DevToolsActivePort"
+        try:
+            for _ in range(300):  # Chromium writes the port once it listens
+                if port_file.exists() and port_file.read_text().count("\n") >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            port = int(port_file.read_text().split()[0])
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
+                    targets = await resp.json()
+                url = next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"]
+                async with http.ws_connect(url, max_msg_size=0) as ws:
+                    page = Page(ws)
+                    await page.send("Page.enable")
+                    try:
+                        yield page
+                    finally:
+                        page.reader.cancel()
+        finally:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest.fixture
+async def piyasa_up(tmp_path: Path) -> AsyncIterator[str]:
+    from piyasa import app
+
+    settings = load_settings(
+        {
+            "PIYASA_DATA_DIR": str(tmp_path / "data"),
+            "PIYASA_HTTP_PORT": "0",
+            "PIYASA_SANDBOX_PORT": "0",
+            "PIYASA_LANG": "en",
+        }
+    )
+    running = await app.start(settings, sandbox=True, printer=lambda _line: None)
+    try:
+        yield running.web_url
+    finally:
+        await running.stop()
+
+
+LAST_BOT = "[...document.querySelectorAll('#messages li.bot')].pop()"
+
+
+async def test_chromium_types_health_and_presses_a_button(chromium: Page, piyasa_up: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = chromium
+    await page.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=390,
+        height=844,
+        deviceScaleFactor=1,
+        mobile=True,
+    )
+    await page.load(page.send("Page.navigate", url=f"{piyasa_up}/sandbox?lang=en"))
+    assert await page.js("document.querySelector('h1').innerText") == "Piyasa sandbox chat"
+    tabs = await page.js("[...document.querySelectorAll('.tab')].map(t => t.innerText)")
+    assert tabs[:2] == ["Piyasa Yönetim", "Private chat with @piyasa_admin_bot"]
+    assert {"BIST Sohbet", "Döviz & Kripto"} <= set(tabs)
+
+    # Type /health like a person would and send it.
+    await page.js("document.getElementById('text').focus()")
+    await page.send("Input.insertText", text="/health")
+    await page.load(page.js("document.getElementById('send').click()"))
+    await page.wait_for(
+        "[...document.querySelectorAll('#messages li.mine')].some(m => m.innerText.includes('/health'))",
+        "the typed /health",
+    )
+    # The sandbox admin's Telegram language is Turkish: the bot answers in Turkish.
+    reply = await page.wait_for(
+        f"(() => {{ const m = {LAST_BOT}; return m && m.innerText.includes('Sağlık') && m.innerText }})()",
+        "the /health answer",
+    )
+    assert "Veritabanı" in reply and "Bot filosu" in reply
+    await page.screenshot(ARTIFACTS / "sandbox-page-health-phone.png")
+
+    # Press [🔎 Veritabanı] (database details): the same message is edited in place.
+    await page.load(
+        page.js(
+            f"[...{LAST_BOT}.querySelectorAll('button.kb')]"
+            ".find(b => b.innerText.includes('Veritabanı')).click()"
+        )
+    )
+    details = await page.wait_for(
+        f"(() => {{ const m = {LAST_BOT}; return m && m.innerText.includes('Durum') && m.innerText }})()",
+        "the database details",
+    )
+    assert "sqlite" in details and "« Sağlık" in details
+    await page.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=1280,
+        height=900,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    await page.screenshot(ARTIFACTS / "sandbox-page-details-desktop.png")
+    for name in ("sandbox-page-health-phone.png", "sandbox-page-details-desktop.png"):
+        data = (ARTIFACTS / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+
+
+async def test_sandbox_page_is_404_outside_sandbox_mode(settings: Settings) -> None:
+    from piyasa.services import Services
+
+    services = Services.build(settings)
+    try:
+        async with TestClient(TestServer(make_web_app(services))) as client:
+            assert (await client.get("/sandbox")).status == 404
+            assert (await client.get("/sandbox/api/state")).status == 404
+    finally:
+        await services.close()
