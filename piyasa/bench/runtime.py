@@ -241,7 +241,8 @@ async def _run_fleet(
         sampler = asyncio.create_task(rss.run())
         t0 = time.time()
         await fleet.start()
-        await asyncio.sleep(args.seconds)
+        start_s = time.time() - t0
+        await asyncio.sleep(args.seconds - start_s)
         await fleet.stop()
         sampler.cancel()
         stats = await world.stats()
@@ -252,7 +253,9 @@ async def _run_fleet(
                         OutboxItem.state,
                         OutboxItem.decided_at,
                         OutboxItem.sent_at,
+                        OutboxItem.sending_at,
                         OutboxItem.tg_chat_id,
+                        Message.latency_ms,
                         Message.text,
                         Bot.telegram_id,
                     )
@@ -263,7 +266,11 @@ async def _run_fleet(
     finally:
         await services.close()
         tmp.cleanup()
-    return _figures(args, t0, stats, rows, rss.peak)
+    figures = _figures(args, t0, stats, rows, rss.peak)
+    firsts = [t for _b, _c, ok, _e, t in stats["calls"] if ok]
+    figures["fleet_start_s"] = round(start_s, 3)
+    figures["first_send_s"] = round(min(firsts) - t0, 3) if firsts else None
+    return figures
 
 
 def _figures(
@@ -284,6 +291,13 @@ def _figures(
         if r.state == "sent" and r.sent_at
     ]
     allowed = _allowed(args)
+    sent_rows = [r for r in rows if r.state == "sent" and r.sent_at and r.sending_at]
+    gen = [float(r.latency_ms) for r in sent_rows if r.latency_ms is not None]
+    # where the time between decision and send goes: generation, then waiting for the gate
+    gate_wait = [
+        (r.sending_at - r.decided_at).total_seconds() * 1000 - (r.latency_ms or 0)
+        for r in sent_rows
+    ]
     return {
         "delivered": delivered,
         "allowed_max": allowed,
@@ -292,6 +306,8 @@ def _figures(
         "lost": failed + missing,
         "duplicates": duplicates,
         "p95_decision_to_send_ms": _p95(lat),
+        "p95_generation_ms": _p95(gen),
+        "p95_decided_to_gate_ms_minus_generation": _p95(gate_wait),
         "rss_mb": round(rss / 2**20, 1),
         "decided": len(rows),
         "still_queued": pending,

@@ -64,6 +64,10 @@ class CircuitBreaker:
             return 0.5
         return 0.0
 
+    def release_probe(self) -> None:
+        """A half-open probe that was granted but never made: let the next caller probe."""
+        self._probe_out = False
+
     def success(self) -> None:
         self.failures = 0
         self._timeout = 0.0

@@ -13,7 +13,8 @@ A refused request consumes nothing and learns how long to wait.
 ``margin_s`` absorbs jitter between our clock (we read the time when we send) and
 Telegram's (it reads the time when the request arrives). It is a constant offset, never a
 per-interval stretch: the bucket is a GCRA (virtual scheduling) whose conformance test runs
-at ``now - margin_s``, and the windows are ``window + margin_s`` long. So a steady stream
+at ``now - margin_s`` (never before the pair's previous send: one pair's requests arrive
+in order), and the windows are ``window + margin_s`` long. So a steady stream
 is spaced at exactly ``1 / chat_rate`` after its first send, and a burst's first message
 waits for nothing; stretching every interval instead cost 8 % of the throughput a chat
 allows.
@@ -45,7 +46,7 @@ class DeliveryLimits:
     bot_window: float = 1.0
     global_max: int = 200
     global_window: float = 1.0
-    margin_s: float = 0.08
+    margin_s: float = 0.1
 
     @property
     def chat_interval(self) -> float:
@@ -69,6 +70,7 @@ class Limiter(Protocol):
     limits: DeliveryLimits
 
     async def acquire_many(self, keys: Sequence[SendKey]) -> list[float]: ...
+    async def peek_many(self, keys: Sequence[SendKey]) -> list[float]: ...
     async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None: ...
     async def close(self) -> None: ...
 
@@ -89,6 +91,7 @@ class MemoryLimiter:
     clock: Callable[[], float] = time.monotonic
     kind: str = "memory"
     _tat: dict[tuple[int, int], float] = field(default_factory=dict)  # theoretical arrival
+    _last: dict[tuple[int, int], float] = field(default_factory=dict)  # last send
     _groups: dict[tuple[int, int], deque[float]] = field(default_factory=dict)
     _bots: dict[int, deque[float]] = field(default_factory=dict)
     _global: deque[float] = field(default_factory=deque)
@@ -98,7 +101,10 @@ class MemoryLimiter:
         lim = self.limits
         pair = (key.bot_id, key.chat_id)
         tat = self._tat.get(pair)
-        early = 0.0 if tat is None else tat - lim.chat_tolerance - (now - lim.margin_s)
+        # Sends of one pair reach Telegram in order, so jitter never makes an arrival
+        # earlier than the previous send: test at now - margin, but not before that send.
+        at = max(now - lim.margin_s, self._last.get(pair, -1e18))
+        early = 0.0 if tat is None else tat - lim.chat_tolerance - at
         waits = [max(0.0, early)]
         if key.is_group:
             dq = self._groups.setdefault(pair, deque())
@@ -128,6 +134,7 @@ class MemoryLimiter:
         pair = (key.bot_id, key.chat_id)
         lim = self.limits
         self._tat[pair] = max(self._tat.get(pair, now), now) + lim.chat_interval
+        self._last[pair] = now
         if key.is_group:
             self._groups.setdefault(pair, deque()).append(now)
         self._bots.setdefault(key.bot_id, deque()).append(now)
@@ -143,6 +150,11 @@ class MemoryLimiter:
             out.append(w)
         return out
 
+    async def peek_many(self, keys: Sequence[SendKey]) -> list[float]:
+        """Waits as ``acquire_many`` would answer them, consuming nothing."""
+        now = self.clock()
+        return [self.wait_one(key, now) for key in keys]
+
     async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None:
         """Honour a ``retry_after``: nothing for this pair (or bot) until it has passed."""
         until = self.clock() + seconds
@@ -154,7 +166,8 @@ class MemoryLimiter:
 
 
 # KEYS per request (6): bucket, group window, bot window, global window, pair block, bot block.
-# ARGV: 10 shared values (the 10th is "now", or "" for the server's clock), then per request:
+# ARGV: 12 shared values (10th: "now" or "" for the server's clock; 11th: the margin; 12th:
+# "1" to only look, consuming nothing), then per request:
 # is_group, member. The bucket hash holds the GCRA's theoretical arrival time ``tat``;
 # a block key holds the time it ends.
 _NOW = """
@@ -180,6 +193,7 @@ local xmax = tonumber(ARGV[7])
 local xwin = tonumber(ARGV[8])
 local ttl_ms = tonumber(ARGV[9])
 local margin = tonumber(ARGV[11])
+local dry = ARGV[12] == '1'
 local out = {}
 local function window(key, max, win)
   if max <= 0 then return 0 end
@@ -197,20 +211,24 @@ end
 local n = #KEYS / 6
 for i = 0, n - 1 do
   local k = i * 6
-  local is_group = ARGV[12 + i * 2] == '1'
-  local member = ARGV[13 + i * 2]
-  local tat = tonumber(redis.call('HGET', KEYS[k + 1], 'tat'))
+  local is_group = ARGV[13 + i * 2] == '1'
+  local member = ARGV[14 + i * 2]
+  local b = redis.call('HMGET', KEYS[k + 1], 'tat', 'last')
+  local tat = tonumber(b[1])
+  local at = math.max(now - margin, tonumber(b[2]) or -1e18)
   local wait = 0
-  if tat ~= nil then wait = math.max(0, tat - tol - (now - margin)) end
+  if tat ~= nil then wait = math.max(0, tat - tol - at) end
   if is_group then wait = math.max(wait, window(KEYS[k + 2], gmax, gwin)) end
   wait = math.max(wait, window(KEYS[k + 3], bmax, bwin))
   wait = math.max(wait, window(KEYS[k + 4], xmax, xwin))
   wait = math.max(wait, blocked(KEYS[k + 5]), blocked(KEYS[k + 6]))
   if wait > 1e-9 then
     out[i + 1] = tostring(wait)
+  elseif dry then
+    out[i + 1] = '0'
   else
     if tat == nil or tat < now then tat = now end
-    redis.call('HSET', KEYS[k + 1], 'tat', tostring(tat + iv))
+    redis.call('HSET', KEYS[k + 1], 'tat', tostring(tat + iv), 'last', tostring(now))
     redis.call('PEXPIRE', KEYS[k + 1], ttl_ms)
     if is_group then
       redis.call('ZADD', KEYS[k + 2], now, member)
@@ -291,7 +309,7 @@ class RedisLimiter:
             f"{ns}blk:{b}",
         ]
 
-    async def acquire_many(self, keys: Sequence[SendKey]) -> list[float]:
+    async def acquire_many(self, keys: Sequence[SendKey], dry: bool = False) -> list[float]:
         if not keys:
             return []
         lim = self.limits
@@ -308,6 +326,7 @@ class RedisLimiter:
             ttl_ms,
             self._now(),
             lim.margin_s,
+            "1" if dry else "0",
         ]
         all_keys: list[str] = []
         for key in keys:
@@ -316,6 +335,9 @@ class RedisLimiter:
             argv += ["1" if key.is_group else "0", f"{self._tag}:{self._seq}"]
         result = await self._script(keys=all_keys, args=argv)
         return [float(x.decode() if isinstance(x, bytes) else x) for x in result]
+
+    async def peek_many(self, keys: Sequence[SendKey]) -> list[float]:
+        return await self.acquire_many(keys, dry=True)
 
     async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None:
         key = f"{self.ns}blk:{bot_id}" if chat_id is None else f"{self.ns}blk:{bot_id}:{chat_id}"

@@ -123,6 +123,11 @@ class Fleet:
         self._llm_config: tuple[str, str, str, float] | None = None
         self._bg: set[asyncio.Task[Any]] = set()
         self.generated = 0
+        self._lat_mean = 0.25
+        self._generating = 0
+        self._sent_times: deque[float] = deque()
+        self.target_latency_s = 1.2
+        self.min_outstanding = 64
 
     # ---- events, errors, breakers
 
@@ -246,7 +251,14 @@ class Fleet:
             self._event(
                 "outbox", "recovered", f"{recovered} rows from a previous run (policy {policy()})"
             )
-        self.planner = Planner(self.roster, limits, clock=self.clock, wall=self.wall)
+        self.planner = Planner(
+            self.roster,
+            limits,
+            clock=self.clock,
+            wall=self.wall,
+            max_lag_s=0.75,
+            lead_s=self._lat_mean,
+        )
         await self._seed_state()
         self.gate = Gate(
             self.store,
@@ -383,7 +395,7 @@ class Fleet:
             if bot_id is not None:
                 self.planner.note_hourly(bot_id, int(n))
         for chat_id, n in pending:
-            self.planner.pending[chat_id] = int(n)
+            self.planner.seed_pending(chat_id, int(n))
 
     def _speaker(self, kind: str, bot_id: int | None, human: str | None) -> str:
         if kind == "human":
@@ -448,7 +460,18 @@ class Fleet:
             gen = self.generator
             llm_ok = gen is not None and not (gen.breaker.state == OPEN and gen.breaker.wait() > 0)
             workers = max(1, int(self.n_workers or st.number("fleet_workers")))
-            room = workers * 2 - self._decisions.qsize()
+            # Just in time: decide no more than idle workers can start generating now; a
+            # decision waiting in a queue would only go stale before its send slot.
+            room = workers - self._generating - self._decisions.qsize()
+            # ...and keep what is decided but not yet sent to about ``target_latency_s``
+            # of recent delivery: when the process (or the database) is the bottleneck,
+            # more decisions would not be sent sooner, only wait longer.
+            now = self.clock()
+            while self._sent_times and self._sent_times[0] < now - 2.0:
+                self._sent_times.popleft()
+            rate = len(self._sent_times) / 2.0
+            cap = max(self.min_outstanding, int(rate * self.target_latency_s))
+            room = min(room, cap - self.planner.outstanding)
             decisions = self.planner.plan(
                 st.number("max_msgs_per_min"),
                 st.number("scale_factor"),
@@ -468,6 +491,7 @@ class Fleet:
         while True:
             decision = await self._decisions.get()
             draft: Draft | None = None
+            self._generating += 1
             try:
                 draft = await self._generate(decision)
             except LLMError as exc:
@@ -487,6 +511,7 @@ class Fleet:
                     )
                 )
             finally:
+                self._generating -= 1
                 self._commit_in_order(decision, draft)
 
     async def _generate(self, d: Decision) -> Draft:
@@ -500,6 +525,11 @@ class Fleet:
         gen = await self.generator.generate(prompt)
         m = self.metrics
         m.llm_latency.labels(gen.model).observe(gen.latency_ms / 1000)
+        # The planner decides this far ahead of a send slot (just in time): a running mean
+        # of generation latency, plus a little for queueing the draft.
+        self._lat_mean = 0.9 * self._lat_mean + 0.1 * gen.latency_ms / 1000
+        if self.planner is not None:
+            self.planner.lead_s = min(3.0, self._lat_mean + 0.03)
         m.llm_tokens.labels("prompt").inc(gen.tokens_in)
         m.llm_tokens.labels("completion").inc(gen.tokens_out)
         m.llm_tokens.labels("cached").inc(gen.tokens_cached)
@@ -576,7 +606,8 @@ class Fleet:
     # ---- callbacks
 
     def _on_sent(self, item: Item, tg_id: int) -> None:
-        now = datetime.now(UTC).isoformat()
+        self._sent_times.append(self.clock())
+        now = self.wall().isoformat()
         if self.planner is not None:
             self.planner.settle(item.chat_id)
         self.last_by_bot[item.bot_id] = {"at": now, "chat_id": item.tg_chat_id, "message_id": tg_id}

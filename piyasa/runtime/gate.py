@@ -101,6 +101,7 @@ class Gate:
             "retry": [],
             "failed": [],
             "release": [],
+            "defer": [],
         }
         self._outcome_ready = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -215,9 +216,11 @@ class Gate:
             candidates.append(head)
         if not candidates:
             return next_due
-        waits = await self.limiter.acquire_many(
-            [SendKey(i.bot_id, i.tg_chat_id, i.is_group) for i in candidates]
-        )
+        # Peek first, commit 'sending', then take the slots: the slot is taken right before
+        # the HTTP call, so a slow commit cannot squeeze two sends closer than Telegram's
+        # limits allow (the jitter margin only has to cover the network).
+        key = lambda i: SendKey(i.bot_id, i.tg_chat_id, i.is_group)  # noqa: E731
+        waits = await self.limiter.peek_many([key(i) for i in candidates])
         admitted: list[Item] = []
         now = self.clock()
         for item, wait in zip(candidates, waits, strict=True):
@@ -232,11 +235,24 @@ class Gate:
         if not admitted:
             return next_due
         owned = await self.store.mark_sending(self.instance, [i.id for i in admitted])
+        mine: list[Item] = []
         for item in admitted:
             if item.id not in owned:  # our lease lapsed and someone else has it now
+                self.breakers.get(item.bot_id).release_probe()
                 self._drop(item)
-                continue
+            else:
+                mine.append(item)
+        waits = await self.limiter.acquire_many([key(i) for i in mine])
+        now = self.clock()
+        for item, wait in zip(mine, waits, strict=True):
             item.busy = True  # stays at the head of its chat until the outcome is committed
+            if wait > 0:  # the slot went meanwhile (another process, the per-bot cap)
+                self.breakers.get(item.bot_id).release_probe()
+                item.not_before = now + wait
+                next_due = min(next_due, item.not_before)
+                self._outcomes["defer"].append((item, self._utc_in(wait), None))
+                self._outcome_ready.set()
+                continue
             self.inflight[item.tg_chat_id] = asyncio.create_task(self._send(item))
         return next_due
 
@@ -323,6 +339,11 @@ class Gate:
         kind, payload = outcome
         if kind == "sent":
             self.sent_count += 1
+            # Telegram has it: the chat's next message may go now, before the outcome is
+            # committed (it stays held, so no claim takes it again, until the flush).
+            q = self.queues.get(item.tg_chat_id)
+            if q and q[0] is item:
+                q.popleft()
         self._outcomes[kind].append(payload)
         self._outcome_ready.set()
 
@@ -348,7 +369,7 @@ class Gate:
         self._outcome_ready.clear()
         batch, self._outcomes = (
             self._outcomes,
-            {"sent": [], "retry": [], "failed": [], "release": []},
+            {"sent": [], "retry": [], "failed": [], "release": [], "defer": []},
         )
         if not any(batch.values()):
             return
@@ -357,7 +378,7 @@ class Gate:
             await asyncio.shield(
                 self.store.complete(
                     sent=batch["sent"],
-                    retry=batch["retry"],
+                    retry=batch["retry"] + batch["defer"],
                     failed=batch["failed"],
                     release=batch["release"],
                 )
@@ -382,7 +403,7 @@ class Gate:
                 self.on_failed(item, err)
         for item, _when, _err in batch["release"]:
             self._drop(item)
-        for item, _w, _e in batch["retry"]:
+        for item, _w, _e in batch["retry"] + batch["defer"]:
             item.busy = False  # back in line, at the head of its chat, after not_before
         if batch["retry"]:
             self.metrics.messages.labels("retried").inc(len(batch["retry"]))

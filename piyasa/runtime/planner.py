@@ -12,10 +12,13 @@ Rules, in the order they are applied each tick:
 4. For each chat: enabled chat; an enabled bot that belongs to it, is inside its active
    hours *in its own timezone*, is under its hourly limit, and is not the last speaker in
    that chat (no bot twice in a row); the least recently heard bot goes first.
-5. Decisions are paced to what delivery can take (the same limits the gate enforces, on
-   decisions), and a chat with ``max_pending_per_chat`` undelivered messages gets no more:
-   during a Telegram outage the outbox stays bounded and no LLM money is spent on
-   messages that would only wait.
+5. Just in time: a (bot, chat) is decided only when its send slot (the same limits the
+   gate enforces, projected on decisions) opens within ``lead_s``, the expected generation
+   latency, so a generated message waits for the gate only briefly and no paid generation
+   goes stale in a queue. A chat whose oldest undelivered decision is more than
+   ``max_lag_s`` past its projected slot gets no new chatter until delivery catches up
+   (a slow event loop, a 429, a Telegram outage), and a chat with ``max_pending_per_chat``
+   undelivered messages gets no more at all: the outbox stays bounded.
 6. Topic: the chat's topics that the persona covers, least recently used in that chat.
 """
 
@@ -67,6 +70,8 @@ class Planner:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_pending_per_chat: int | None = None,
+        max_lag_s: float | None = None,
+        lead_s: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
         self.roster = roster
@@ -80,11 +85,17 @@ class Planner:
         self.hourly: dict[int, deque[float]] = {}
         self.topic_used: dict[tuple[int, str], float] = {}
         self.pending: dict[int, int] = {}  # chat id -> decided, not yet sent/failed
+        # chat id -> projected send times of its undelivered decisions, oldest first (the
+        # gate delivers a chat in decision order, so settle() pops the head)
+        self.due: dict[int, deque[float]] = {}
+        self.lead_s = lead_s  # expected generation latency; the fleet keeps it current
+        self.max_lag_s = max_lag_s  # None: decide regardless of delivery progress
         self.replies: list[PendingReply] = []
         self._seq: dict[int, int] = {}
         self._budget = -1.0
         self._budget_at = clock()
         self._rr = 0
+        self._slot = 0.0
 
     # ---- facts fed by the fleet
 
@@ -106,9 +117,29 @@ class Planner:
         if all(r.request_id != reply.request_id for r in self.replies):
             self.replies.append(reply)
 
+    @property
+    def outstanding(self) -> int:
+        """Decided, not yet delivered or failed, in every chat."""
+        return sum(self.pending.values())
+
     def settle(self, chat_id: int) -> None:
         """A decided message of this chat was delivered or failed for good."""
         self.pending[chat_id] = max(0, self.pending.get(chat_id, 0) - 1)
+        dq = self.due.get(chat_id)
+        if dq:
+            dq.popleft()
+
+    def seed_pending(self, chat_id: int, count: int) -> None:
+        """Undelivered decisions found at start: due now, so the chat waits for them."""
+        self.pending[chat_id] = count
+        self.due[chat_id] = deque([self.clock()] * count)
+
+    def lagging(self, chat_id: int, now: float) -> bool:
+        """Is delivery in this chat behind the schedule its decisions were made for?"""
+        if self.max_lag_s is None:
+            return False
+        dq = self.due.get(chat_id)
+        return bool(dq) and now - dq[0] > self.max_lag_s
 
     # ---- rules
 
@@ -152,10 +183,13 @@ class Planner:
         self._budget_at = now
 
     def _pace(self, bot: BotInfo, chat: ChatInfo, now: float) -> bool:
+        """Take the pair's next send slot if it opens within ``lead_s`` (projected there)."""
         key = SendKey(bot.id, chat.telegram_id, chat.is_group)
-        if self.pacer.wait_one(key, now) > 0:
+        at = now + self.lead_s
+        if self.pacer.wait_one(key, at) > 0:
             return False
-        self.pacer.consume(key, now)
+        self.pacer.consume(key, at)
+        self._slot = at
         return True
 
     def _make(
@@ -170,6 +204,7 @@ class Planner:
         self.note_bot(chat.id, bot.id, now)
         self.hourly.setdefault(bot.id, deque()).append(now)
         self.pending[chat.id] = self.pending.get(chat.id, 0) + 1
+        self.due.setdefault(chat.id, deque()).append(self._slot)
         seq = self._seq.get(chat.id, 0)
         self._seq[chat.id] = seq + 1
         return Decision(
@@ -246,7 +281,11 @@ class Planner:
             for chat in chats:
                 if len(out) >= room or self._budget < 1:
                     break
-                if chat.id in held or self.pending.get(chat.id, 0) >= self._cap(chat):
+                if (
+                    chat.id in held
+                    or self.pending.get(chat.id, 0) >= self._cap(chat)
+                    or self.lagging(chat.id, now)
+                ):
                     continue
                 bots = [
                     b for b in self.roster.bots_in(chat.id) if self.eligible(b, chat, now, now_utc)

@@ -131,3 +131,30 @@ def test_decisions_are_paced_to_the_group_limit():
         n += len(p.plan(1e6, 1.0, 50))
         clock.t += 0.1
     assert n == 2 * 20  # 20 per bot per group per minute
+
+
+def test_just_in_time_a_pair_is_decided_only_when_its_slot_opens_within_the_lead():
+    clock = Clock()
+    p = planner(roster([bot(1), bot(2)]), clock, max_pending_per_chat=10**6, lead_s=0.3)
+    first = p.plan(1e6, 1.0, 50)
+    assert len(first) == 6  # a burst of 3 per pair: those slots are open now
+    # The burst was projected at +0.3 s; the next slot of each pair opens 1 s (+ margin)
+    # after that, so it is decided 0.3 s before: at +1.08, not earlier.
+    clock.t += 1.0
+    assert p.plan(1e6, 1.0, 50) == []
+    clock.t += 0.1
+    assert len(p.plan(1e6, 1.0, 50)) == 2
+
+
+def test_a_chat_whose_delivery_lags_gets_no_new_chatter_until_it_catches_up():
+    clock = Clock()
+    p = planner(roster([bot(1), bot(2)], chats=2), clock, max_pending_per_chat=10**6, max_lag_s=0.5)
+    assert {d.chat.id for d in p.plan(1e6, 1.0, 50)} == {1, 2}
+    while p.pending.get(2):
+        p.settle(2)  # chat 2 delivers, chat 1 does not (e.g. 429s)
+    clock.t += 2.0
+    chats = {d.chat.id for d in p.plan(1e6, 1.0, 50)}
+    assert chats == {2}
+    while p.pending.get(1):
+        p.settle(1)
+    assert 1 in {d.chat.id for d in p.plan(1e6, 1.0, 50)}
