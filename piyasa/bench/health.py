@@ -8,7 +8,10 @@ each, alternating for ``--rounds`` rounds; figures are medians over the rounds.
 
 Figures: ``refresh_ms`` (median and p95 of ``run_all_now()`` rounds), ``api_health`` and
 ``hello_world`` (requests/s, p50/p95 ms), ``ratio`` (api_health rps / hello-world rps,
-target >= 0.7), and ``health_command_ms`` — null until the chat `/health` command exists.
+target >= 0.7), and ``health_command_ms``: `/health` through the whole chat-ops pipeline
+(aiogram long polling against an in-process sandbox Telegram, a linked viewer), timed
+inside the bot from the update's arrival to the reply handed to the HTTP session, with
+`/whoami` through the same pipeline, interleaved, as the baseline.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refreshes", type=int, default=30, help="refresh rounds to time")
     p.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     p.add_argument("--redis-url", default="", help="probe this Redis too")
+    p.add_argument("--commands", type=int, default=400, help="/health + /whoami updates")
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -198,9 +202,77 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": ratio,
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio is not None and ratio >= TARGET_RATIO,
-        "health_command_ms": None,
-        "health_command_note": (
-            "not measured: the chat /health command (issue 7 part B) does not exist yet"
-        ),
+        "health_command_ms": await _health_command(args.commands),
         "setup": {"clients": args.clients, "seconds_per_run": args.seconds, "rounds": args.rounds},
     }
+
+
+# --------------------------------------------------------------------------- /health in chat
+
+CMD_TOKEN = "7300000000:BENCH-admin-bot-token-for-health-00"
+
+
+async def _health_command(n: int) -> dict[str, Any]:
+    """p50/p95 of `/health` and of `/whoami` (baseline), same pipeline, same run."""
+    import dataclasses
+    import logging
+
+    from chatops.telegram.surface import TelegramSurface
+    from piyasa.admin.health import HealthService
+    from piyasa.admin.users import add_user
+    from piyasa.bench.commands import USER_ID as CMD_USER  # the user _drive writes as
+    from piyasa.bench.commands import _drive, _instrument
+    from piyasa.config import Secret, load_settings
+    from piyasa.db import all_models  # noqa: F401
+    from piyasa.db.base import Base
+    from piyasa.sandbox.telegram import TelegramSandbox
+    from piyasa.services import Services
+
+    logging.getLogger("aiogram").setLevel(logging.WARNING)
+    sb = TelegramSandbox(enforce_limits=False)
+    bot = sb.add_bot(CMD_TOKEN, "bench_health_bot", "Bench Health")
+    sb.add_user(CMD_USER, "Bench", "bench_viewer", "en")
+    url = await sb.start("127.0.0.1", 0)
+    with tempfile.TemporaryDirectory(prefix="piyasa-bench-hcmd-") as tmp:
+        settings = dataclasses.replace(
+            load_settings({"PIYASA_DATA_DIR": tmp}),
+            telegram_api_url=url,
+            admin_bot_token=Secret(CMD_TOKEN),
+            lang="en",
+        )
+        services = Services.build(settings)
+        async with services.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await add_user(services, "bench_viewer", "viewer", telegram_id=CMD_USER)
+        health = HealthService(services, record_stop=False)
+        services.extras["health"] = health
+        await health.start()
+        surface = TelegramSurface(services)
+        samples: list[float] = []
+        _instrument(surface.bot, surface.dp, samples)
+        await surface.start(polling=True)
+        try:
+            await sb.wait_for_poller(bot.id)
+            await _drive(sb, bot.id, ["/health", "/whoami"] * 25, 1)  # warm-up
+            health_ms: list[float] = []
+            whoami_ms: list[float] = []
+            for i in range(n):
+                samples.clear()
+                await _drive(sb, bot.id, ["/health" if i % 2 == 0 else "/whoami"], 1)
+                (health_ms if i % 2 == 0 else whoami_ms).extend(samples[:1])
+        finally:
+            await surface.stop()
+            await health.stop()
+            await services.close()
+            await sb.stop()
+
+    def fig(values: list[float]) -> dict[str, Any]:
+        return {
+            "p50": round(statistics.median(values), 3),
+            "p95": round(_pct(values, 0.95) or 0, 3),
+            "n": len(values),
+        }
+
+    out = {"health": fig(health_ms), "whoami_baseline": fig(whoami_ms)}
+    out["p95_delta_ms"] = round(out["health"]["p95"] - out["whoami_baseline"]["p95"], 3)
+    return out

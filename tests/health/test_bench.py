@@ -8,12 +8,13 @@ from piyasa.bench import available
 from piyasa.bench.health import add_arguments, run
 
 
-async def test_bench_health_reports_refresh_throughput_and_a_labelled_null() -> None:
+async def test_bench_health_reports_refresh_throughput_and_the_command_latency() -> None:
     assert "health" in available()
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(
         ["--clients", "5", "--seconds", "0.3", "--rounds", "1", "--refreshes", "3"]
+        + ["--commands", "20"]
     )
     result = await run(args)
     assert result["refresh_ms"]["rounds"] == 3 and result["refresh_ms"]["median"] > 0
@@ -22,7 +23,6 @@ async def test_bench_health_reports_refresh_throughput_and_a_labelled_null() -> 
         assert result[side]["requests"] > 0 and result[side]["errors"] == 0
         assert result[side]["p95_ms"] >= result[side]["p50_ms"] > 0
     assert result["ratio"] == round(result["api_health"]["rps"] / result["hello_world"]["rps"], 3)
-    assert (
-        result["health_command_ms"] is None
-        and "does not exist yet" in result["health_command_note"]
-    )
+    command = result["health_command_ms"]
+    for side in ("health", "whoami_baseline"):
+        assert command[side]["n"] == 10 and command[side]["p95"] >= command[side]["p50"] > 0
