@@ -139,6 +139,25 @@ def _allowed(args: argparse.Namespace) -> int:
     return allowed_max(SandboxLimits(), chats, args.bots, args.seconds)
 
 
+_IMPORTS_ONLY = """
+import piyasa.runtime.fleet, piyasa.services, piyasa.runtime.llm, piyasa.bench.runtime
+import openai, aiosqlite, redis.asyncio, psutil
+from sqlalchemy.dialects.sqlite import aiosqlite as _d
+print(psutil.Process().memory_info().rss)
+"""
+
+
+def _rss_of_imports() -> float:
+    """RSS (MB) of a process that only imports what the fleet's process imports."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_ONLY], capture_output=True, text=True, check=True
+    )
+    return round(int(out.stdout.split()[-1]) / 2**20, 1)
+
+
 def _p95(values: list[float]) -> float | None:
     if not values:
         return None
@@ -238,10 +257,12 @@ async def _run_fleet(
             limiter_namespace="bench:gate:",
         )
         rss = _RSS()
+        phases = {"seeded": round(rss.peak / 2**20, 1)}
         sampler = asyncio.create_task(rss.run())
         t0 = time.time()
         await fleet.start()
         start_s = time.time() - t0
+        phases["started"] = round(rss.proc.memory_info().rss / 2**20, 1)
         await asyncio.sleep(args.seconds - start_s)
         await fleet.stop()
         sampler.cancel()
@@ -269,6 +290,7 @@ async def _run_fleet(
     figures = _figures(args, t0, stats, rows, rss.peak)
     firsts = [t for _b, _c, ok, _e, t in stats["calls"] if ok]
     figures["fleet_start_s"] = round(start_s, 3)
+    figures["rss_mb_phases"] = {**phases, "peak": figures["rss_mb"]}
     figures["first_send_s"] = round(min(firsts) - t0, 3) if firsts else None
     return figures
 
@@ -399,6 +421,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds,
         "limiter": "redis" if args.redis_url else "memory",
         **result,
+        "rss_mb_baseline_imports": _rss_of_imports(),
     }
     if not args.no_baseline:
         world = _World(args, latency)  # type: ignore[arg-type]
