@@ -20,7 +20,7 @@ from piyasa.config import Settings
 from piyasa.db.base import Base
 from piyasa.db.engine import create_engine
 from piyasa.services import Services
-from tests.chatops.conftest import start_telegram
+from tests.chatops.conftest import slack_server, start_telegram  # noqa: F401  (fixture)
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, TelegramWorld, seed_people
 from tests.health.conftest import Scripted
 

@@ -183,3 +183,59 @@ async def test_a_confirmed_action_from_an_alert_keeps_the_alert(hw, services: Se
     assert done["message_id"] == ask["message_id"] and "Fleet paused" in done["text"]
     assert fleet.paused_by == ["user_operator"]
     assert hw.sb.messages(ADMIN_GROUP)[alert["message_id"] - 1]["text"] == alert["text"]
+
+
+async def test_slack_alert_channel_gets_the_alert_and_authorizes_each_presser(
+    services: Services, slack_server
+) -> None:
+    import dataclasses
+
+    from tests.chatops.conftest import start_slack
+    from tests.chatops.harness import seed_people, with_admin_settings
+    from tests.chatops.slack_server import slack_buttons, slack_text
+    from tests.health_chat.conftest import start_alerter, start_health
+
+    await seed_people(services)
+    with_admin_settings(services, "http://127.0.0.1:9")
+    services.settings = dataclasses.replace(
+        services.settings, admin_chat_ids=(), slack_alert_channel="C0ALERTS"
+    )
+    dep = Scripted("database")
+    health = await start_health(services, [dep])
+    async for client, surface in start_slack(services, slack_server):
+        alerter = await start_alerter(services, None, surface)
+        try:
+            dep.state = State.CRITICAL
+            await health.run_all_now()
+            await until_posted(slack_server, 1)
+            alert = slack_server.posted[-1]
+            assert alert["channel"] == "C0ALERTS"
+            assert "Critical: Database" in slack_text(alert)
+            labels = dict(slack_buttons(alert))
+            assert set(labels) == {"🔎 Details", "🩺 Run all checks now"}
+
+            status, url = await client.press(
+                PEOPLE["viewer"][1], labels["🩺 Run all checks now"], channel="C0ALERTS"
+            )
+            (refusal,) = await slack_server.wait_response(url)
+            assert status == 200 and "may not run it" in slack_text(refusal)
+            assert not refusal.get("replace_original")
+            status, url = await client.press(
+                PEOPLE["operator"][1], labels["🩺 Run all checks now"], channel="C0ALERTS"
+            )
+            (ran,) = await slack_server.wait_response(url)
+            assert "Health" in slack_text(ran) and not ran.get("replace_original")
+
+            dep.state = State.HEALTHY
+            await health.run_all_now()
+            await until_posted(slack_server, 2)
+            assert "Resolved: Database is healthy again" in slack_text(slack_server.posted[-1])
+        finally:
+            await alerter.stop()
+            await health.stop()
+
+
+async def until_posted(server, n: int) -> None:  # type: ignore[no-untyped-def]
+    from tests.runtime.helpers import until
+
+    await until(lambda: len(server.posted) >= n, 5, f"{n} Slack posts")
