@@ -5,7 +5,8 @@ Rules, in the order they are applied each tick:
 1. Nothing while the fleet is paused or the LLM provider's breaker is open (no point
    deciding what cannot be generated).
 2. A fleet-wide budget: ``max_msgs_per_min`` × ``scale_factor`` (both re-read from the
-   settings table within seconds) as a token bucket; replies spend it too.
+   settings table within seconds) as a token bucket; replies spend it too, but may borrow
+   a few messages from it so a person is not kept waiting by the chatter's pace.
 3. Replies first: a human message that mentions or replies to a fleet bot is answered
    (by that bot) before any new chatter; while the answering bot only waits for its send
    slot, its chat gets no new chatter.
@@ -92,10 +93,12 @@ class Planner:
         self.max_lag_s = max_lag_s  # None: decide regardless of delivery progress
         self.replies: list[PendingReply] = []
         self._seq: dict[int, int] = {}
-        self._budget = -1.0
+        self._budget = 0.0
+        self._budget_fresh = True
         self._budget_at = clock()
         self._rr = 0
         self._slot = 0.0
+        self.reply_debt = 5.0
 
     # ---- facts fed by the fleet
 
@@ -177,7 +180,8 @@ class Planner:
     def _refill_budget(self, per_min: float, now: float) -> None:
         rate = max(0.0, per_min) / 60.0
         burst = max(1.0, rate * 5.0) if rate > 0 else 0.0
-        if self._budget < 0:  # first tick: start with a full bucket
+        if self._budget_fresh:  # first tick: start with a full bucket
+            self._budget_fresh = False
             self._budget = burst
         self._budget = min(burst, self._budget + (now - self._budget_at) * rate)
         self._budget_at = now
@@ -245,7 +249,9 @@ class Planner:
         held: set[int] = set()
         self.replies = [r for r in self.replies if now - (r.created or now) <= reply_max_age_s]
         for reply in list(self.replies):
-            if len(out) >= room or self._budget < 1:
+            # A person waiting for an answer does not wait for the chatter budget: a reply
+            # may borrow up to ``reply_debt`` messages from it (chatter then pauses longer).
+            if len(out) >= room or self._budget < 1 - self.reply_debt:
                 return out
             chat = self.roster.chats.get(reply.chat_id)
             if chat is None or not chat.enabled:

@@ -158,3 +158,16 @@ def test_a_chat_whose_delivery_lags_gets_no_new_chatter_until_it_catches_up():
     while p.pending.get(1):
         p.settle(1)
     assert 1 in {d.chat.id for d in p.plan(1e6, 1.0, 50)}
+
+
+def test_a_reply_borrows_from_the_budget_instead_of_waiting_for_it():
+    clock = Clock()
+    p = planner(roster([bot(1), bot(2)]), clock, max_pending_per_chat=99)
+    assert len(p.plan(6, 1.0, 50)) == 1  # 6/min: the budget is one message
+    assert p.plan(6, 1.0, 50) == []
+    p.add_reply(PendingReply(8, 1, 2, 56, "Ayşe", "@b2 ?"))
+    clock.t += 1.5  # past the pair's next slot, long before the budget's next message
+    decisions = p.plan(6, 1.0, 50)
+    assert [d.reply is not None for d in decisions] == [True]
+    clock.t += 9.0  # the chatter that would have come now waits for the debt to be repaid
+    assert p.plan(6, 1.0, 50) == []
