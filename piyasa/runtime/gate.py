@@ -105,6 +105,9 @@ class Gate:
         }
         self._outcome_ready = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        # stop() takes it so no dispatch is half done (slots taken, sends not yet started)
+        # when it collects the in-flight sends
+        self._dispatch_lock = asyncio.Lock()
         self.count_429 = 0
         self.sent_count = 0
 
@@ -185,7 +188,8 @@ class Gate:
                 if now - last_renew > 10.0:
                     last_renew = now
                     await self.store.renew(self.instance)
-                next_due = await self._dispatch()
+                async with self._dispatch_lock:
+                    next_due = await self._dispatch() if not self.paused else now + self.poll_s
                 self.passes += 1
                 timeout = max(0.001, min(self.poll_s, next_due - self.clock()))
                 with contextlib.suppress(TimeoutError):
@@ -412,7 +416,8 @@ class Gate:
     async def stop(self, grace_s: float = 3.0) -> None:
         """Let in-flight sends finish (bounded), commit outcomes, hand back held rows."""
         self.paused = True
-        tasks = list(self.inflight.values())
+        async with self._dispatch_lock:
+            tasks = list(self.inflight.values())
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=grace_s)
             for t in pending:

@@ -119,7 +119,7 @@ _children: list[asyncio.subprocess.Process] = []
 async def test_sigkill_while_sends_are_held_back_then_exactly_once(services, sandbox, db_env):
     await seed(services, sandbox, bots=3, chats=2)
     await set_rate(services, 600)
-    sandbox.inject_error(method="sendMessage", error_code=429, retry_after=30, count=None)
+    sandbox.inject_error(method="sendMessage", error_code=429, retry_after=2, count=None)
     proc = await spawn(services, sandbox.base_url)
     second = await spawn(services, sandbox.base_url, wait=True)
     try:
