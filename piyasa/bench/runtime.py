@@ -41,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     p.add_argument("--redis-url", default="", help="use Redis (Lua) buckets")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument(
+        "--no-import-baseline",
+        action="store_true",
+        help="skip rss_mb_baseline_imports (a child process importing the same libraries)",
+    )
 
 
 def _token(n: int) -> str:
@@ -421,7 +426,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds,
         "limiter": "redis" if args.redis_url else "memory",
         **result,
-        "rss_mb_baseline_imports": _rss_of_imports(),
+        "rss_mb_baseline_imports": None if args.no_import_baseline else _rss_of_imports(),
     }
     if not args.no_baseline:
         world = _World(args, latency)  # type: ignore[arg-type]

@@ -13,7 +13,9 @@ async def test_tiny_runtime_benchmark_reports_every_figure_and_loses_nothing():
     mod = available()["runtime"]
     parser = argparse.ArgumentParser()
     mod.add_arguments(parser)
-    args = parser.parse_args(["--bots", "4", "--chats", "2", "--seconds", "3", "--workers", "8"])
+    args = parser.parse_args(
+        ["--bots", "4", "--chats", "2", "--seconds", "2", "--workers", "8", "--no-import-baseline"]
+    )
     result = await mod.run(args)
     keys = {
         "delivered",
