@@ -96,7 +96,7 @@ class Planner:
         self._budget = 0.0
         self._budget_fresh = True
         self._budget_at = clock()
-        self._rr = 0
+        self.chat_decided: dict[int, float] = {}  # chat id -> last decision
         self._slot = 0.0
         self.reply_debt = 5.0
 
@@ -208,6 +208,7 @@ class Planner:
         self.note_bot(chat.id, bot.id, now)
         self.hourly.setdefault(bot.id, deque()).append(now)
         self.pending[chat.id] = self.pending.get(chat.id, 0) + 1
+        self.chat_decided[chat.id] = now
         self.due.setdefault(chat.id, deque()).append(self._slot)
         seq = self._seq.get(chat.id, 0)
         self._seq[chat.id] = seq + 1
@@ -275,12 +276,12 @@ class Planner:
             else:
                 if ready:
                     held.add(chat.id)
-        # 2. chatter, chats in rotating order
+        # 2. chatter: the chat that waited longest for a decision first (a rotation per tick
+        # could lock onto one chat when the budget refills in step with the tick)
         chats = [c for c in self.roster.chats.values() if c.enabled]
         if not chats:
             return out
-        self._rr = (self._rr + 1) % len(chats)
-        chats = chats[self._rr :] + chats[: self._rr]
+        chats.sort(key=lambda c: (self.chat_decided.get(c.id, -1e18), c.id))
         progress = True
         while progress and len(out) < room and self._budget >= 1:
             progress = False

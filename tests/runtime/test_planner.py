@@ -163,11 +163,24 @@ def test_a_chat_whose_delivery_lags_gets_no_new_chatter_until_it_catches_up():
 def test_a_reply_borrows_from_the_budget_instead_of_waiting_for_it():
     clock = Clock()
     p = planner(roster([bot(1), bot(2)]), clock, max_pending_per_chat=99)
-    assert len(p.plan(6, 1.0, 50)) == 1  # 6/min: the budget is one message
+    first = p.plan(6, 1.0, 50)
+    assert len(first) == 1  # 6/min: the budget is one message
     assert p.plan(6, 1.0, 50) == []
-    p.add_reply(PendingReply(8, 1, 2, 56, "Ayşe", "@b2 ?"))
+    other = 2 if first[0].bot.id == 1 else 1  # not the last speaker
+    p.add_reply(PendingReply(8, 1, other, 56, "Ayşe", "@b ?"))
     clock.t += 1.5  # past the pair's next slot, long before the budget's next message
     decisions = p.plan(6, 1.0, 50)
     assert [d.reply is not None for d in decisions] == [True]
     clock.t += 9.0  # the chatter that would have come now waits for the debt to be repaid
     assert p.plan(6, 1.0, 50) == []
+
+
+def test_a_slow_budget_still_reaches_every_chat():
+    clock = Clock()
+    p = planner(roster([bot(1), bot(2)], chats=2), clock, max_pending_per_chat=10**6)
+    chats = []
+    for _ in range(600):  # 60 s in planner ticks of 0.1 s, 12 messages a minute
+        chats += [d.chat.id for d in p.plan(12, 1.0, 50)]
+        clock.t += 0.1
+    assert 11 <= len(chats) <= 13
+    assert abs(chats.count(1) - chats.count(2)) <= 1
