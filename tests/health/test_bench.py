@@ -13,8 +13,7 @@ async def test_bench_health_reports_refresh_throughput_and_the_command_latency()
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(
-        ["--clients", "5", "--seconds", "0.3", "--rounds", "1", "--refreshes", "3"]
-        + ["--commands", "20"]
+        "--clients 5 --seconds 0.3 --rounds 1 --refreshes 3 --commands 20".split()
     )
     result = await run(args)
     assert result["refresh_ms"]["rounds"] == 3 and result["refresh_ms"]["median"] > 0
