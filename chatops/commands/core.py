@@ -97,7 +97,7 @@ async def link(ctx: Context) -> View:
     code = ctx.args["code"]
     if not ctx.chat_private:
         # The code was seen by the group: burn it so nobody else can redeem it.
-        await ctx.services.cache.delete(f"link:{identity.normalize_code(code)}")
+        await identity.void_link_code(ctx.services, code)
         return View(blocks=[Alert("error", ctx.t("link.not_private"))])
     result = await identity.redeem_link_code(
         ctx.services,

@@ -144,7 +144,7 @@ def overview(
     live_ended: bool = False,
 ) -> View:
     lang = ctx.lang
-    title = f"{ICON[snap.overall]} {ctx.t('health.title')}: {ctx.t('health.overall.' + snap.overall.value)}"
+    title = f"{ICON[snap.overall]} {ctx.t('health.title')}: {ctx.t(f'health.overall.{snap.overall.value}')}"
     lines = [component_line(lang, r) for r in snap.components.values()]
     blocks: list[Any] = [Text("\n".join(lines))]
     alerter = ctx.extras.get("health.alerts")

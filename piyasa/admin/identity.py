@@ -128,6 +128,11 @@ async def create_link_code(services: Services, user_id: int, *, now: float | Non
     return await onetime.issue(services, LINK_PURPOSE, user_id, LINK_CODE_TTL_S, now=now)
 
 
+async def void_link_code(services: Services, code: str) -> None:
+    """Burn a link code that was posted where others could read it (a group)."""
+    await onetime.void(services, LINK_PURPOSE, code)
+
+
 @dataclass(frozen=True)
 class LinkResult:
     ok: bool

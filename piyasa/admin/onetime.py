@@ -111,6 +111,10 @@ async def pending(services: Services, purpose: str, *, now: float | None = None)
     return found is not None
 
 
-async def void(services: Services, purpose: str) -> None:
+async def void(services: Services, purpose: str, code: str | None = None) -> None:
+    """Void one code (it was seen where others could read it), or all of ``purpose``."""
+    stmt = delete(OneTimeCode).where(OneTimeCode.purpose == purpose)
+    if code is not None:
+        stmt = stmt.where(OneTimeCode.code_hash == _digest(code))
     async with services.sessions() as session, session.begin():
-        await session.execute(delete(OneTimeCode).where(OneTimeCode.purpose == purpose))
+        await session.execute(stmt)

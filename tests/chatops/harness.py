@@ -115,28 +115,45 @@ async def wait_answer(sb: Any, qid: str, timeout: float = 5.0) -> dict:  # noqa:
 
 
 async def audit_count(services: Services) -> int:
+    """A mark in the audit log (the newest row id) for `next_audit` to wait past."""
     from sqlalchemy import func, select
 
     from piyasa.db.models import AuditEntry
 
     async with services.sessions() as session:
-        return int(await session.scalar(select(func.count(AuditEntry.id))) or 0)
+        return int(await session.scalar(select(func.max(AuditEntry.id))) or 0)
 
 
-async def next_audit(services: Services, before: int, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
-    """The audit row written after ``before`` rows existed (audit follows the reply)."""
+async def next_audit(
+    services: Services,
+    before: int,
+    timeout: float = 5.0,  # noqa: ASYNC109
+    action: str | None = None,
+) -> Any:
+    """The first audit row after mark ``before`` (for ``action``, when given).
+
+    Audit rows are written after the reply, so an earlier request's row can land after
+    the mark was taken; naming the action keeps a late row from being mistaken for ours.
+    """
     import asyncio
 
-    from piyasa.admin import audit
+    from sqlalchemy import select
+
+    from piyasa.db.models import AuditEntry
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while await audit_count(services) <= before:
+    stmt = select(AuditEntry).where(AuditEntry.id > before).order_by(AuditEntry.id).limit(1)
+    if action is not None:
+        stmt = stmt.where(AuditEntry.action == action[:64])
+    while True:
+        async with services.sessions() as session:
+            row = await session.scalar(stmt)
+        if row is not None:
+            return row
         if loop.time() > deadline:
-            raise TimeoutError("no audit row was written")
+            raise TimeoutError(f"no audit row for {action or 'any action'} was written")
         await asyncio.sleep(0.005)
-    rows = await audit.recent(services, 1)
-    return rows[0]
 
 
 def registry_for_tests() -> Any:

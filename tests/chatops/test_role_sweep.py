@@ -46,8 +46,8 @@ def refused(role: str, spec: Spec) -> bool:
     return spec.level > LEVEL[role] or (role == "locked" and spec.level > 0)
 
 
-async def last_result(services, before: int) -> str:  # type: ignore[no-untyped-def]
-    return (await next_audit(services, before)).result
+async def last_result(services, before: int, spec: Spec) -> str:  # type: ignore[no-untyped-def]
+    return (await next_audit(services, before, action=spec.id)).result
 
 
 def test_sweep_covers_everything() -> None:
@@ -65,7 +65,7 @@ async def test_telegram_refuses_below_requirement(tg, role: str) -> None:
         n = await audit_count(tg.services)
         if isinstance(spec, Command):
             reply = await tg.say(role, "/" + typed(spec))
-            result = await last_result(tg.services, n)
+            result = await last_result(tg.services, n, spec)
             if refused(role, spec):
                 if reply["text"] != f"⛔ {want}" or buttons(reply):
                     problems.append(f"/{spec.id}: {reply['text']!r}")
@@ -87,7 +87,7 @@ async def test_telegram_refuses_below_requirement(tg, role: str) -> None:
                 uid, uid, anchor["message_id"], token, forge=True, bot_id=tg.bot_id
             )
             answer = await wait_answer(tg.sb, qid)
-            result = await last_result(tg.services, n)
+            result = await last_result(tg.services, n, spec)
             after = len(tg.sb.calls("editMessageText")) + len(tg.sb.calls("sendMessage"))
             if refused(role, spec):
                 if (answer.get("text") or "") != want[:200] or after != before:
@@ -110,7 +110,7 @@ async def test_slack_refuses_below_requirement(slack, slack_server, role: str) -
             status, ack, _url = await slack.slash(sid, typed(spec))
             text = slack_text(ack)
             assert status == 200
-            result = await last_result(slack.services, n)
+            result = await last_result(slack.services, n, spec)
             if refused(role, spec):
                 if result != f"denied_{DENIAL.get(role, 'role')}":
                     problems.append(f"{spec.id}: audit says {result}")
@@ -127,7 +127,7 @@ async def test_slack_refuses_below_requirement(slack, slack_server, role: str) -
             status, url = await slack.press(sid, token)
             assert status == 200
             (answer,) = await slack_server.wait_response(url)
-            result = await last_result(slack.services, n)
+            result = await last_result(slack.services, n, spec)
             if refused(role, spec):
                 if result != f"denied_{DENIAL.get(role, 'role')}":
                     problems.append(f"{spec.id}: audit says {result}")

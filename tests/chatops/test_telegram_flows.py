@@ -128,7 +128,7 @@ async def test_forged_foreign_and_stale_buttons_change_nothing(tg) -> None:
     n = await audit_count(tg.services)
     qid = await tg.sb.press_button(uid, uid, msg["message_id"], token, bot_id=tg.bot_id)
     await wait_answer(tg.sb, qid)
-    assert (await next_audit(tg.services, n)).result == "refused_button"
+    assert (await next_audit(tg.services, n, action="button")).result == "refused_button"
 
 
 async def test_step_up_then_confirmation_then_run(tgx) -> None:
