@@ -44,12 +44,15 @@ async def test_rate_scale_and_pause_take_effect_within_seconds(services, sandbox
         clock=clock,
         wall=clock.wall,
         settings_refresh_s=0.2,
+        planner_tick_s=0.005,  # tick at least once per simulated step: no budget overflow
     )
     await fleet.control.set_max_msgs_per_min(60)
     await fleet.start()
     # Simulated time runs ~50x faster than delivery here; without this the planner would
-    # (rightly) see every chat lagging and hold back, and the budget would not bind.
+    # (rightly) see chats lagging or full and hold back, and the budget would not bind.
     fleet.planner.max_lag_s = None
+    fleet.planner.max_pending_per_chat = 10**6
+    fleet.min_outstanding = 10**6
     try:
         await rate_over(fleet, clock, 10)  # spend the initial burst
         assert 50 <= await rate_over(fleet, clock, 30) <= 70
