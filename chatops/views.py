@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chatops import i18n
+
 Style = Literal["default", "primary", "danger"]
 Level = Literal["info", "success", "warning", "error"]
 
@@ -42,6 +44,26 @@ class Table:
     def __init__(self, headers: Any, rows: Any) -> None:
         object.__setattr__(self, "headers", tuple(str(h) for h in headers))
         object.__setattr__(self, "rows", tuple(tuple(str(c) for c in r) for r in rows))
+
+
+TABLE_CELL_MAX = 40  # wider cells are cut: a monospace table must still fit a phone
+
+
+def table_lines(table: Table) -> list[str]:
+    """The table as aligned monospace lines (header, rule, rows), for every surface that
+    shows it in a code block, so a table reads the same in Telegram and Slack."""
+    widths = [len(h) for h in table.headers]
+    for row in table.rows:
+        for i, cell in enumerate(row[: len(widths)]):
+            widths[i] = min(max(widths[i], len(cell)), TABLE_CELL_MAX)
+
+    def fmt(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            c[:TABLE_CELL_MAX].ljust(widths[i]) for i, c in enumerate(cells[: len(widths)])
+        ).rstrip()
+
+    lines = [fmt(table.headers), "  ".join("─" * w for w in widths)] if table.headers else []
+    return lines + [fmt(r) for r in table.rows]
 
 
 @dataclass(frozen=True)
@@ -96,6 +118,21 @@ class Pager:
     page: int
     pages: int
     params: dict[str, Any] = field(default_factory=dict)
+
+    def nav_row(self, lang: str) -> list[Button]:
+        """[prev] [n/m] [next] as ordinary buttons (none when there is a single page), so
+        every surface pages the same way and a page turn is authorized like any press."""
+        if self.pages <= 1:
+            return []
+
+        def turn(label: str, page: int) -> Button:
+            return Button(label, self.action, {**self.params, "page": page})
+
+        row = [turn(i18n.t(lang, "pager.prev"), self.page - 1)] if self.page > 1 else []
+        row.append(turn(f"{self.page}/{self.pages}", self.page))
+        if self.page < self.pages:
+            row.append(turn(i18n.t(lang, "pager.next"), self.page + 1))
+        return row
 
 
 @dataclass

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from chatops import i18n
-from chatops.views import Alert, Button, Fields, Table, Text, View
+from chatops.views import Alert, Button, Fields, Table, Text, View, table_lines
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -95,26 +94,13 @@ def text_blocks(view: View) -> list[dict[str, Any]]:
                     }
                 )
         elif isinstance(block, Table):
-            from chatops.telegram.render import _table_lines
-
-            blocks += _wrapped("\n".join(_table_lines(block)), "```")
+            blocks += _wrapped("\n".join(table_lines(block)), "```")
     return blocks
 
 
 async def action_blocks(view: View, lang: str, issue: TokenIssuer) -> list[dict[str, Any]]:
     rows = [list(r) for r in view.buttons]
-    if view.pager and view.pager.pages > 1:
-        p = view.pager
-        nav = []
-        if p.page > 1:
-            nav.append(
-                Button(i18n.t(lang, "pager.prev"), p.action, {**p.params, "page": p.page - 1})
-            )
-        nav.append(Button(f"{p.page}/{p.pages}", p.action, {**p.params, "page": p.page}))
-        if p.page < p.pages:
-            nav.append(
-                Button(i18n.t(lang, "pager.next"), p.action, {**p.params, "page": p.page + 1})
-            )
+    if view.pager and (nav := view.pager.nav_row(lang)):
         rows.append(nav)
     blocks = []
     n = 0

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from chatops import i18n
-from chatops.views import Alert, Button, Fields, File, Image, Table, Text, View
+from chatops.views import Alert, Button, Fields, File, Image, Table, Text, View, table_lines
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
@@ -94,21 +93,6 @@ _STYLE_TAGS = {
 }
 
 
-def _table_lines(block: Table) -> list[str]:
-    widths = [len(h) for h in block.headers]
-    for row in block.rows:
-        for i, cell in enumerate(row[: len(widths)]):
-            widths[i] = min(max(widths[i], len(cell)), 40)
-
-    def fmt(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c[:40].ljust(widths[i]) for i, c in enumerate(cells[: len(widths)])
-        ).rstrip()
-
-    lines = [fmt(block.headers), "  ".join("─" * w for w in widths)] if block.headers else []
-    return lines + [fmt(r) for r in block.rows]
-
-
 def segments(view: View, limit: int = MAX_MESSAGE) -> list[str]:
     """The view's text as complete HTML segments, each within ``limit``."""
     out: list[str] = []
@@ -136,7 +120,7 @@ def segments(view: View, limit: int = MAX_MESSAGE) -> list[str]:
                     out += _wrap_lines([key + ":"], "<b>", "</b>", limit)
                     out += _wrap_lines([value], "", "", limit)
         elif isinstance(block, Table):
-            out += _wrap_lines(_table_lines(block), "<pre>", "</pre>", limit)
+            out += _wrap_lines(table_lines(block), "<pre>", "</pre>", limit)
     return out
 
 
@@ -176,18 +160,7 @@ async def keyboard(view: View, lang: str, issue: TokenIssuer) -> InlineKeyboardM
     for row in view.buttons:
         for i in range(0, len(row), MAX_ROW):
             rows.append(row[i : i + MAX_ROW])
-    if view.pager and view.pager.pages > 1:
-        p = view.pager
-        nav: list[Button] = []
-        if p.page > 1:
-            nav.append(
-                Button(i18n.t(lang, "pager.prev"), p.action, {**p.params, "page": p.page - 1})
-            )
-        nav.append(Button(f"{p.page}/{p.pages}", p.action, {**p.params, "page": p.page}))
-        if p.page < p.pages:
-            nav.append(
-                Button(i18n.t(lang, "pager.next"), p.action, {**p.params, "page": p.page + 1})
-            )
+    if view.pager and (nav := view.pager.nav_row(lang)):
         rows.append(nav)
     if not rows:
         return None
