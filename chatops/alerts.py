@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chatops import i18n
-from chatops.buttons import ANY_USER
+from chatops.buttons import ANY_USER, ButtonTokens
 from chatops.commands.health import LiveViews, alert_view
-from chatops.views import Button, Text, View
+from chatops.views import Button, Text, TokenIssuer, View
 from piyasa.admin.health.alerts import Alerter, AlertNotice
 from piyasa.services import Services
 
@@ -120,20 +120,8 @@ async def _no_tokens(_button: Button) -> str:
     raise AssertionError("a view without buttons issues no tokens")
 
 
-def _issuer(tokens: Any, surface: str, chat: str) -> Callable[[Button], Awaitable[str]]:
-    async def issue(button: Button) -> str:
-        return await tokens.issue(
-            spec_id=button.action,
-            surface=surface,
-            user=ANY_USER,
-            chat=chat,
-            params=button.params,
-            args_text=button.args_text,
-            confirmed=button.confirmed,
-            once=button.once,
-        )
-
-    return issue
+def _issuer(tokens: ButtonTokens, surface: str, chat: str) -> TokenIssuer:
+    return tokens.issuer(surface=surface, user=ANY_USER, chat=chat)
 
 
 async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaitable[None]]:

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from chatops.views import Button, TokenIssuer
 from piyasa.cache import Cache
 
 TOKEN_PREFIX = "b:"
@@ -68,6 +69,24 @@ class ButtonTokens:
             ttl=ttl or self.ttl,
         )
         return token
+
+    def issuer(self, *, surface: str, user: str, chat: str) -> TokenIssuer:
+        """The renderer's callback: every button of one message gets a token bound to
+        the same surface, user and chat."""
+
+        async def issue(button: Button) -> str:
+            return await self.issue(
+                spec_id=button.action,
+                surface=surface,
+                user=user,
+                chat=chat,
+                params=button.params,
+                args_text=button.args_text,
+                confirmed=button.confirmed,
+                once=button.once,
+            )
+
+        return issue
 
     async def resolve(self, token: str, *, surface: str, user: str, chat: str) -> Press | None:
         """The press behind ``token`` if it exists and is bound to this user and chat."""

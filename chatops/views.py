@@ -8,6 +8,7 @@ same View renders identically on every surface and nothing client-side is truste
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -107,6 +108,10 @@ class Button:
     args_text: str = ""
     confirmed: bool = False
     once: bool = False
+
+
+TokenIssuer = Callable[[Button], Awaitable[str]]
+"""What a renderer calls for each non-URL button: the short server-side token it carries."""
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,9 @@ block, button value <= 2000 (ours are 18-byte tokens)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from chatops.views import Alert, Button, Fields, Table, Text, View, table_lines
+from chatops.views import Alert, Fields, Table, Text, TokenIssuer, View, table_lines
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -21,8 +20,6 @@ ALERT_ICON = {
     "warning": ":warning:",
     "error": ":no_entry:",
 }
-
-TokenIssuer = Callable[[Button], Awaitable[str]]
 
 
 def esc(text: str) -> str:

@@ -26,7 +26,7 @@ from chatops.commands import load_all
 from chatops.commands.registry import Registry
 from chatops.context import Client, Context, Invocation, MessageRef
 from chatops.slack import render
-from chatops.views import Alert, Button, View
+from chatops.views import Alert, TokenIssuer, View
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
@@ -55,20 +55,8 @@ class SlackResponder:
         self._lang = lang
         self.acked: Any = None  # set while the ack can still carry the answer
 
-    def _issuer(self, chat: str) -> Any:
-        async def issue(button: Button) -> str:
-            return await self.surface.tokens.issue(
-                spec_id=button.action,
-                surface="slack",
-                user=self.user_id,
-                chat=chat,
-                params=button.params,
-                args_text=button.args_text,
-                confirmed=button.confirmed,
-                once=button.once,
-            )
-
-        return issue
+    def _issuer(self, chat: str) -> TokenIssuer:
+        return self.surface.tokens.issuer(surface="slack", user=self.user_id, chat=chat)
 
     async def messages(self, view: View, chat: str | None = None) -> list[dict[str, Any]]:
         return await render.render(view, self._lang(), self._issuer(chat or self.channel_id))

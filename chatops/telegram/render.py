@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from chatops.views import Alert, Button, Fields, File, Image, Table, Text, View, table_lines
+from chatops.views import (
+    Alert,
+    Button,
+    Fields,
+    File,
+    Image,
+    Table,
+    Text,
+    TokenIssuer,
+    View,
+    table_lines,
+)
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
@@ -24,8 +34,6 @@ MAX_ROW = 8
 MAX_BUTTONS = 100
 MAX_BUTTON_LABEL = 64
 ALERT_ICON = {"info": "ℹ️", "success": "✅", "warning": "⚠️", "error": "⛔"}
-
-TokenIssuer = Callable[[Button], Awaitable[str]]
 
 
 def esc(text: str) -> str:

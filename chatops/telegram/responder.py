@@ -14,7 +14,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup
 from chatops.buttons import ButtonTokens
 from chatops.context import MessageRef
 from chatops.telegram import render
-from chatops.views import Button, View
+from chatops.views import TokenIssuer, View
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +46,8 @@ class TelegramResponder:
         self.answered = False
         self._resumer = resumer
 
-    def _issuer(self, chat_id: int) -> Callable[[Button], Awaitable[str]]:
-        async def issue(button: Button) -> str:
-            return await self.tokens.issue(
-                spec_id=button.action,
-                surface="telegram",
-                user=str(self.user_id),
-                chat=str(chat_id),
-                params=button.params,
-                args_text=button.args_text,
-                confirmed=button.confirmed,
-                once=button.once,
-            )
-
-        return issue
+    def _issuer(self, chat_id: int) -> TokenIssuer:
+        return self.tokens.issuer(surface="telegram", user=str(self.user_id), chat=str(chat_id))
 
     async def answer(self, text: str = "", *, alert: bool = False) -> None:
         """Stop the button's spinner (once); ``text`` becomes a toast (max 200)."""
