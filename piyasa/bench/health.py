@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from piyasa.bench._common import drive, instrument, pct, throwaway_services
+
 DESCRIPTION = "health snapshot refresh time; /api/health throughput vs. aiohttp hello-world"
 TARGET_RATIO = 0.7
 
@@ -37,13 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     p.add_argument("--redis-url", default="", help="probe this Redis too")
     p.add_argument("--commands", type=int, default=400, help="/health + /whoami updates")
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # --------------------------------------------------------------------------- child process
@@ -145,8 +140,8 @@ async def _load(port: int, path: str, clients: int, seconds: float) -> dict[str,
         writer.close()
     return {
         "rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(_pct(latencies, 0.5) or 0, 2),
-        "p95_ms": round(_pct(latencies, 0.95) or 0, 2),
+        "p50_ms": round(pct(latencies, 0.5) or 0, 2),
+        "p95_ms": round(pct(latencies, 0.95) or 0, 2),
         "requests": len(latencies),
         "errors": errors,
     }
@@ -192,7 +187,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "refresh_ms": {
             "median": round(statistics.median(refresh), 2),
-            "p95": round(_pct(refresh, 0.95) or 0, 2),
+            "p95": round(pct(refresh, 0.95) or 0, 2),
             "max": round(max(refresh), 2),
             "rounds": len(refresh),
             "components": ready["components"],
@@ -210,66 +205,57 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- /health in chat
 
 CMD_TOKEN = "7300000000:BENCH-admin-bot-token-for-health-00"
+CMD_USER = 920001
 
 
 async def _health_command(n: int) -> dict[str, Any]:
     """p50/p95 of `/health` and of `/whoami` (baseline), same pipeline, same run."""
-    import dataclasses
     import logging
 
     from chatops.telegram.surface import TelegramSurface
     from piyasa.admin.health import HealthService
     from piyasa.admin.users import add_user
-    from piyasa.bench.commands import USER_ID as CMD_USER  # the user _drive writes as
-    from piyasa.bench.commands import _drive, _instrument
-    from piyasa.config import Secret, load_settings
-    from piyasa.db import all_models  # noqa: F401
-    from piyasa.db.base import Base
+    from piyasa.config import Secret
     from piyasa.sandbox.telegram import TelegramSandbox
-    from piyasa.services import Services
 
     logging.getLogger("aiogram").setLevel(logging.WARNING)
     sb = TelegramSandbox(enforce_limits=False)
     bot = sb.add_bot(CMD_TOKEN, "bench_health_bot", "Bench Health")
     sb.add_user(CMD_USER, "Bench", "bench_viewer", "en")
     url = await sb.start("127.0.0.1", 0)
-    with tempfile.TemporaryDirectory(prefix="piyasa-bench-hcmd-") as tmp:
-        settings = dataclasses.replace(
-            load_settings({"PIYASA_DATA_DIR": tmp}),
-            telegram_api_url=url,
-            admin_bot_token=Secret(CMD_TOKEN),
-            lang="en",
-        )
-        services = Services.build(settings)
-        async with services.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+    async with throwaway_services(
+        "",
+        "piyasa-bench-hcmd-",
+        telegram_api_url=url,
+        admin_bot_token=Secret(CMD_TOKEN),
+        lang="en",
+    ) as services:
         await add_user(services, "bench_viewer", "viewer", telegram_id=CMD_USER)
         health = HealthService(services, record_stop=False)
         services.extras["health"] = health
         await health.start()
         surface = TelegramSurface(services)
         samples: list[float] = []
-        _instrument(surface.bot, surface.dp, samples)
+        instrument(surface.bot, surface.dp, samples)
         await surface.start(polling=True)
         try:
             await sb.wait_for_poller(bot.id)
-            await _drive(sb, bot.id, ["/health", "/whoami"] * 25, 1)  # warm-up
+            await drive(sb, CMD_USER, bot.id, ["/health", "/whoami"] * 25, 1)  # warm-up
             health_ms: list[float] = []
             whoami_ms: list[float] = []
             for i in range(n):
                 samples.clear()
-                await _drive(sb, bot.id, ["/health" if i % 2 == 0 else "/whoami"], 1)
+                await drive(sb, CMD_USER, bot.id, ["/health" if i % 2 == 0 else "/whoami"], 1)
                 (health_ms if i % 2 == 0 else whoami_ms).extend(samples[:1])
         finally:
             await surface.stop()
             await health.stop()
-            await services.close()
             await sb.stop()
 
     def fig(values: list[float]) -> dict[str, Any]:
         return {
             "p50": round(statistics.median(values), 3),
-            "p95": round(_pct(values, 0.95) or 0, 3),
+            "p95": round(pct(values, 0.95) or 0, 3),
             "n": len(values),
         }
 

@@ -9,14 +9,12 @@ whether every p95 is under the 50 ms target.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
+
+from piyasa.bench._common import pct, throwaway_services
 
 DESCRIPTION = "/users first page, search and user card with 10,000 users (pipeline + render)"
 TARGET_P95_MS = 50.0
@@ -28,11 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=300, help="timed requests per case")
     p.add_argument("--warmup", type=int, default=30, help="untimed requests first")
     p.add_argument("--database-url", default="", help="default: a fresh SQLite file")
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class _RenderOnly:
@@ -115,33 +108,14 @@ async def _case(
     return {
         "runs": runs,
         "p50_ms": round(statistics.median(samples), 3),
-        "p95_ms": round(_pct(samples, 0.95), 3),
+        "p95_ms": round(pct(samples, 0.95) or 0, 3),
     }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from chatops.commands import load_all
-    from piyasa.bench.commands import _pg_schema
-    from piyasa.config import load_settings
-    from piyasa.db import all_models  # noqa: F401
-    from piyasa.db.base import Base
-    from piyasa.services import Services
 
-    tmp = Path(tempfile.mkdtemp(prefix="piyasa-bench-users-"))
-    db_url = args.database_url
-    schema = ""
-    if db_url.startswith("postgres"):  # never touch the given database's own tables
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        await _pg_schema(db_url, f'CREATE SCHEMA "{schema}"')
-        db_url += ("&" if "?" in db_url else "?") + f"search_path={schema}"
-    settings = load_settings(
-        {"PIYASA_DATA_DIR": str(tmp), **({"PIYASA_DATABASE_URL": db_url} if db_url else {})}
-    )
-    settings = dataclasses.replace(settings, lang="en")
-    services = Services.build(settings)
-    try:
-        async with services.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+    async with throwaway_services(args.database_url, "piyasa-bench-users-", lang="en") as services:
         admin_id = await _seed(services, args.users)
         registry = load_all()
         r, w = args.runs, args.warmup
@@ -153,14 +127,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 services, registry, "users.card", "", {"id": admin_id + 4321}, r, w
             ),
         }
-    finally:
-        await services.close()
-        if schema:
-            await _pg_schema(db_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     measured = [v for k, v in cases.items() if k != "whoami_baseline"]
     return {
         "users": args.users,
-        "database": settings.database_kind,
+        "database": services.settings.database_kind,
         **cases,
         "target_p95_ms": TARGET_P95_MS,
         "within_target": all(c["p95_ms"] < TARGET_P95_MS for c in measured),
