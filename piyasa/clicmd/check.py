@@ -7,7 +7,7 @@ import json
 
 from piyasa.config import load_settings
 
-MARK = {"healthy": "✓", "unknown": "·", "warning": "!", "critical": "✗"}
+MARK = {"healthy": "✓", "unknown": "·", "warning": "!", "critical": "✗"}  # also `piyasa setup`
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,9 +10,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from piyasa.clicmd.check import MARK
 from piyasa.config import load_settings
-
-MARK = {"healthy": "✓", "unknown": "·", "warning": "!", "critical": "✗"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
