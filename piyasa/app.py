@@ -119,7 +119,7 @@ async def _start_fleet(running: Running, printer: Callable[[str], None]) -> Any:
     llm = snap["llm"]
     running.say(
         f"Fleet: {snap['bots']} bots in {snap['chats']} chats, "
-        f"{snap['workers']['active']}/{snap['workers']['total']} workers, "
+        f"{snap['workers']['total']} workers, "
         f"LLM {llm['provider']} ({llm['model']})",
         printer,
     )
