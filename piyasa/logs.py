@@ -29,6 +29,12 @@ class Redactor:
             if s and len(s) >= 6:
                 self._secrets.add(s)
 
+    def with_secrets(self, *secrets: str) -> Redactor:
+        """A copy that also knows ``secrets``: for text that may predate their ``add``."""
+        copy = Redactor(self._secrets)
+        copy.add(*secrets)
+        return copy
+
     def __call__(self, text: str) -> str:
         for s in sorted(self._secrets, key=len, reverse=True):
             if s in text:

@@ -119,13 +119,7 @@ def recent_logs(services: Services, limit: int = LOG_LINES) -> tuple[str, bytes,
     handler without the filter) still never leaves the machine with it.
     """
     lines = list(RING.lines)[-limit:]
-    secrets = sorted(set(_known_secrets(services)), key=len, reverse=True)
-
-    def clean(line: str) -> str:
-        for secret in secrets:
-            if len(secret) >= 6:
-                line = line.replace(secret, "***")
-        return REDACTOR(line)
+    clean = REDACTOR.with_secrets(*_known_secrets(services))
 
     now = datetime.now(UTC)
     header = f"# Piyasa log, last {len(lines)} lines, secrets redacted, {now:%Y-%m-%d %H:%M:%S} UTC"
