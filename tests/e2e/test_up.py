@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import urllib.request
 from pathlib import Path
 
@@ -12,6 +13,24 @@ import pytest
 from tests.e2e.procs import PiyasaProcess, base_env, run_cli
 
 pytestmark = pytest.mark.e2e
+
+
+def _wait_for_fleet_chatter(sandbox_port: str, within_s: float = 60.0) -> None:
+    """Every demo group gets messages from the fleet's bots (not from the admin bot)."""
+    from piyasa.sandbox.demo import FLEET, GROUPS
+
+    fleet_ids = {int(token.split(":")[0]) for token, *_ in FLEET}
+    waiting = {chat_id for chat_id, *_ in GROUPS}
+    deadline = time.monotonic() + within_s
+    while waiting and time.monotonic() < deadline:
+        for chat_id in list(waiting):
+            url = f"http://127.0.0.1:{sandbox_port}/sandbox/api/chats/{chat_id}/messages"
+            with urllib.request.urlopen(url) as resp:
+                messages = json.load(resp)["messages"]
+            if any((m.get("from") or {}).get("id") in fleet_ids for m in messages):
+                waiting.discard(chat_id)
+        time.sleep(0.5)
+    assert not waiting, f"no fleet message in groups {waiting} within {within_s}s"
 
 
 def test_up_without_tokens_serves_healthz_and_stops_cleanly(tmp_path: Path) -> None:
@@ -32,6 +51,7 @@ def test_up_without_tokens_serves_healthz_and_stops_cleanly(tmp_path: Path) -> N
         ) as resp:
             state = json.load(resp)
         assert len(state["bots"]) >= 5
+        _wait_for_fleet_chatter(env["PIYASA_SANDBOX_PORT"])
     finally:
         code = proc.stop(signal.SIGTERM, timeout=10)
     assert code == 0, proc.output()
