@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from piyasa.admin import onetime
 from piyasa.admin.onetime import normalize_code as normalize_code  # re-exported
@@ -133,6 +134,34 @@ async def void_link_code(services: Services, code: str) -> None:
     await onetime.void(services, LINK_PURPOSE, code)
 
 
+async def attach_identity(
+    session: AsyncSession,
+    user_id: int,
+    provider: str,
+    external_id: str | int,
+    display_name: str | None = None,
+) -> bool:
+    """Link a chat account to ``user_id`` (no-op when it already is); False when the
+    account belongs to another user, since one chat account must map to one user.
+    Link codes and the setup code both end here."""
+    existing = await session.scalar(
+        select(Identity).where(
+            Identity.provider == provider, Identity.external_id == str(external_id)
+        )
+    )
+    if existing is not None:
+        return existing.user_id == user_id
+    session.add(
+        Identity(
+            user_id=user_id,
+            provider=provider,
+            external_id=str(external_id),
+            display_name=(display_name or "")[:128] or None,
+        )
+    )
+    return True
+
+
 @dataclass(frozen=True)
 class LinkResult:
     ok: bool
@@ -162,22 +191,8 @@ async def redeem_link_code(
             user = await session.get(User, used.user_id)
             if user is None:
                 return LinkResult(False, "gone")
-            existing = await session.scalar(
-                select(Identity).where(
-                    Identity.provider == provider, Identity.external_id == str(external_id)
-                )
-            )
-            if existing is not None and existing.user_id != user.id:
+            if not await attach_identity(session, user.id, provider, external_id, display_name):
                 return LinkResult(False, "taken")
-            if existing is None:
-                session.add(
-                    Identity(
-                        user_id=user.id,
-                        provider=provider,
-                        external_id=str(external_id),
-                        display_name=(display_name or "")[:128] or None,
-                    )
-                )
             username = user.username
     except IntegrityError:
         return LinkResult(False, "taken")

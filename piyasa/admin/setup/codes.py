@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from piyasa.admin import onetime
-from piyasa.admin.identity import users_changed
-from piyasa.db.models import Identity, User
+from piyasa.admin.identity import attach_identity, users_changed
+from piyasa.db.models import User
 from piyasa.services import Services
 
 SETUP_PURPOSE = "setup"
@@ -59,22 +58,8 @@ async def redeem_setup_code(
     assert user is not None
     try:
         async with services.sessions() as session, session.begin():
-            existing = await session.scalar(
-                select(Identity).where(
-                    Identity.provider == "telegram", Identity.external_id == str(telegram_id)
-                )
-            )
-            if existing is not None and existing.user_id != user.id:
+            if not await attach_identity(session, user.id, "telegram", telegram_id, display_name):
                 return Redeemed(False, "taken")
-            if existing is None:
-                session.add(
-                    Identity(
-                        user_id=user.id,
-                        provider="telegram",
-                        external_id=str(telegram_id),
-                        display_name=display_name[:128] or None,
-                    )
-                )
     except IntegrityError:
         return Redeemed(False, "taken")
     await users_changed(services)
