@@ -54,7 +54,9 @@ class MessageRef:
 
 
 class Responder(Protocol):
-    """How a surface shows Views. ``show`` edits the pressed message for button presses."""
+    """How a surface shows Views. ``show`` edits the pressed message for button presses;
+    ``send_private`` returns None when the user cannot be reached privately (on Telegram,
+    until they have started the bot)."""
 
     async def show(self, view: View, *, edit: bool = False) -> MessageRef | None: ...
     async def send(self, view: View) -> MessageRef | None: ...

@@ -151,6 +151,11 @@ async def has_pending_step_up(ctx: Context) -> bool:
     return await ctx.services.cache.get(_pending_key(ctx)) is not None
 
 
+async def drop_step_up(ctx: Context) -> None:
+    """Forget the parked request: a code sent later must not run it."""
+    await ctx.services.cache.delete(_pending_key(ctx))
+
+
 async def complete_step_up(ctx: Context, code: str) -> tuple[View, dict[str, Any] | None]:
     """Check ``code``; on success return the parked request (to be run again, re-authorized)."""
     if ctx.actor is None:

@@ -233,6 +233,13 @@ class Authorize(BaseMiddleware):
 
 
 class StepUp(BaseMiddleware):
+    """Asked in a group, the code is asked for in private. Telegram refuses that (403)
+    until the user has started the bot, and then the group must not hear "I have sent
+    you a private message": it hears how to open the chat, and nothing stays parked."""
+
+    def __init__(self, surface: TelegramSurface) -> None:
+        self.surface = surface
+
     async def __call__(self, handler: Next, event: TelegramObject, data: dict[str, Any]) -> Any:
         if get_flag(data, FLAG) is not None:
             ctx: Context = data["ctx"]
@@ -240,7 +247,17 @@ class StepUp(BaseMiddleware):
                 await pipeline.step_up(ctx)
             except Halt as halt:
                 if halt.result == "stepup_required" and not ctx.chat_private:
-                    await ctx.send_private(View(blocks=[Alert("warning", ctx.t("stepup.dm"))]))
+                    dm = View(blocks=[Alert("warning", ctx.t("stepup.dm"))])
+                    if await ctx.send_private(dm) is None:
+                        await pipeline.drop_step_up(ctx)
+                        refused = pipeline.refusal(
+                            ctx,
+                            "stepup.no_private_chat",
+                            "refused_no_private_chat",
+                            bot=self.surface.username,
+                        )
+                        refused.detail = "private message refused: the user has not started the bot"
+                        raise refused from halt
                 raise
         return await handler(event, data)
 

@@ -156,7 +156,7 @@ class TelegramSurface:
             observer.outer_middleware(mw.Outcome())
             observer.middleware(mw.Bind())
             observer.middleware(mw.Authorize())
-            observer.middleware(mw.StepUp())
+            observer.middleware(mw.StepUp(self))
             observer.middleware(mw.Confirm())
         dp.callback_query.outer_middleware(mw.ButtonResolve(self))
         dp.include_routers(*build_routers(self.registry))

@@ -138,6 +138,7 @@ async def test_step_up_then_confirmation_then_run(tgx) -> None:
     await tgx.say("admin", "/start")  # the admin has a private chat with the bot
     prompt = await tgx.say("admin", "/danger prod", group=True)
     assert "authenticator" in prompt["text"] and tgx.surface.registry.fired == []
+    assert "I have sent you a private message" in prompt["text"]
     dm = await tgx.sb.wait_for_message(chat_id=uid, bot_id=tgx.bot_id)
     assert "6-digit" in dm["text"]
     # a wrong code, then the right one
@@ -164,6 +165,35 @@ async def test_step_up_then_confirmation_then_run(tgx) -> None:
     results = [r.result for r in await audit.recent(tgx.services, 50, action="stepup")]
     assert "ok" in results and "failed_replayed" in results and "failed_invalid" in results
     assert tgx.surface.registry.fired == ["prod"]
+
+
+@pytest.mark.parametrize("lang", ["en", "tr"])
+async def test_step_up_in_group_without_a_private_chat_says_how_to_open_one(tgx, lang) -> None:
+    from piyasa.admin.identity import set_language
+
+    admin_id = tgx.user_ids["admin"]
+    await auth.enroll_totp(tgx.services, admin_id)
+    await set_language(tgx.services, admin_id, lang)
+    uid = PEOPLE["admin"][0]
+    n = await audit_count(tgx.services)
+    # the admin never wrote to the bot privately: Telegram answers the DM with 403
+    reply = await tgx.say("admin", "/danger prod", group=True)
+    bot = tgx.surface.username
+    assert bot and reply["text"] == "⛔ " + i18n.t(lang, "stepup.no_private_chat", bot=bot)
+    assert f"@{bot}" in reply["text"]
+    assert not tgx.sb.sent(uid, tgx.bot_id)  # nothing reached a private chat
+    row = await next_audit(tgx.services, n, action="danger")
+    assert row.result == "refused_no_private_chat" and "not started" in (row.detail or "")
+    assert tgx.surface.registry.fired == []
+    assert await tgx.services.cache.get(f"stepup:pending:telegram:{uid}") is None
+    # after pressing Start, running the command again asks for the code in private
+    await tgx.say("admin", "/start")
+    mark = tgx.sb.mark()
+    prompt = await tgx.say("admin", "/danger prod", group=True)
+    assert i18n.t(lang, "stepup.prompt_group", surface_hint="")[:30] in prompt["text"]
+    dm = await tgx.sb.wait_for_message(chat_id=uid, bot_id=tgx.bot_id, after=mark)
+    assert dm["text"].endswith(i18n.t(lang, "stepup.dm"))
+    assert tgx.surface.registry.fired == []
 
 
 async def test_step_up_refused_without_mfa_and_for_non_admins(tgx) -> None:
