@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatops import i18n, pipeline
+from chatops import i18n, menus, pipeline
 from chatops.commands.registry import Arg, Command, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Text, View
@@ -111,6 +111,8 @@ async def link(ctx: Context) -> View:
         return View(blocks=[Alert("error", ctx.t(f"link.{result.reason}"))])
     ctx.target = result.username
     ctx.actor = await identity.resolve(ctx.services, ctx.client.provider, ctx.client.external_id)
+    if ctx.actor is not None:
+        await menus.refresh_user(ctx.services, ctx.actor.user_id)
     return View(
         blocks=[
             Alert("success", ctx.t("link.ok", username=result.username)),
@@ -145,6 +147,7 @@ async def _set_lang(ctx: Context, code: str) -> View:
     if code not in i18n.LANGS:
         return View(blocks=[Alert("error", ctx.t("refuse.usage", usage="lang tr|en"))])
     await identity.set_language(ctx.services, ctx.actor.user_id, code)
+    await menus.refresh_user(ctx.services, ctx.actor.user_id)
     ctx.lang = code
     ctx.audit_params["language"] = code
     return View(blocks=[Alert("success", ctx.t("lang.set", name=ctx.t(f"lang.name.{code}")))])

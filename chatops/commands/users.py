@@ -15,7 +15,7 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
-from chatops import dialogs, i18n
+from chatops import dialogs, i18n, menus
 from chatops.commands.registry import Arg, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Image, Pager, Table, Text, View
@@ -355,6 +355,7 @@ async def _run(ctx: Context, change: Any, ok_key: str, **kw: Any) -> View:
         name = await change(uid)
     except svc.UserError as exc:
         return error_view(ctx, exc, await card_view(ctx, uid) if exc.code != "no_user" else None)
+    await menus.refresh_user(ctx.services, uid)  # a role or lock change shows a new menu
     ctx.target = name
     return await card_view(ctx, uid, Alert("success", ctx.t(ok_key, username=name, **kw)))
 

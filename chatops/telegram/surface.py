@@ -31,7 +31,7 @@ from aiogram.types import (
 from aiohttp import web
 from sqlalchemy import select
 
-from chatops import dialogs, i18n, pipeline
+from chatops import dialogs, i18n, menus, pipeline
 from chatops.buttons import ButtonTokens
 from chatops.commands import load_all
 from chatops.commands.registry import Command as CommandSpec
@@ -277,12 +277,22 @@ class TelegramSurface:
                     scope=BotCommandScopeChat(chat_id=chat_id),
                     language_code=lang,
                 )
+        await self._sync_linked(None)
+
+    async def sync_user_menus(self, user_id: int) -> None:
+        """Panel user ``user_id``'s menus in every Telegram account linked to them, after
+        their link, language, role or lock changed."""
+        await self._sync_linked(user_id)
+
+    async def _sync_linked(self, user_id: int | None) -> None:
         stmt = (
             select(IdentityRow.external_id, User.role, User.locked, User.language)
             .join(User, User.id == IdentityRow.user_id)
             .where(IdentityRow.provider == "telegram")
             .limit(MAX_SCOPED_USERS)
         )
+        if user_id is not None:
+            stmt = stmt.where(User.id == user_id)
         async with self.services.sessions() as session:
             rows = (await session.execute(stmt)).all()
         for row in rows:
@@ -307,6 +317,7 @@ class TelegramSurface:
     async def start(self, *, polling: bool | None = None) -> None:
         me = await self.bot.get_me()
         self.username = me.username or ""
+        menus.register(self.services, self.sync_user_menus)
         task = asyncio.create_task(self._sync_commands_quietly())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -339,6 +350,7 @@ class TelegramSurface:
         ).register(app, path=path)
 
     async def stop(self) -> None:
+        menus.unregister(self.services, self.sync_user_menus)
         for task in list(self._background):
             task.cancel()
         if self._polling is not None:

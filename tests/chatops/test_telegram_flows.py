@@ -246,6 +246,60 @@ async def test_command_menus_per_role_and_language(tg) -> None:
     assert any(k[1] == "tr" for k in scopes)
 
 
+async def _menus_synced(tg) -> None:  # type: ignore[no-untyped-def]
+    """Let the start-up menu sync finish, so it cannot overwrite what a test checks."""
+    import asyncio
+
+    await asyncio.gather(*tg.surface._background, return_exceptions=True)
+
+
+async def _menu(tg, user_id: int, chat_id: int | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    from aiogram.types import BotCommandScopeChat, BotCommandScopeChatMember
+
+    scope = (
+        BotCommandScopeChat(chat_id=user_id)
+        if chat_id is None
+        else BotCommandScopeChatMember(chat_id=chat_id, user_id=user_id)
+    )
+    return {c.command: c.description for c in await tg.surface.bot.get_my_commands(scope=scope)}
+
+
+def _expected_menu(tg, level: int, lang: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {c.id: i18n.t(lang, c.help_key) for c in tg.surface.registry.visible(level)}
+
+
+async def test_link_gives_the_new_user_the_menu_of_their_role(tg) -> None:
+    from piyasa.admin.users import add_user
+
+    await _menus_synced(tg)
+    await add_user(tg.services, "fresh_operator", "operator")
+    code = await link_code_for(tg.services, "fresh_operator")
+    tg.sb.add_user(820003, "Fresh", "fresh", "en")
+    assert await _menu(tg, 820003) == {}
+    mark = tg.sb.mark()
+    await tg.sb.send_user_message(820003, 820003, f"/link {code}", bot_id=tg.bot_id)
+    reply = await tg.sb.wait_for_message(chat_id=820003, after=mark)
+    assert "fresh_operator" in reply["text"]
+    operator_menu = _expected_menu(tg, 2, "en")
+    assert operator_menu != _expected_menu(tg, 0, "en")
+    assert await _menu(tg, 820003) == operator_menu
+    assert await _menu(tg, 820003, ADMIN_GROUP) == operator_menu
+    scopes = [str(c["params"].get("scope")) for c in tg.sb.calls("setMyCommands")]
+    assert any("820003" in scope for scope in scopes)
+
+
+async def test_language_change_refreshes_the_menu(tg) -> None:
+    await _menus_synced(tg)
+    uid = PEOPLE["viewer"][0]
+    assert "Language set" in (await tg.say("viewer", "/lang en"))["text"]
+    assert await _menu(tg, uid) == _expected_menu(tg, 1, "en")
+    await tg.say("viewer", "/lang tr")
+    turkish = _expected_menu(tg, 1, "tr")
+    assert turkish != _expected_menu(tg, 1, "en")
+    assert await _menu(tg, uid) == turkish
+    assert await _menu(tg, uid, ADMIN_GROUP) == turkish
+
+
 async def test_lock_and_demotion_apply_on_the_next_request(tg) -> None:
     from sqlalchemy import update
 

@@ -56,14 +56,31 @@ async def test_pages_of_10_25_50_and_sort(tg) -> None:
 
 
 async def test_role_change_confirm_single_use_and_make_admin_needs_step_up(tg) -> None:
+    import asyncio
+
+    from aiogram.types import BotCommandScopeChat
+
+    await asyncio.gather(*tg.surface._background)  # the start-up menu sync is done
     me = private("admin")
     card = await tg.say("admin", "/users viewer")
     card = await tap(tg, "admin", me, card, "👤 user_viewer")
     confirm = await tap(tg, "admin", me, card, "→ operator")
     assert "Change the role of user_viewer to operator?" in confirm["text"]
     yes = token_for(confirm, "Yes")
+
+    def viewer_menu_sets() -> list:
+        scope = f"'chat_id': {PEOPLE['viewer'][0]}"
+        return [c for c in tg.sb.calls("setMyCommands") if scope in str(c["params"].get("scope"))]
+
+    menus_before = len(viewer_menu_sets())
     done = await tap(tg, "admin", me, confirm, "Yes")
     assert "user_viewer is now operator" in done["text"] and "Role: operator" in done["text"]
+    # the viewer's own menu now lists the operator's commands
+    menu = await tg.surface.bot.get_my_commands(
+        scope=BotCommandScopeChat(chat_id=PEOPLE["viewer"][0])
+    )
+    assert [c.command for c in menu] == [c.id for c in tg.surface.registry.visible(2)]
+    assert len(viewer_menu_sets()) > menus_before  # refreshed (viewer and operator menus match)
     # the confirmation is single use: a second press changes nothing
     qid = await tg.sb.press_button(PEOPLE["admin"][0], me, confirm["message_id"], yes, forge=True)
     assert (await wait_answer(tg.sb, qid))["text"] == i18n.t("en", "refuse.button")
