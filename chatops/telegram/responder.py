@@ -62,7 +62,12 @@ class TelegramResponder:
             ref = await self.send_private(view)
             from chatops import i18n
 
-            await self.send(View.message(i18n.t(self._lang(), "render.sent_private")))
+            if ref is None:  # never claim a private message that Telegram refused
+                me = await self.bot.me()
+                text = i18n.t(self._lang(), "render.private_refused", bot=me.username or "")
+            else:
+                text = i18n.t(self._lang(), "render.sent_private")
+            await self.send(View.message(text))
             return ref
         if edit and self.pressed_message_id and not view.files and not view.images:
             rendered = await render.render(view, self._lang(), self._issuer(self.chat_id))

@@ -312,3 +312,17 @@ async def test_lock_and_demotion_apply_on_the_next_request(tg) -> None:
     await users_changed(tg.services)
     reply = await tg.say("admin", "/whoami")
     assert reply["text"] == "⛔ " + i18n.t("en", "refuse.locked")
+
+
+async def test_private_result_never_claims_a_refused_private_message(tg) -> None:
+    """A private-only result (the audit CSV) pressed in a group by an admin who never
+    opened a private chat: the group is told how to open one, not "sent privately"."""
+    uid = PEOPLE["admin"][0]
+    listing = await tg.say("admin", "/audit", group=True)
+    csv_button = next(data for label, data in buttons(listing) if "CSV" in label)
+    mark = await tg.press("admin", ADMIN_GROUP, listing, csv_button)
+    note = await tg.sb.wait_for_message(chat_id=ADMIN_GROUP, after=mark)
+    bot = tg.surface.username
+    assert note["text"] == i18n.t("en", "render.private_refused", bot=bot)
+    assert note["text"] != i18n.t("en", "render.sent_private")
+    assert not [m for m in tg.sb.sent(uid, tg.bot_id) if m.get("document")]
