@@ -66,6 +66,19 @@ class EventWaiter:
         return await asyncio.wait_for(wait(), within_s)
 
 
+class FakeClock:
+    """A monotonic clock the test moves: ``HealthService(..., clock=clock)``."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def states_of(events: list[HealthEvent], component: str) -> list[State]:
     return [e.current for e in events if e.component == component]
 

@@ -12,7 +12,7 @@ from piyasa.admin.health import HealthService, Reading, State, Thresholds
 from piyasa.admin.health.probes import LLMProbe, RuntimeProbe, TelegramProbe
 from piyasa.db.health_models import HealthTransition
 from piyasa.services import Services
-from tests.health.conftest import EventWaiter, Scripted, hanging, states_of
+from tests.health.conftest import EventWaiter, FakeClock, Scripted, hanging, states_of
 
 FAST = Thresholds(interval_s=0.1, probe_timeout_s=0.3)
 
@@ -238,12 +238,14 @@ def _fleet_snapshot() -> dict:
 
 async def test_fleet_snapshot_drives_runtime_telegram_and_llm(services: Services) -> None:
     fleet = _fleet_snapshot()
+    clock = FakeClock()
     health = HealthService(
         services,
         probes=[RuntimeProbe(), TelegramProbe(), LLMProbe()],
         fleet=lambda: fleet,
         thresholds=FAST,
         record_stop=False,
+        clock=clock,
     )
     snap = await health.run_all_now()
     runtime = snap.get("runtime")
@@ -257,15 +259,20 @@ async def test_fleet_snapshot_drives_runtime_telegram_and_llm(services: Services
     assert snap.get("llm").state is State.CRITICAL
     assert "RateLimitError" in snap.get("llm").summary
 
-    # 429s: 10 of 100 sends since the last round is above 5 % -> critical.
+    # 429s: 10 of 100 sends in the window is above 5 % -> critical.
     fleet["workers"]["active"] = 4
     fleet["breakers"]["bots"]["2"] = {"state": "closed"}
     fleet["breakers"]["llm"] = {"state": "closed"}
     fleet["gate"] = {"count_429": 10, "sent": 90}
+    clock.advance(5)
     snap = await health.run_all_now()
     assert snap.get("telegram").state is State.CRITICAL
     assert snap.get("telegram").details["recent_429"] == 10
-    fleet["gate"] = {"count_429": 10, "sent": 190}  # none since
+    assert "10 × 429 of 100 sends in 60 s" in snap.get("telegram").summary
+    fleet["gate"] = {"count_429": 10, "sent": 190}  # none since, but still in the window
+    clock.advance(5)
+    assert (await health.run_all_now()).get("telegram").state is State.CRITICAL
+    clock.advance(FAST.error_rate_window_s)  # the 429s leave the window
     snap = await health.run_all_now()
     assert [snap.get(c).state for c in ("runtime", "telegram", "llm")] == [State.HEALTHY] * 3
 

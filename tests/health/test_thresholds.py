@@ -30,6 +30,14 @@ def test_latency_bands(ms: float | None, state: State) -> None:
         (5, 100, State.WARNING),
         (6, 100, State.CRITICAL),
         (3, 0, State.HEALTHY),
+        # Fewer than 20 attempts are judged as if the rest had succeeded.
+        (1, 2, State.HEALTHY),  # one failure out of two sends is no 50 % error rate
+        (1, 19, State.HEALTHY),  # nor a warning: that band needs a full sample
+        (2, 2, State.CRITICAL),  # every attempt of a storm failing still is critical
+        (2, 19, State.CRITICAL),
+        (1, 20, State.WARNING),
+        (2, 40, State.WARNING),
+        (3, 40, State.CRITICAL),
     ],
 )
 def test_error_rate_above_five_percent_is_critical(errors: int, total: int, state: State) -> None:
@@ -60,6 +68,11 @@ def test_thresholds_are_configurable_from_the_environment() -> None:
     )
     assert t.latency(60) is State.WARNING
     assert t.cpu(80) is State.WARNING
+    t = Thresholds.from_env(
+        {"PIYASA_HEALTH_ERROR_RATE_WINDOW_S": "30", "PIYASA_HEALTH_ERROR_RATE_MIN_SAMPLES": "2"}
+    )
+    assert t.error_rate_window_s == 30.0
+    assert t.error_rate(1, 2) is State.CRITICAL
     with pytest.raises(ConfigError, match="PIYASA_HEALTH_INTERVAL_S"):
         Thresholds.from_env({"PIYASA_HEALTH_INTERVAL_S": "soon"})
     with pytest.raises(ConfigError, match="must not exceed"):

@@ -4,9 +4,9 @@ Rules: a component that turns critical opens an alert (posted once); it stays op
 the component is critical, warning or unknown — so a flapping critical/warning/critical
 posts nothing new — and closes once the component has been healthy for
 ``resolve_after_s`` (two refresh rounds by default), which posts one "resolved" notice.
-The hold matters for rate-based readings: a fleet held back by a 429's ``retry_after``
-makes no attempts for a round and reads healthy, then critical again; without the hold
-every such gap would post a recovery and a fresh alert. Posting is someone else's job: the chat surfaces register *sinks*
+The hold is a second line of defence for flapping readings (rates are already taken
+over a window of rounds, see ``probes.RateWindow``): without it, every brief recovery
+would post a "resolved" notice and a fresh alert. Posting is someone else's job: the chat surfaces register *sinks*
 (an admin chat, a Slack channel), and each sink gets every notice in order.
 
 Nothing lost: a notice a sink could not take stays pending for that sink (in order,

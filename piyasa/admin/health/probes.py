@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ class ProbeContext:
     fleet: Mapping[str, Any] | None  # fleet.snapshot() of this round, None = not running
     scheduler: Mapping[str, Any] | None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The service's monotonic clock at the start of the round: windows over rounds use it.
+    monotonic: float = field(default_factory=time.monotonic)
 
 
 class Probe(Protocol):
@@ -369,9 +372,57 @@ def _error_class(text: Any) -> str | None:
     return head[:64] or None
 
 
+class RateWindow:
+    """An error rate over the last ``error_rate_window_s`` seconds, from growing totals.
+
+    Each round adds what the totals grew by since the previous round; rounds older than
+    the window fall out. One round (5 s) is too small a sample to judge alone: during a
+    429 storm the sender waits out ``retry_after``, so some rounds see no attempt at all,
+    and read one round at a time the component flipped healthy/critical every 5 s.
+
+    Detect fast, recover slowly: a round whose own rate is critical makes the component
+    critical at once (small samples are padded, see :meth:`Thresholds.error_rate`, so one
+    failure among a few sends is not enough), and it stays critical until that round has
+    left the window; in between the rate over the whole window decides. One storm is one
+    incident in the history, not a flicker.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float] | None = None
+        self._rounds: deque[tuple[float, int, int]] = deque()
+        self._bad_at: float | None = None  # when a round's own rate was last critical
+
+    def observe(
+        self, at: float, errors_total: float, attempts_total: float, thresholds: Thresholds
+    ) -> tuple[int, int, State]:
+        """Record this round's totals (``at``: monotonic seconds); returns the errors and
+        attempts in the window and the state they give."""
+        window_s = thresholds.error_rate_window_s
+        last, self._last = self._last, (errors_total, attempts_total)
+        if last is None:  # the first round only sets the baseline
+            errors = attempts = 0
+        elif errors_total < last[0] or attempts_total < last[1]:
+            # the counters restarted (a new fleet): all they hold is new
+            errors, attempts = int(errors_total), int(attempts_total)
+        else:
+            errors, attempts = int(errors_total - last[0]), int(attempts_total - last[1])
+        while self._rounds and self._rounds[0][0] < at - window_s:
+            self._rounds.popleft()
+        if errors or attempts:
+            self._rounds.append((at, errors, attempts))
+        if thresholds.error_rate(errors, attempts) is State.CRITICAL:
+            self._bad_at = at
+        in_window = sum(r[1] for r in self._rounds), sum(r[2] for r in self._rounds)
+        state = thresholds.error_rate(*in_window)
+        if self._bad_at is not None and at - self._bad_at <= window_s:
+            state = State.CRITICAL
+        return in_window[0], in_window[1], state
+
+
 class TelegramProbe:
-    """Per bot: breaker state and last error; fleet-wide: share of 429s since the last
-    round (from the delivery gate's counters); the admin bot: getMe once a minute."""
+    """Per bot: breaker state and last error; fleet-wide: share of 429s over the last
+    ``error_rate_window_s`` (from the delivery gate's counters, see :class:`RateWindow`);
+    the admin bot: getMe once a minute."""
 
     name = "telegram"
     GETME_EVERY_S = 60.0
@@ -379,7 +430,7 @@ class TelegramProbe:
     def __init__(self) -> None:
         self._admin: dict[str, Any] | None = None
         self._admin_checked = -1e18
-        self._last_gate: tuple[float, float] | None = None
+        self._gate = RateWindow()
 
     async def _admin_bot(self, ctx: ProbeContext) -> dict[str, Any] | None:
         """The admin bot's getMe, at most once a minute (it is not the fleet's to report)."""
@@ -396,15 +447,6 @@ class TelegramProbe:
             self._admin_checked = time.monotonic()
             self._admin = {"getme_ok": ok, "last_getme_at": ctx.now.isoformat(), "error": err}
         return self._admin
-
-    def _rate_429(self, gate: Mapping[str, Any]) -> tuple[int, int]:
-        """429s and attempts since the previous round (the gate's counters are totals)."""
-        n429, sent = _num(gate.get("count_429")), _num(gate.get("sent"))
-        prev, self._last_gate = self._last_gate, (n429, sent)
-        if prev is None or n429 < prev[0] or sent < prev[1]:
-            return 0, 0
-        d429, dsent = int(n429 - prev[0]), int(sent - prev[1])
-        return d429, d429 + dsent
 
     async def check(self, ctx: ProbeContext) -> Reading:
         snap = ctx.fleet if ctx.fleet and ctx.fleet.get("running") else None
@@ -432,15 +474,22 @@ class TelegramProbe:
         details: dict[str, Any] = {"bots": per_bot}
         n429 = attempts = 0
         if snap is not None:
-            n429, attempts = self._rate_429(snap.get("gate") or {})
-            states.append(t.error_rate(n429, attempts))
-            details.update(recent_429=n429, recent_attempts=attempts)
+            # The gate's counters are totals; ``sent`` counts the sends that went through.
+            gate = snap.get("gate") or {}
+            total_429 = _num(gate.get("count_429"))
+            n429, attempts, rate = self._gate.observe(
+                ctx.monotonic, total_429, total_429 + _num(gate.get("sent")), t
+            )
+            states.append(rate)
+            details.update(
+                recent_429=n429, recent_attempts=attempts, window_s=t.error_rate_window_s
+            )
         if not states:
             return Reading(self.name, State.UNKNOWN, "no bots", details)
         bad = sum(1 for b in per_bot.values() if b["state"] != "healthy")
         summary = f"{len(per_bot)} bots" + (f", {bad} with problems" if bad else " ok")
         if n429:
-            summary += f", {n429} × 429 of {attempts} sends"
+            summary += f", {n429} × 429 of {attempts} sends in {t.error_rate_window_s:g} s"
         return Reading(self.name, worst(states), summary, details, private=frozenset({"bots"}))
 
 

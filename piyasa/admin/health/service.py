@@ -59,6 +59,8 @@ class HealthService:
 
     ``fleet`` and ``scheduler`` are snapshot providers (``Callable[[], dict]`` or objects
     with ``.snapshot()``); until they are given, their components read "not running".
+    ``clock`` is the monotonic clock probes see as ``ctx.monotonic`` (windows over rounds,
+    e.g. the Telegram 429 rate); tests pass a fake one instead of sleeping.
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class HealthService:
         probes: list[Probe] | None = None,
         history_days: int = 90,
         record_stop: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
+        self.clock = clock
         env = services.settings.extra
         self.thresholds = thresholds or Thresholds.from_env(env)
         self.history = History(services.sessions, days=history_days)
@@ -219,6 +223,7 @@ class HealthService:
             thresholds=self.thresholds,
             fleet=_call(self._fleet, "fleet"),
             scheduler=_call(self._scheduler, "scheduler"),
+            monotonic=self.clock(),
         )
 
     async def _round(self) -> Snapshot:

@@ -19,6 +19,12 @@ class Thresholds:
     latency_critical_ms: float = 500.0  # > 500 ms (or no answer) critical
     error_rate_critical_percent: float = 5.0
     error_rate_warning_percent: float = 1.0
+    # Rates are taken over the rounds of the last minute, not one round: a fleet waiting out
+    # a 429's retry_after makes no attempts for a round or two, which is no recovery.
+    error_rate_window_s: float = 60.0
+    # Fewer attempts than this in the window are judged as if the rest had succeeded, so
+    # one failure out of two sends is not a 50 % error rate.
+    error_rate_min_samples: float = 20.0
     disk_free_critical_percent: float = 10.0
     disk_free_warning_percent: float = 20.0
     memory_warning_percent: float = 80.0
@@ -39,13 +45,23 @@ class Thresholds:
         return State.HEALTHY
 
     def error_rate(self, errors: float, total: float) -> State:
-        """Rates need a denominator; with none, errors alone say nothing about the rate."""
-        if total <= 0:
+        """The share of failed attempts (``total`` counts them too).
+
+        Rates need a denominator; with none, errors alone say nothing about the rate. A
+        sample smaller than ``error_rate_min_samples`` is judged as if the missing attempts
+        had succeeded: a single failure among a few sends stays healthy, while a storm in
+        which every one of a few attempts fails (the sender honours ``retry_after``, so
+        attempts are few) still reads critical. The warning band needs a full sample.
+        """
+        if total <= 0 or errors <= 0:
             return State.HEALTHY
-        percent = 100.0 * errors / total
-        if percent > self.error_rate_critical_percent:
+        if 100.0 * errors / max(total, self.error_rate_min_samples) > (
+            self.error_rate_critical_percent
+        ):
             return State.CRITICAL
-        if percent > self.error_rate_warning_percent:
+        if total >= self.error_rate_min_samples and (
+            100.0 * errors / total > self.error_rate_warning_percent
+        ):
             return State.WARNING
         return State.HEALTHY
 
