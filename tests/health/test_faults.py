@@ -185,8 +185,18 @@ class OwnPostgres:
             )
         try:
             _wait_port(self.port, self.proc)
+            self._wait_accepting()
         except AssertionError as exc:
             raise AssertionError(f"{exc}:\n{self.log.read_text()[-2000:]}") from None
+
+    def _wait_accepting(self, timeout: float = 15.0) -> None:
+        """An open port is not a ready server: wait until it accepts connections."""
+        deadline = time.monotonic() + timeout
+        probe = [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        while subprocess.run(probe, check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"PostgreSQL on {self.port} not accepting after {timeout}s")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL the whole group: postmaster and every backend, like a crashed host."""
