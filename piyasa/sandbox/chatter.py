@@ -22,29 +22,115 @@ MAX_CHARS = 400
 # --------------------------------------------------------------------------- detection
 
 _TOPIC_ALIASES: dict[str, str] = {
-    "bist": "bist", "borsa": "bist", "hisse": "bist", "hisseler": "bist", "stocks": "bist",
-    "equities": "bist", "xu100": "bist",
-    "fx": "fx", "döviz": "fx", "doviz": "fx", "kur": "fx", "forex": "fx", "currency": "fx",
-    "currencies": "fx", "altın": "fx", "altin": "fx", "gold": "fx",
-    "crypto": "crypto", "kripto": "crypto", "cryptocurrency": "crypto", "coin": "crypto",
-    "macro": "macro", "makro": "macro", "ekonomi": "macro", "economy": "macro",
-    "faiz": "macro", "rates": "macro",
+    "bist": "bist",
+    "borsa": "bist",
+    "hisse": "bist",
+    "hisseler": "bist",
+    "stocks": "bist",
+    "equities": "bist",
+    "xu100": "bist",
+    "fx": "fx",
+    "döviz": "fx",
+    "doviz": "fx",
+    "kur": "fx",
+    "forex": "fx",
+    "currency": "fx",
+    "currencies": "fx",
+    "altın": "fx",
+    "altin": "fx",
+    "gold": "fx",
+    "crypto": "crypto",
+    "kripto": "crypto",
+    "cryptocurrency": "crypto",
+    "coin": "crypto",
+    "macro": "macro",
+    "makro": "macro",
+    "ekonomi": "macro",
+    "economy": "macro",
+    "faiz": "macro",
+    "rates": "macro",
 }
 
 # Explicit "Konu: BIST" / "Topic: crypto" markers beat keyword counting.
 _TOPIC_MARKER = re.compile(r"\b(?:konu|topic|tema|theme)\s*[:=]\s*([^\s,.;]+)", re.IGNORECASE)
 
 _TOPIC_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "bist": ("bist", "bist100", "bist 100", "xu100", "borsa", "borsa istanbul", "thyao", "asels",
-             "garan", "eregl", "akbnk", "kchol", "sise", "tuprs", "bimas", "hisse", "endeks",
-             "stocks"),
-    "fx": ("usd/try", "eur/try", "eur/usd", "usdtry", "eurtry", "dolar", "euro", "döviz",
-           "doviz", "kur", "altın", "altin", "ons", "gold", "forex", "lira", "parite", "dxy"),
-    "crypto": ("btc", "bitcoin", "eth", "ethereum", "kripto", "crypto", "altcoin", "sol",
-               "solana", "stablecoin", "usdt", "halving"),
-    "macro": ("tcmb", "cbrt", "merkez bankası", "faiz", "enflasyon", "inflation", "fed", "ecb",
-              "cds", "ppk", "büyüme", "gdp", "cari açık", "tüfe", "cpi", "interest rate",
-              "tahvil", "bond", "10y", "abd 10 yıllık"),
+    "bist": (
+        "bist",
+        "bist100",
+        "bist 100",
+        "xu100",
+        "borsa",
+        "borsa istanbul",
+        "thyao",
+        "asels",
+        "garan",
+        "eregl",
+        "akbnk",
+        "kchol",
+        "sise",
+        "tuprs",
+        "bimas",
+        "hisse",
+        "endeks",
+        "stocks",
+    ),
+    "fx": (
+        "usd/try",
+        "eur/try",
+        "eur/usd",
+        "usdtry",
+        "eurtry",
+        "dolar",
+        "euro",
+        "döviz",
+        "doviz",
+        "kur",
+        "altın",
+        "altin",
+        "ons",
+        "gold",
+        "forex",
+        "lira",
+        "parite",
+        "dxy",
+    ),
+    "crypto": (
+        "btc",
+        "bitcoin",
+        "eth",
+        "ethereum",
+        "kripto",
+        "crypto",
+        "altcoin",
+        "sol",
+        "solana",
+        "stablecoin",
+        "usdt",
+        "halving",
+    ),
+    "macro": (
+        "tcmb",
+        "cbrt",
+        "merkez bankası",
+        "faiz",
+        "enflasyon",
+        "inflation",
+        "fed",
+        "ecb",
+        "cds",
+        "ppk",
+        "büyüme",
+        "gdp",
+        "cari açık",
+        "tüfe",
+        "cpi",
+        "interest rate",
+        "tahvil",
+        "bond",
+        "10y",
+        "abd 10 yıllık",
+    ),
 }
 _KEYWORD_RES: dict[str, re.Pattern[str]] = {
     topic: re.compile(r"(?<![\w/])(?:" + "|".join(re.escape(k) for k in words) + r")(?![\w/])")
@@ -177,32 +263,85 @@ _INSTRUMENTS: dict[str, list[tuple[str, float, float, int, str, str]]] = {
     ],
 }
 _EN_NAMES = {
-    "ons altın": "gold (oz)", "gram altın": "gram gold", "BTC dominansı": "BTC dominance",
+    "ons altın": "gold (oz)",
+    "gram altın": "gram gold",
+    "BTC dominansı": "BTC dominance",
     "toplam kripto piyasa değeri": "total crypto market cap",
-    "TCMB politika faizi": "the CBRT policy rate", "yıllık enflasyon": "annual inflation",
-    "Fed faizi": "the Fed funds rate", "Türkiye 5 yıllık CDS": "Turkey 5y CDS",
-    "10 yıllık gösterge tahvil": "the 10y TRY benchmark", "ABD 10 yıllık": "the US 10y yield",
+    "TCMB politika faizi": "the CBRT policy rate",
+    "yıllık enflasyon": "annual inflation",
+    "Fed faizi": "the Fed funds rate",
+    "Türkiye 5 yıllık CDS": "Turkey 5y CDS",
+    "10 yıllık gösterge tahvil": "the 10y TRY benchmark",
+    "ABD 10 yıllık": "the US 10y yield",
 }
 _DRIVERS = {
     "tr": {
-        "bist": ["banka hisselerindeki satış", "yabancı girişi", "bilanço beklentileri",
-                 "temettü haberleri", "endeks ağırlıklılardaki alım", "kâr realizasyonu"],
-        "fx": ["TCMB'nin rezerv hamleleri", "DXY'deki hareket", "ihracatçı satışları",
-               "carry trade iştahı", "Fed beklentileri", "jeopolitik haberler"],
-        "crypto": ["ETF akışları", "vadeli işlemlerdeki fonlama oranları", "balina cüzdanları",
-                   "stablecoin arzındaki artış", "regülasyon haberleri", "likidasyonlar"],
-        "macro": ["TCMB faiz kararı", "enflasyon verisi", "Fed tutanakları", "cari açık verisi",
-                  "PPK metnindeki ton", "büyüme rakamları"],
+        "bist": [
+            "banka hisselerindeki satış",
+            "yabancı girişi",
+            "bilanço beklentileri",
+            "temettü haberleri",
+            "endeks ağırlıklılardaki alım",
+            "kâr realizasyonu",
+        ],
+        "fx": [
+            "TCMB'nin rezerv hamleleri",
+            "DXY'deki hareket",
+            "ihracatçı satışları",
+            "carry trade iştahı",
+            "Fed beklentileri",
+            "jeopolitik haberler",
+        ],
+        "crypto": [
+            "ETF akışları",
+            "vadeli işlemlerdeki fonlama oranları",
+            "balina cüzdanları",
+            "stablecoin arzındaki artış",
+            "regülasyon haberleri",
+            "likidasyonlar",
+        ],
+        "macro": [
+            "TCMB faiz kararı",
+            "enflasyon verisi",
+            "Fed tutanakları",
+            "cari açık verisi",
+            "PPK metnindeki ton",
+            "büyüme rakamları",
+        ],
     },
     "en": {
-        "bist": ["bank selling", "foreign inflows", "earnings expectations", "dividend news",
-                 "buying in the heavyweights", "profit taking"],
-        "fx": ["CBRT reserve moves", "the dollar index", "exporter selling",
-               "carry-trade appetite", "Fed expectations", "geopolitical headlines"],
-        "crypto": ["ETF flows", "perp funding rates", "whale wallets", "stablecoin supply growth",
-                   "regulatory headlines", "liquidations"],
-        "macro": ["the CBRT rate decision", "the inflation print", "the Fed minutes",
-                  "the current-account data", "the MPC statement's tone", "growth figures"],
+        "bist": [
+            "bank selling",
+            "foreign inflows",
+            "earnings expectations",
+            "dividend news",
+            "buying in the heavyweights",
+            "profit taking",
+        ],
+        "fx": [
+            "CBRT reserve moves",
+            "the dollar index",
+            "exporter selling",
+            "carry-trade appetite",
+            "Fed expectations",
+            "geopolitical headlines",
+        ],
+        "crypto": [
+            "ETF flows",
+            "perp funding rates",
+            "whale wallets",
+            "stablecoin supply growth",
+            "regulatory headlines",
+            "liquidations",
+        ],
+        "macro": [
+            "the CBRT rate decision",
+            "the inflation print",
+            "the Fed minutes",
+            "the current-account data",
+            "the MPC statement's tone",
+            "growth figures",
+        ],
     },
 }
 
@@ -246,46 +385,98 @@ _CHANGE = {"tr": ("arttı", "azaldı"), "en": ("higher", "lower")}
 
 _STYLE_LINES = {
     "tr": {
-        "temkinli": (["Acele etmemek lazım.", "Volatilite yüksek, dikkat.",
-                      "Bence henüz net bir sinyal yok."],
-                     ["Risk yönetimi her şeyden önemli.", "Teyit gelmeden yorum zor.",
-                      "Ters bir haber akışı her şeyi değiştirebilir."]),
-        "iyimser": (["Tablo fena değil.", "Bence momentum toparlanıyor.",
-                     "Güzel bir gün olabilir."],
-                    ["Trend şimdilik yukarı yönlü görünüyor.",
-                     "Alıcılar istekli gibi duruyor.", "Moraller yerinde."]),
-        "teknik": (["Grafiğe bakınca:", "Teknik olarak:", "Saatlik grafikte:"],
-                   ["RSI {rsi} civarında.", "{ma} günlük ortalama {dir2} kesildi.",
-                    "Destek {sup}, direnç {res} gibi duruyor.", "MACD kesişimi izleniyor."]),
-        "haberci": (["Kısa bilgi:", "Ekranlara düşen:", "Özetle:"],
-                    ["Gelişmeleri paylaşmaya devam ederim.", "Kaynak: piyasa ekranları.",
-                     "Detaylar netleştikçe güncellerim."]),
+        "temkinli": (
+            [
+                "Acele etmemek lazım.",
+                "Volatilite yüksek, dikkat.",
+                "Bence henüz net bir sinyal yok.",
+            ],
+            [
+                "Risk yönetimi her şeyden önemli.",
+                "Teyit gelmeden yorum zor.",
+                "Ters bir haber akışı her şeyi değiştirebilir.",
+            ],
+        ),
+        "iyimser": (
+            ["Tablo fena değil.", "Bence momentum toparlanıyor.", "Güzel bir gün olabilir."],
+            [
+                "Trend şimdilik yukarı yönlü görünüyor.",
+                "Alıcılar istekli gibi duruyor.",
+                "Moraller yerinde.",
+            ],
+        ),
+        "teknik": (
+            ["Grafiğe bakınca:", "Teknik olarak:", "Saatlik grafikte:"],
+            [
+                "RSI {rsi} civarında.",
+                "{ma} günlük ortalama {dir2} kesildi.",
+                "Destek {sup}, direnç {res} gibi duruyor.",
+                "MACD kesişimi izleniyor.",
+            ],
+        ),
+        "haberci": (
+            ["Kısa bilgi:", "Ekranlara düşen:", "Özetle:"],
+            [
+                "Gelişmeleri paylaşmaya devam ederim.",
+                "Kaynak: piyasa ekranları.",
+                "Detaylar netleştikçe güncellerim.",
+            ],
+        ),
     },
     "en": {
-        "temkinli": (["No rush here.", "Volatility is high, careful.",
-                      "I don't see a clean signal yet."],
-                     ["Risk management first.", "Hard to call without confirmation.",
-                      "One bad headline could flip this."]),
-        "iyimser": (["Not a bad picture.", "Momentum looks like it's recovering.",
-                     "Could be a good session."],
-                    ["The trend looks up for now.", "Buyers seem willing.",
-                     "Sentiment is decent."]),
-        "teknik": (["Looking at the chart:", "Technically:", "On the hourly chart:"],
-                   ["RSI is around {rsi}.", "Price crossed the {ma}-day average {dir2}.",
-                    "Support {sup}, resistance {res}.", "Watching for a MACD cross."]),
-        "haberci": (["Quick update:", "On the screens:", "In short:"],
-                    ["Will keep sharing as it develops.", "Source: market screens.",
-                     "Will update when details firm up."]),
+        "temkinli": (
+            ["No rush here.", "Volatility is high, careful.", "I don't see a clean signal yet."],
+            [
+                "Risk management first.",
+                "Hard to call without confirmation.",
+                "One bad headline could flip this.",
+            ],
+        ),
+        "iyimser": (
+            [
+                "Not a bad picture.",
+                "Momentum looks like it's recovering.",
+                "Could be a good session.",
+            ],
+            ["The trend looks up for now.", "Buyers seem willing.", "Sentiment is decent."],
+        ),
+        "teknik": (
+            ["Looking at the chart:", "Technically:", "On the hourly chart:"],
+            [
+                "RSI is around {rsi}.",
+                "Price crossed the {ma}-day average {dir2}.",
+                "Support {sup}, resistance {res}.",
+                "Watching for a MACD cross.",
+            ],
+        ),
+        "haberci": (
+            ["Quick update:", "On the screens:", "In short:"],
+            [
+                "Will keep sharing as it develops.",
+                "Source: market screens.",
+                "Will update when details firm up.",
+            ],
+        ),
     },
 }
 _REPLY_OPENERS = {
-    "tr": ["{ref} konusunda katılıyorum.", "{ref} dediğin noktaya bir ek:",
-           "{ref} için biraz farklı düşünüyorum.", "{ref} iyi yakalamışsın."],
-    "en": ["Agree on {ref}.", "Adding to your point on {ref}:",
-           "I see {ref} a bit differently.", "Good catch on {ref}."],
+    "tr": [
+        "{ref} konusunda katılıyorum.",
+        "{ref} dediğin noktaya bir ek:",
+        "{ref} için biraz farklı düşünüyorum.",
+        "{ref} iyi yakalamışsın.",
+    ],
+    "en": [
+        "Agree on {ref}.",
+        "Adding to your point on {ref}:",
+        "I see {ref} a bit differently.",
+        "Good catch on {ref}.",
+    ],
 }
-_GENERIC_REF = {"tr": ["bu", "bahsettiğin konu", "son mesajın"],
-                "en": ["that", "your point", "your last message"]}
+_GENERIC_REF = {
+    "tr": ["bu", "bahsettiğin konu", "son mesajın"],
+    "en": ["that", "your point", "your last message"],
+}
 _FOOTERS = {"tr": "(yatırım tavsiyesi değildir)", "en": "(not investment advice)"}
 _DIRS = {"tr": ("yükselişte", "düşüşte"), "en": ("up", "down")}
 _VOL = {"tr": ("üstünde", "altında"), "en": ("above", "below")}
@@ -294,27 +485,54 @@ _DIR2 = {"tr": ("yukarı", "aşağı"), "en": ("upwards", "downwards")}
 # Words that point at an instrument, so a reply can stay on the instrument it answers.
 _INSTRUMENT_ALIASES: dict[str, tuple[str, ...]] = {
     "BIST 100": ("bist 100", "bist100", "xu100", "endeks", "borsa"),
-    "ons altın": ("ons", "gold"), "gram altın": ("gram altın", "altın", "gram gold"),
-    "USD/TRY": ("usd/try", "dolar", "dollar"), "EUR/TRY": ("eur/try", "euro"),
-    "BTC": ("btc", "bitcoin"), "ETH": ("eth", "ethereum"), "SOL": ("sol", "solana"),
+    "ons altın": ("ons", "gold"),
+    "gram altın": ("gram altın", "altın", "gram gold"),
+    "USD/TRY": ("usd/try", "dolar", "dollar"),
+    "EUR/TRY": ("eur/try", "euro"),
+    "BTC": ("btc", "bitcoin"),
+    "ETH": ("eth", "ethereum"),
+    "SOL": ("sol", "solana"),
     "TCMB politika faizi": ("tcmb", "cbrt", "politika faizi", "policy rate"),
     "yıllık enflasyon": ("enflasyon", "inflation", "tüfe", "cpi"),
-    "Fed faizi": ("fed",), "Türkiye 5 yıllık CDS": ("cds",),
-    "10 yıllık gösterge tahvil": ("tahvil", "gösterge"), "ABD 10 yıllık": ("abd 10", "us 10y"),
+    "Fed faizi": ("fed",),
+    "Türkiye 5 yıllık CDS": ("cds",),
+    "10 yıllık gösterge tahvil": ("tahvil", "gösterge"),
+    "ABD 10 yıllık": ("abd 10", "us 10y"),
 }
 
 
 def _mentions(text: str, words: Iterable[str]) -> int | None:
     """Position of the first whole-word mention of any of `words` in folded `text`."""
-    hits = [m.start() for w in words
-            for m in [re.search(r"(?<![\w/])" + re.escape(_fold(w)) + r"(?![\w/])", text)] if m]
+    hits = [
+        m.start()
+        for w in words
+        for m in [re.search(r"(?<![\w/])" + re.escape(_fold(w)) + r"(?![\w/])", text)]
+        if m
+    ]
     return min(hits) if hits else None
 
 
 _ALL_SYMBOLS = sorted(
     {inst[0] for insts in _INSTRUMENTS.values() for inst in insts}
-    | {"BIST", "BTC", "ETH", "USD/TRY", "EUR/TRY", "TCMB", "Fed", "CDS", "altın", "gold",
-       "Bitcoin", "Ethereum", "dolar", "dollar", "faiz", "enflasyon", "inflation"},
+    | {
+        "BIST",
+        "BTC",
+        "ETH",
+        "USD/TRY",
+        "EUR/TRY",
+        "TCMB",
+        "Fed",
+        "CDS",
+        "altın",
+        "gold",
+        "Bitcoin",
+        "Ethereum",
+        "dolar",
+        "dollar",
+        "faiz",
+        "enflasyon",
+        "inflation",
+    },
     key=len,
     reverse=True,
 )
@@ -462,8 +680,11 @@ class OfflineGenerator:
         sup = self._number(inst[1], mid, inst[3], lang)
         res = self._number(mid, inst[2], inst[3], lang)
         return line.format(
-            rsi=rng.randint(28, 74), ma=rng.choice((20, 50, 100, 200)),
-            dir2=_DIR2[lang][rng.randrange(2)], sup=sup, res=res,
+            rsi=rng.randint(28, 74),
+            ma=rng.choice((20, 50, 100, 200)),
+            dir2=_DIR2[lang][rng.randrange(2)],
+            sup=sup,
+            res=res,
         )
 
     def _reply_opener(self, reply_to: str, lang: str) -> str:
@@ -486,6 +707,7 @@ class OfflineGenerator:
         """Instruments of `topic` the conversation just mentioned, to stay on subject."""
         folded = _fold(" ".join(texts))
         return [
-            inst[0] for inst in _INSTRUMENTS[topic]
+            inst[0]
+            for inst in _INSTRUMENTS[topic]
             if _mentions(folded, _INSTRUMENT_ALIASES.get(inst[0], (inst[0],))) is not None
         ]

@@ -97,10 +97,16 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
         "Incorrect API key provided: {key}. You can find your API key at "
         "https://platform.openai.com/account/api-keys.",
     ),
-    403: ("invalid_request_error", "unsupported_country_region_territory",
-          "Country, region, or territory not supported"),
-    404: ("invalid_request_error", "model_not_found",
-          "The model `{model}` does not exist or you do not have access to it."),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported",
+    ),
+    404: (
+        "invalid_request_error",
+        "model_not_found",
+        "The model `{model}` does not exist or you do not have access to it.",
+    ),
     408: ("invalid_request_error", None, "Request timed out."),
     429: (
         "requests",
@@ -109,8 +115,11 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
         "Limit 500, Used 500, Requested 1. Please try again in {wait}. Visit "
         "https://platform.openai.com/account/rate-limits to learn more.",
     ),
-    500: ("server_error", None,
-          "The server had an error while processing your request. Sorry about that!"),
+    500: (
+        "server_error",
+        None,
+        "The server had an error while processing your request. Sorry about that!",
+    ),
     502: ("server_error", None, "Bad gateway."),
     503: ("server_error", None, "The engine is currently overloaded, please try again later."),
 }
@@ -131,13 +140,23 @@ class _APIError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = (
-            status, message, type_, code, param
+            status,
+            message,
+            type_,
+            code,
+            param,
         )
         self.headers = headers or {}
 
     def response(self) -> web.Response:
-        body = {"error": {"message": self.message, "type": self.type,
-                          "param": self.param, "code": self.code}}
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
         return web.json_response(body, status=self.status, headers=self.headers)
 
 
@@ -148,8 +167,12 @@ def _mask(key: str) -> str:
 
 def _fault_error(fault: _Fault, model: str, key: str) -> _APIError:
     type_, code, template = _ERRORS.get(
-        fault.status, ("server_error" if fault.status >= 500 else "invalid_request_error", None,
-                       f"Injected error {fault.status}.")
+        fault.status,
+        (
+            "server_error" if fault.status >= 500 else "invalid_request_error",
+            None,
+            f"Injected error {fault.status}.",
+        ),
     )
     headers: dict[str, str] = {}
     wait = "20s"
@@ -158,10 +181,10 @@ def _fault_error(fault: _Fault, model: str, key: str) -> _APIError:
         headers["retry-after"] = str(max(0, math.ceil(fault.retry_after)))
         headers["retry-after-ms"] = str(max(0, round(fault.retry_after * 1000)))
         wait = f"{fault.retry_after:g}s"
-    message = fault.message or template.format(model=model or "gpt-4o-mini", key=_mask(key),
-                                               wait=wait)
-    return _APIError(fault.status, message, type_=type_, code=fault.code or code,
-                     headers=headers)
+    message = fault.message or template.format(
+        model=model or "gpt-4o-mini", key=_mask(key), wait=wait
+    )
+    return _APIError(fault.status, message, type_=type_, code=fault.code or code, headers=headers)
 
 
 @dataclass
@@ -329,8 +352,9 @@ class FakeOpenAIServer:
             raise RuntimeError("server already started")
         self._closing = asyncio.Event()
         # handler_cancellation: a client that gives up (timeout) ends its hanging handler.
-        runner = web.AppRunner(self.make_app(), handler_cancellation=True, access_log=None,
-                               shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            self.make_app(), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -368,8 +392,10 @@ class FakeOpenAIServer:
         return response
 
     def _common_headers(self) -> dict[str, str]:
-        return {"x-request-id": f"req_{self._rng.getrandbits(96):024x}",
-                "openai-version": "2020-10-01"}
+        return {
+            "x-request-id": f"req_{self._rng.getrandbits(96):024x}",
+            "openai-version": "2020-10-01",
+        }
 
     def _authenticate(self, request: web.Request) -> str:
         header = request.headers.get("Authorization", "")
@@ -409,8 +435,7 @@ class FakeOpenAIServer:
             raise _fault_error(fault, model, key)
 
     def _model_object(self, model_id: str) -> dict[str, Any]:
-        return {"id": model_id, "object": "model", "created": self._created,
-                "owned_by": "system"}
+        return {"id": model_id, "object": "model", "created": self._created, "owned_by": "system"}
 
     # ---- endpoints
 
@@ -429,8 +454,9 @@ class FakeOpenAIServer:
         await self._apply_fault(self._failing, "", key)
         model_id = request.match_info["model_id"]
         if model_id not in self.models:
-            raise _APIError(404, f"The model '{model_id}' does not exist", param="model",
-                            code="model_not_found")
+            raise _APIError(
+                404, f"The model '{model_id}' does not exist", param="model", code="model_not_found"
+            )
         return web.json_response(self._model_object(model_id))
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -488,21 +514,27 @@ class FakeOpenAIServer:
         }
         if params["stream"]:
             return await self._stream(request, base, choices, usage, params["include_usage"])
-        return web.json_response({
-            **base,
-            "object": "chat.completion",
-            "choices": [
-                {
-                    "index": index,
-                    "message": {"role": "assistant", "content": text, "refusal": None,
-                                "annotations": []},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-                for index, text, finish in choices
-            ],
-            "usage": usage,
-        })
+        return web.json_response(
+            {
+                **base,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": index,
+                        "message": {
+                            "role": "assistant",
+                            "content": text,
+                            "refusal": None,
+                            "annotations": [],
+                        },
+                        "logprobs": None,
+                        "finish_reason": finish,
+                    }
+                    for index, text, finish in choices
+                ],
+                "usage": usage,
+            }
+        )
 
     def _reply(self, messages: list[dict[str, Any]], cap: int | None) -> tuple[str, str, int]:
         text = self._generate(messages) or "…"
@@ -521,16 +553,23 @@ class FakeOpenAIServer:
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200,
-            headers={"Content-Type": "text/event-stream; charset=utf-8",
-                     "Cache-Control": "no-cache"},
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            },
         )
         response.headers.update(self._common_headers())
         await response.prepare(request)
         extra = {"usage": None} if include_usage else {}
 
         async def send(choice_list: list[dict[str, Any]], **fields: Any) -> None:
-            chunk = {**base, "object": "chat.completion.chunk", "choices": choice_list,
-                     **extra, **fields}
+            chunk = {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": choice_list,
+                **extra,
+                **fields,
+            }
             await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
 
         def delta(index: int, payload: dict[str, Any], finish: str | None = None) -> dict:
@@ -538,11 +577,10 @@ class FakeOpenAIServer:
 
         try:
             for index, text, finish in choices:
-                await send([delta(index, {"role": "assistant", "content": "",
-                                          "refusal": None})])
+                await send([delta(index, {"role": "assistant", "content": "", "refusal": None})])
                 pieces = tokenize(text)
                 for start in range(0, len(pieces), 4):
-                    await send([delta(index, {"content": "".join(pieces[start:start + 4])})])
+                    await send([delta(index, {"content": "".join(pieces[start : start + 4])})])
                 await send([delta(index, {}, finish)])
             if include_usage:
                 await send([], usage=usage)
@@ -564,42 +602,72 @@ def _validate_chat(body: dict[str, Any]) -> dict[str, Any]:
     if not body.get("model"):
         raise _APIError(400, "you must provide a model parameter")
     if "messages" not in body:
-        raise _APIError(400, "Missing required parameter: 'messages'.", param="messages",
-                        code="missing_required_parameter")
+        raise _APIError(
+            400,
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+        )
     messages = body["messages"]
     if not isinstance(messages, list):
-        raise _APIError(400, "Invalid type for 'messages': expected an array, but got "
-                        f"{type(messages).__name__} instead.", param="messages",
-                        code="invalid_type")
+        raise _APIError(
+            400,
+            "Invalid type for 'messages': expected an array, but got "
+            f"{type(messages).__name__} instead.",
+            param="messages",
+            code="invalid_type",
+        )
     if not messages:
-        raise _APIError(400, "Invalid 'messages': empty array. Expected an array with minimum "
-                        "length 1, but got an empty array instead.", param="messages",
-                        code="empty_array")
+        raise _APIError(
+            400,
+            "Invalid 'messages': empty array. Expected an array with minimum "
+            "length 1, but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise _APIError(400, f"Invalid type for 'messages[{i}]': expected an object.",
-                            param=f"messages[{i}]", code="invalid_type")
+            raise _APIError(
+                400,
+                f"Invalid type for 'messages[{i}]': expected an object.",
+                param=f"messages[{i}]",
+                code="invalid_type",
+            )
         role = message.get("role")
         if role is None:
-            raise _APIError(400, f"Missing required parameter: 'messages[{i}].role'.",
-                            param=f"messages[{i}].role", code="missing_required_parameter")
+            raise _APIError(
+                400,
+                f"Missing required parameter: 'messages[{i}].role'.",
+                param=f"messages[{i}].role",
+                code="missing_required_parameter",
+            )
         if role not in _VALID_ROLES:
             raise _APIError(
                 400,
                 f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', "
                 "'function', 'tool', and 'developer'.",
-                param=f"messages[{i}].role", code="invalid_value",
+                param=f"messages[{i}].role",
+                code="invalid_value",
             )
         content = message.get("content")
-        may_be_null = role == "assistant" and (message.get("tool_calls")
-                                               or message.get("function_call"))
+        may_be_null = role == "assistant" and (
+            message.get("tool_calls") or message.get("function_call")
+        )
         if content is None and not may_be_null:
-            raise _APIError(400, f"Missing required parameter: 'messages[{i}].content'.",
-                            param=f"messages[{i}].content", code="missing_required_parameter")
+            raise _APIError(
+                400,
+                f"Missing required parameter: 'messages[{i}].content'.",
+                param=f"messages[{i}].content",
+                code="missing_required_parameter",
+            )
         if content is not None and not isinstance(content, (str, list)):
-            raise _APIError(400, f"Invalid type for 'messages[{i}].content': expected one of "
-                            "a string or array of objects.", param=f"messages[{i}].content",
-                            code="invalid_type")
+            raise _APIError(
+                400,
+                f"Invalid type for 'messages[{i}].content': expected one of "
+                "a string or array of objects.",
+                param=f"messages[{i}].content",
+                code="invalid_type",
+            )
 
     cap: int | None = None
     for name in ("max_completion_tokens", "max_tokens"):
@@ -607,27 +675,47 @@ def _validate_chat(body: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _APIError(400, f"Invalid type for '{name}': expected an integer.",
-                            param=name, code="invalid_type")
+            raise _APIError(
+                400,
+                f"Invalid type for '{name}': expected an integer.",
+                param=name,
+                code="invalid_type",
+            )
         if value < 1:
-            raise _APIError(400, f"Invalid '{name}': integer below minimum value. Expected a "
-                            f"value >= 1, but got {value} instead.", param=name,
-                            code="integer_below_min_value")
+            raise _APIError(
+                400,
+                f"Invalid '{name}': integer below minimum value. Expected a "
+                f"value >= 1, but got {value} instead.",
+                param=name,
+                code="integer_below_min_value",
+            )
         cap = value if cap is None else min(cap, value)
 
     n = body.get("n", 1)
     if n is None:
         n = 1
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
-        raise _APIError(400, f"Invalid 'n': expected an integer between 1 and 128, got {n}.",
-                        param="n", code="invalid_value")
+        raise _APIError(
+            400,
+            f"Invalid 'n': expected an integer between 1 and 128, got {n}.",
+            param="n",
+            code="invalid_value",
+        )
     stream = body.get("stream") or False
     if not isinstance(stream, bool):
-        raise _APIError(400, "Invalid type for 'stream': expected a boolean.", param="stream",
-                        code="invalid_type")
+        raise _APIError(
+            400,
+            "Invalid type for 'stream': expected a boolean.",
+            param="stream",
+            code="invalid_type",
+        )
     options = body.get("stream_options")
     if options is not None and not stream:
-        raise _APIError(400, "The 'stream_options' parameter is only allowed when 'stream' is "
-                        "enabled.", param="stream_options", code="invalid_value")
+        raise _APIError(
+            400,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
     return {"max_tokens": cap, "n": n, "stream": stream, "include_usage": include_usage}
