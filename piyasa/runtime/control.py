@@ -16,6 +16,8 @@ class FleetControl:
         """Stop deciding and sending; queued messages stay queued."""
         await self._fleet.settings_store.set("fleet_paused", True, actor)
         self._fleet.apply_settings()
+        if self._fleet.gate is not None:  # return only once no send is starting any more
+            await self._fleet.gate.quiesce()
 
     async def resume(self, actor: str = "operator") -> None:
         await self._fleet.settings_store.set("fleet_paused", False, actor)

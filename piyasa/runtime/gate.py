@@ -123,6 +123,18 @@ class Gate:
     def pause(self) -> None:
         self.paused = True
 
+    async def quiesce(self, grace_s: float = 10.0) -> None:
+        """After pause(): wait out a dispatch already under way and the sends it started.
+
+        pause() only stops new dispatches; one that had passed its pause check (awaiting
+        the database or the limiter) still starts its sends, so "paused" is only true
+        once this returns.
+        """
+        async with self._dispatch_lock:
+            tasks = list(self.inflight.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
+
     def resume(self) -> None:
         self.paused = False
         self.wake.set()
