@@ -86,5 +86,13 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
             handler.setFormatter(fmt)
             handler.addFilter(RedactingFilter())
             root.addHandler(handler)
-    for noisy in ("aiohttp.access", "httpx", "httpcore", "openai", "aiogram.event", "alembic"):
+    for noisy in (
+        "aiohttp.access",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "openai",
+        "aiogram.event",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
