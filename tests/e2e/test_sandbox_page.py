@@ -12,8 +12,6 @@ import asyncio
 import base64
 import itertools
 import json
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,21 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from chatops.web.server import make_web_app
 from piyasa.config import Settings, load_settings
+from tests.e2e.chromium import ARTIFACTS, FLAGS, profile_dir, require_chromium
 
 pytestmark = pytest.mark.e2e
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--remote-debugging-port=0",
-]
 
 
 class Page:
@@ -110,12 +96,12 @@ class Page:
 
 @pytest.fixture
 async def chromium() -> AsyncIterator[Page]:
-    if not shutil.which("chromium"):
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    with tempfile.TemporaryDirectory(prefix="piyasa-cdp-") as profile:
+    require_chromium()
+    with profile_dir() as profile:
         proc = await asyncio.create_subprocess_exec(
             "chromium",
             *FLAGS,
+            "--remote-debugging-port=0",
             f"--user-data-dir={profile}",
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,

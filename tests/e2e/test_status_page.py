@@ -6,8 +6,6 @@ Artifacts: test-artifacts/status-page-phone.png and test-artifacts/status-page-d
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,27 +18,16 @@ from piyasa.config import Settings
 from piyasa.db.base import Base
 from piyasa.db.engine import create_engine
 from piyasa.services import Services
+from tests.e2e.chromium import ARTIFACTS, FLAGS, profile_dir, require_chromium
 
 pytestmark = pytest.mark.e2e
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 
 
 async def _chromium(*args: str, timeout_s: float = 45.0) -> str:
-    with tempfile.TemporaryDirectory(prefix="piyasa-chromium-") as profile:
+    with profile_dir() as profile:
         proc = await asyncio.create_subprocess_exec(
             "chromium",
-            *CHROMIUM_FLAGS,
+            *FLAGS,
             f"--user-data-dir={profile}",
             *args,
             stdout=asyncio.subprocess.PIPE,
@@ -96,8 +83,7 @@ async def status_url(settings: Settings, tmp_path: Path):  # type: ignore[no-unt
 
 
 async def test_chromium_renders_the_status_page(status_url: str) -> None:
-    if not shutil.which("chromium"):
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     phone = ARTIFACTS / "status-page-phone.png"
     desktop = ARTIFACTS / "status-page-desktop.png"
