@@ -12,14 +12,18 @@ router once the app starts; they answer 503 until the surface is up.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from chatops.commands import load_all
-from chatops.commands.registry import Registry
-from chatops.slack.surface import EVENTS_PATH, SlackSurface
-from chatops.telegram.surface import WEBHOOK_PATH, TelegramSurface
-from piyasa.services import Services
+from chatops.web.paths import SLACK_EVENTS_PATH as EVENTS_PATH
+from chatops.web.paths import TELEGRAM_WEBHOOK_PATH as WEBHOOK_PATH
+
+if TYPE_CHECKING:  # the surfaces import aiogram / slack_bolt: only when configured
+    from chatops.commands.registry import Registry
+    from chatops.slack.surface import SlackSurface
+    from chatops.telegram.surface import TelegramSurface
+    from piyasa.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ class Surfaces:
         registry: Registry | None = None,
     ) -> None:
         self.services = services
-        self.registry = registry or load_all()
+        self._registry = registry
         self.telegram: TelegramSurface | None = None
         self.slack: SlackSurface | None = None
         self._telegram_ready = False
@@ -57,11 +61,22 @@ class Surfaces:
         )
         return await handler.handle(request)
 
+    @property
+    def registry(self) -> Registry:
+        """The command registry, loaded on first use (every command module)."""
+        if self._registry is None:
+            from chatops.commands import load_all
+
+            self._registry = load_all()
+        return self._registry
+
     async def start(self) -> list[str]:
         """Start what is configured; returns one line per surface for the banner."""
         settings = self.services.settings
         lines = []
         if settings.admin_bot_token:
+            from chatops.telegram.surface import TelegramSurface
+
             self.telegram = TelegramSurface(self.services, self.registry)
             await self.telegram.start()
             self._telegram_ready = True
@@ -71,6 +86,8 @@ class Surfaces:
                 f"admin chats: {', '.join(map(str, settings.admin_chat_ids)) or 'none'}"
             )
         if settings.slack_bot_token and settings.slack_signing_secret:
+            from chatops.slack.surface import SlackSurface
+
             self.slack = SlackSurface(self.services, self.registry)
             await self.slack.start()
             lines.append(f"Slack app: slash command /piyasa at {EVENTS_PATH}")

@@ -27,10 +27,10 @@ from chatops.commands.registry import Registry
 from chatops.context import Client, Context, Invocation, MessageRef
 from chatops.slack import render
 from chatops.views import Alert, TokenIssuer, View
+from chatops.web.paths import SLACK_EVENTS_PATH as EVENTS_PATH
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
-EVENTS_PATH = "/slack/events"
 SLASH_COMMAND = "/piyasa"
 ACK_BUDGET_S = 2.0
 

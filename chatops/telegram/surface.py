@@ -41,6 +41,7 @@ from chatops.pipeline import Halt
 from chatops.telegram import middlewares as mw
 from chatops.telegram.responder import TelegramResponder
 from chatops.views import View
+from chatops.web.paths import TELEGRAM_WEBHOOK_PATH as WEBHOOK_PATH
 from piyasa.admin import audit as audit_log
 from piyasa.admin.identity import ROLE_LEVEL
 from piyasa.db.models import Identity as IdentityRow
@@ -48,7 +49,6 @@ from piyasa.db.models import User
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
-WEBHOOK_PATH = "/telegram/webhook"
 STEPUP_CODE_RE = re.compile(r"^\s*\d{3}\s?\d{3}\s*$")
 MAX_SCOPED_USERS = 500
 MAX_RETRY_AFTER_S = 10

@@ -7,12 +7,14 @@ import logging
 
 from aiohttp import web
 
+from chatops.web.boot import start_web
 from chatops.web.sandbox_page import setup_sandbox_page
 from chatops.web.status import setup_status_routes
 from piyasa.db.engine import ping
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
+__all__ = ["make_web_app", "start_web"]
 SERVICES_KEY = web.AppKey("services", Services)
 READY_TIMEOUT_S = 2.0
 
@@ -43,13 +45,3 @@ def make_web_app(services: Services) -> web.Application:
     setup_status_routes(app, services.extras.get("health"))
     setup_sandbox_page(app, services)  # /sandbox, only when the Telegram sandbox runs
     return app
-
-
-async def start_web(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve ``app``; returns the runner and the bound port (port 0 picks a free one)."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=3)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, bound
