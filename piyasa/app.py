@@ -146,6 +146,10 @@ async def start(
             await stop_requested.wait()
 
     use_sandbox = sandbox or settings.sandbox or not settings.admin_bot_token
+    if use_sandbox:  # the demo never touches the configured database or Redis
+        from piyasa.sandbox.demo import demo_settings
+
+        settings = demo_settings(settings)
     slack = bool(settings.slack_bot_token and settings.slack_signing_secret)
     running.readiness.expect(
         "database",
@@ -258,15 +262,19 @@ async def _start_sandbox(running: Running, settings: Settings) -> Any:
     import dataclasses
 
     from piyasa.sandbox.demo import seed_sandbox
+    from piyasa.sandbox.guard import SandboxGuard, is_loopback
     from piyasa.sandbox.telegram import TelegramSandbox
 
     assert running.services is not None
-    sb = TelegramSandbox()
+    remote = settings.sandbox_remote
+    sb = TelegramSandbox(guard=SandboxGuard(loopback_only=not remote))
     world = seed_sandbox(sb)
-    url = await sb.start(settings.http_host, settings.sandbox_port)
+    # The demo's Bot API serves the demo admin's chats: loopback unless asked otherwise.
+    url = await sb.start(settings.http_host if remote else "127.0.0.1", settings.sandbox_port)
     running.stoppers.append(("sandbox", sb.stop))
     running.sandbox, running.sandbox_url = sb, url
-    running.services.extras["sandbox"] = sb  # the web app's /sandbox chat page reads it
+    if remote or is_loopback(settings.http_host):
+        running.services.extras["sandbox"] = sb  # the web app's /sandbox chat page reads it
     running.services.settings = dataclasses.replace(
         settings,
         telegram_api_url=url,
@@ -287,10 +295,20 @@ async def _seed_sandbox(
     why = " (no PIYASA_ADMIN_BOT_TOKEN configured)" if reason_no_token else ""
     running.say(f"Telegram sandbox{why}: Bot API base URL {running.sandbox_url}", printer)
     running.say(
-        f"  demo fleet: {len(world.fleet_tokens)} bots in {len(world.group_ids)} groups; "
+        f"  demo fleet: {len(world.fleet_tokens)} bots in {len(world.group_ids)} groups, "
+        f"on its own database {mask_url(running.services.settings.database_url)}; "
         f"admin bot token {world.admin_bot_token}",
         printer,
     )
+    guard = running.sandbox.guard
+    if "sandbox" in running.services.extras:  # printed once: the link carries the run's key
+        line = f"  sandbox chat: {running.web_url}{guard.entry_path()} (sets the key as a cookie"
+    else:
+        line = (
+            "  sandbox chat page not served: PIYASA_HTTP_HOST is not a loopback address (set "
+            f"PIYASA_SANDBOX_REMOTE=1 to serve it there, behind its key); key {guard.key}"
+        )
+    running.say(f"{line}; the API takes it as X-Sandbox-Key)", printer)
 
 
 async def _start_fleet(running: Running, printer: Printer) -> Any:

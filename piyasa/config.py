@@ -177,6 +177,7 @@ class Settings:
     sandbox_port: int = 8081
     lang: str = "tr"
     sandbox: bool = False
+    sandbox_remote: bool = False  # serve the sandbox page on a non-loopback PIYASA_HTTP_HOST
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -228,6 +229,7 @@ _SPEC: list[tuple[str, str, Callable[[str, str], Any]]] = [
     ("PIYASA_SANDBOX_PORT", "sandbox_port", lambda n, r: _int(n, r, 0, 65535, 8081)),
     ("PIYASA_LANG", "lang", _lang),
     ("PIYASA_SANDBOX", "sandbox", _bool),
+    ("PIYASA_SANDBOX_REMOTE", "sandbox_remote", _bool),
     ("PIYASA_LOG_LEVEL", "log_level", lambda n, r: r.strip().upper() or "INFO"),
 ]
 KNOWN_VARIABLES = (*(name for name, _, _ in _SPEC), "PIYASA_DATA_DIR")

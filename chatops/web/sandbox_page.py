@@ -41,11 +41,15 @@ _TAGS = {
 
 
 def setup_sandbox_page(app: web.Application, services: Any) -> None:
-    """Add `/sandbox` when ``services.extras["sandbox"]`` holds a running TelegramSandbox."""
+    """Add `/sandbox` when ``services.extras["sandbox"]`` holds a running TelegramSandbox,
+    behind the sandbox's guard (per-run key, same-site, loopback Host) when it has one."""
     sandbox = services.extras.get("sandbox")
     if sandbox is None:
         return
     from piyasa.sandbox.telegram import api
+
+    if sandbox.guard is not None:
+        app.middlewares.append(sandbox.guard.middleware)
 
     page = SandboxPage(sandbox, services)
     app.router.add_get("/sandbox", page.page)

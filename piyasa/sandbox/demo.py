@@ -6,10 +6,12 @@ their own aiogram bot at the sandbox with a known token.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from piyasa.config import Settings
 from piyasa.crypto import fingerprint
 from piyasa.db.models import Bot, Chat, Identity, User
 from piyasa.services import Services
@@ -49,6 +51,23 @@ GROUPS = [
     (-1009000000102, "Döviz & Kripto", ["fx", "crypto", "macro"]),
 ]
 FOOTER = "yatırım tavsiyesi değildir"
+
+
+DEMO_DIR = "demo"
+DEMO_DATABASE_FILE = "piyasa-demo.db"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The settings the demo runs on: its own SQLite file under ``DATA_DIR/demo/`` and an
+    in-process cache, never the configured database or Redis (the demo admin is public)."""
+    demo_dir = settings.data_dir / DEMO_DIR
+    demo_dir.mkdir(mode=0o700, exist_ok=True)
+    return dataclasses.replace(
+        settings,
+        database_url=f"sqlite+aiosqlite:///{(demo_dir / DEMO_DATABASE_FILE).resolve()}",
+        redis_url="",
+        sandbox=True,
+    )
 
 
 @dataclass

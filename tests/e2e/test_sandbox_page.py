@@ -144,7 +144,7 @@ async def piyasa_up(tmp_path: Path) -> AsyncIterator[str]:
     )
     running = await app.start(settings, sandbox=True, printer=lambda _line: None)
     try:
-        yield running.web_url
+        yield running.web_url + running.sandbox.guard.entry_path()
     finally:
         await running.stop()
 
@@ -162,7 +162,11 @@ async def test_chromium_types_health_and_presses_a_button(chromium: Page, piyasa
         deviceScaleFactor=1,
         mobile=True,
     )
-    await page.load(page.send("Page.navigate", url=f"{piyasa_up}/sandbox?lang=en"))
+    web_url = piyasa_up.split("/sandbox?key=")[0]
+    async with aiohttp.ClientSession() as http, http.get(f"{web_url}/sandbox") as anonymous:
+        assert anonymous.status == 401  # no key: a stranger cannot drive the demo admin
+    await page.load(page.send("Page.navigate", url=piyasa_up))  # the printed link: sets the key
+    await page.load(page.send("Page.navigate", url=f"{web_url}/sandbox?lang=en"))
     assert await page.js("document.querySelector('h1').innerText") == "Piyasa sandbox chat"
     tabs = await page.js("[...document.querySelectorAll('.tab')].map(t => t.innerText)")
     assert tabs[:2] == ["Piyasa Yönetim", "Private chat with @piyasa_admin_bot"]

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from piyasa.sandbox.guard import SandboxGuard
+
 from . import api
 from .clock import Clock, RealClock
 from .errors import ApiError
@@ -60,8 +62,12 @@ class TelegramSandbox:
         limits: SandboxLimits | None = None,
         allow_http_webhooks: bool = True,
         webhook_retry_delays: tuple[float, float] = (0.05, 5.0),
+        guard: SandboxGuard | None = None,
     ) -> None:
+        """``guard``: who may drive ``/sandbox/api`` (a per-run key; `piyasa up` sets one).
+        Without it the API is open: in-process test servers only."""
         self.clock: Clock = clock or RealClock()
+        self.guard = guard
         self.world = World(
             clock=self.clock, limits=limits or SandboxLimits(), enforce_limits=enforce_limits
         )
@@ -522,7 +528,7 @@ class TelegramSandbox:
         """The Bot API under /bot{token}/{method}, files, and /sandbox/api; mountable."""
         app = web.Application(
             client_max_size=self.world.limits.upload_max_bytes + 1024 * 1024,
-            middlewares=[_entity_too_large],
+            middlewares=[_entity_too_large, *([self.guard.middleware] if self.guard else [])],
         )
         app.router.add_route("*", "/bot{token}/{method}", self._bot_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
