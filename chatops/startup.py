@@ -11,7 +11,11 @@ router once the app starts; they answer 503 until the surface is up.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -26,6 +30,22 @@ if TYPE_CHECKING:  # the surfaces import aiogram / slack_bolt: only when configu
     from piyasa.services import Services
 
 log = logging.getLogger(__name__)
+RETRY_DELAYS_S = (2.0, 5.0, 15.0, 30.0, 60.0)  # between attempts to start a failed surface
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line an operator can act on, secrets redacted (it is shown on /readyz)."""
+    from piyasa.logs import REDACTOR
+
+    status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+    name = type(exc).__name__
+    if name == "TelegramUnauthorizedError" or status == 401:
+        return "the admin bot token was refused (401 Unauthorized): revoked or wrong"
+    text = (str(exc).splitlines() or [""])[0][:200]
+    if name == "TelegramNetworkError":
+        text = text.removeprefix("HTTP Client says - ")
+        return REDACTOR(f"cannot reach the Telegram Bot API ({text})")
+    return REDACTOR(f"{name}: {text}" if text else name)
 
 
 class Surfaces:
@@ -34,9 +54,15 @@ class Surfaces:
         services: Services,
         web_app: web.Application | None = None,
         registry: Registry | None = None,
+        on_state: Callable[[str, str | None], None] | None = None,
     ) -> None:
+        """``on_state(surface, problem)``: told when a surface starts (problem None) or
+        fails to (problem: why, with secrets redacted)."""
         self.services = services
         self._registry = registry
+        self._on_state = on_state
+        self._retry: asyncio.Task[None] | None = None
+        self.problems: dict[str, str | None] = {}
         self.telegram: TelegramSurface | None = None
         self.slack: SlackSurface | None = None
         self._telegram_ready = False
@@ -71,31 +97,69 @@ class Surfaces:
         return self._registry
 
     async def start(self) -> list[str]:
-        """Start what is configured; returns one line per surface for the banner."""
+        """Start what is configured; returns one line per surface for the banner.
+
+        Never raises for Telegram: an unreachable Bot API or a revoked admin token (401)
+        is reported through ``on_state`` and retried in the background with backoff
+        (``RETRY_DELAYS_S``), while the status page keeps serving.
+        """
         settings = self.services.settings
         lines = []
         if settings.admin_bot_token:
             from chatops.telegram.surface import TelegramSurface
 
             self.telegram = TelegramSurface(self.services, self.registry)
-            await self.telegram.start()
-            self._telegram_ready = True
-            mode = "webhook" if self.telegram.webhook_url else "long polling"
-            lines.append(
-                f"Telegram admin bot @{self.telegram.username} ({mode}); "
-                f"admin chats: {', '.join(map(str, settings.admin_chat_ids)) or 'none'}"
-            )
+            try:
+                lines.append(await self._start_telegram())
+            except Exception as exc:
+                reason = describe_failure(exc)
+                self._report("telegram", reason)
+                lines.append(
+                    f"Telegram admin bot not started: {reason}; retrying in the background"
+                )
+                self._retry = asyncio.create_task(self._retry_telegram(), name="telegram-retry")
         if settings.slack_bot_token and settings.slack_signing_secret:
             from chatops.slack.surface import SlackSurface
 
             self.slack = SlackSurface(self.services, self.registry)
             await self.slack.start()
+            self._report("slack", None)
             lines.append(f"Slack app: slash command /piyasa at {EVENTS_PATH}")
         for line in lines:
             log.info("%s", line)
         return lines
 
+    async def _start_telegram(self) -> str:
+        assert self.telegram is not None
+        await self.telegram.start()
+        self._telegram_ready = True
+        self._report("telegram", None)
+        mode = "webhook" if self.telegram.webhook_url else "long polling"
+        admin_chats = ", ".join(map(str, self.services.settings.admin_chat_ids)) or "none"
+        return f"Telegram admin bot @{self.telegram.username} ({mode}); admin chats: {admin_chats}"
+
+    async def _retry_telegram(self) -> None:
+        for attempt in itertools.count():
+            await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
+            try:
+                log.info("%s", await self._start_telegram())
+                return
+            except Exception as exc:
+                reason = describe_failure(exc)
+                self._report("telegram", reason)
+                log.warning("Telegram admin bot still not started: %s", reason)
+
+    def _report(self, surface: str, problem: str | None) -> None:
+        self.problems[surface] = problem
+        if self._on_state is not None:
+            self._on_state(surface, problem)
+
     async def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+            self._retry = None
         self._telegram_ready = False
         if self.telegram is not None:
             await self.telegram.stop()

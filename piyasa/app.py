@@ -180,7 +180,11 @@ async def start(
             await _start_health(running, fleet)
         await _start_chat(running, fleet, printer)
         after = running.readiness.finish()
-        running.say(f"Ready in {after:.1f} s after launch.", printer)
+        if failed := running.readiness.failed:
+            why = "; ".join(f"{p.name}: {p.detail}" for p in failed)
+            running.say(f"Started in {after:.1f} s but not ready ({why}).", printer)
+        else:
+            running.say(f"Ready in {after:.1f} s after launch.", printer)
     except BaseException:
         await running.stop()
         raise
@@ -351,18 +355,14 @@ async def _start_chat(running: Running, fleet: Any, printer: Printer) -> None:
 
     services = running.services
     assert services is not None
+    readiness = running.readiness
     web_app = make_web_app(services)
     _mount_fleet_webhook(web_app, fleet)
-    surfaces = Surfaces(services, web_app)
+    surfaces = Surfaces(services, web_app, on_state=readiness.mark)
     attach(running.web_app, web_app)
-    readiness = running.readiness
-    with contextlib.ExitStack() as parts:
-        for name in ("telegram", "slack"):
-            if name in readiness.parts:
-                parts.enter_context(readiness.part(name))
-        running.stoppers.append(("chat surfaces", surfaces.stop))
-        for line in await surfaces.start():
-            running.say(line, printer)
+    running.stoppers.append(("chat surfaces", surfaces.stop))
+    for line in await surfaces.start():
+        running.say(line, printer)
     with readiness.part("alerts"):
         running.stoppers.append(("alerts", await start_alerts(services, surfaces)))
 

@@ -26,6 +26,13 @@ def process_started_at() -> float:
         return time.time()
 
 
+def _redact(text: str) -> str:
+    """`/readyz` is public: no secret in a failure's reason."""
+    from piyasa.logs import REDACTOR
+
+    return REDACTOR(text)
+
+
 @dataclass
 class Part:
     """One part of start-up: ``state`` is pending/starting/ready/failed/stopped."""
@@ -82,10 +89,15 @@ class Readiness:
             raise
         except BaseException as exc:
             part.state = FAILED
-            part.detail = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+            part.detail = _redact((str(exc).splitlines() or [type(exc).__name__])[0][:300])
             part.seconds = time.monotonic() - part._began
             raise
         part.state, part.seconds, part.detail = READY, time.monotonic() - part._began, ""
+
+    def mark(self, name: str, problem: str | None) -> None:
+        """Set a part that starts outside a :meth:`part` block: ready, or failed and why."""
+        part = self.parts.setdefault(name, Part(name))
+        part.state, part.detail = (READY, "") if problem is None else (FAILED, _redact(problem))
 
     def finish(self) -> float:
         """Start-up is complete: returns seconds from launch to ready."""
