@@ -141,6 +141,38 @@ def _lang(name: str, raw: str) -> str:
     return value
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def _log_level(name: str, raw: str) -> str:
+    value = raw.strip().upper() or "INFO"
+    if value not in LOG_LEVELS:
+        raise ConfigError(
+            f"{name}={raw!r} is not a log level; use one of {', '.join(LOG_LEVELS)}, "
+            f"e.g. {name}=INFO"
+        )
+    return value
+
+
+def _host(name: str, raw: str) -> str:
+    """An IP address (v4 or v6) or a host name to bind the web server to."""
+    import ipaddress
+
+    value = raw.strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        if _HOSTNAME_RE.match(value):
+            return value
+    raise ConfigError(
+        f"{name}={raw!r} is not an IP address or host name; e.g. {name}=127.0.0.1 "
+        f"(or 0.0.0.0 behind a reverse proxy)"
+    )
+
+
 def _secret(_name: str, raw: str) -> Secret:
     return Secret(raw.strip())
 
@@ -224,13 +256,13 @@ _SPEC: list[tuple[str, str, Callable[[str, str], Any]]] = [
     ("PIYASA_SLACK_SIGNING_SECRET", "slack_signing_secret", _secret),
     ("PIYASA_SLACK_API_URL", "slack_api_url", lambda n, r: _http_url(n, r) + "/"),
     ("PIYASA_SLACK_ALERT_CHANNEL", "slack_alert_channel", _text),
-    ("PIYASA_HTTP_HOST", "http_host", _text),
+    ("PIYASA_HTTP_HOST", "http_host", _host),
     ("PIYASA_HTTP_PORT", "http_port", lambda n, r: _int(n, r, 0, 65535, 8080)),
     ("PIYASA_SANDBOX_PORT", "sandbox_port", lambda n, r: _int(n, r, 0, 65535, 8081)),
     ("PIYASA_LANG", "lang", _lang),
     ("PIYASA_SANDBOX", "sandbox", _bool),
     ("PIYASA_SANDBOX_REMOTE", "sandbox_remote", _bool),
-    ("PIYASA_LOG_LEVEL", "log_level", lambda n, r: r.strip().upper() or "INFO"),
+    ("PIYASA_LOG_LEVEL", "log_level", _log_level),
 ]
 KNOWN_VARIABLES = (*(name for name, _, _ in _SPEC), "PIYASA_DATA_DIR")
 

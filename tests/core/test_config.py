@@ -58,6 +58,9 @@ def test_environment_beats_config_file_beats_defaults(tmp_path: Path) -> None:
         ("PIYASA_REDIS_URL", "localhost:6379", ["PIYASA_REDIS_URL", "redis://"]),
         ("PIYASA_ADMIN_CHAT_IDS", "-100123,abc", ["PIYASA_ADMIN_CHAT_IDS", "'abc'"]),
         ("PIYASA_TELEGRAM_API_URL", "ftp://x", ["PIYASA_TELEGRAM_API_URL", "https://"]),
+        ("PIYASA_LOG_LEVEL", "verbose", ["PIYASA_LOG_LEVEL", "DEBUG", "INFO"]),
+        ("PIYASA_HTTP_HOST", "http://0.0.0.0", ["PIYASA_HTTP_HOST", "127.0.0.1"]),
+        ("PIYASA_HTTP_HOST", "bad host!", ["PIYASA_HTTP_HOST", "IP address"]),
     ],
 )
 def test_bad_value_names_variable_problem_and_example(
