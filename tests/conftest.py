@@ -1,8 +1,12 @@
 """Shared fixtures: databases on SQLite and PostgreSQL, caches in memory and on Redis.
 
 `db_url`/`engine`/`sessions` are parametrized over both backends; each test gets a fresh
-schema (a new SQLite file, or a new PostgreSQL schema dropped afterwards). A backend
-whose server is absent skips with a reason naming it; `.ci/run` fails on such skips.
+schema (a new SQLite file, or a new PostgreSQL schema dropped afterwards).
+
+A test whose server (PostgreSQL, Redis) or browser (Chromium) is absent goes through
+:func:`skip_or_fail`: it skips with a reason naming what is missing, or fails with that
+reason when ``PIYASA_REQUIRE_SERVICES=1`` (set by `.ci/run`, which also rejects any such
+skip it finds in pytest's JUnit report, see `.ci/skips.py`).
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import text
@@ -31,6 +37,45 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("PIYASA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SKIP_POSTGRES = "PostgreSQL not reachable at PIYASA_TEST_POSTGRES_URL"
 SKIP_REDIS = "Redis not reachable at PIYASA_TEST_REDIS_URL"
+# What a skip reason names when a required service is missing; the same words as
+# `.ci/skips.py` (tests/test_ci.py keeps the two equal).
+SERVICE_WORDS = re.compile(r"postgres|redis|chromium|chrome", re.IGNORECASE)
+
+
+def services_required() -> bool:
+    """True under `.ci/run` (``PIYASA_REQUIRE_SERVICES=1``): nothing may skip for a service."""
+    return os.environ.get("PIYASA_REQUIRE_SERVICES", "").strip() not in ("", "0")
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """The one decision for a test whose server or browser is absent: skip with ``reason``
+    on a developer's machine, fail with it where the services are required (CI)."""
+    if services_required():
+        pytest.fail(f"{reason} (PIYASA_REQUIRE_SERVICES=1: a missing service fails)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Safety net for a skip that did not go through :func:`skip_or_fail` (a plain
+    ``pytest.skip`` or ``skipif`` naming PostgreSQL, Redis or Chromium): where services are
+    required it becomes a failure, whatever module raised it."""
+    report = yield
+    if report.skipped and services_required() and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report.longrepr)
+        if SERVICE_WORDS.search(reason):
+            report.outcome = "failed"
+            report.longrepr = f"{reason} (PIYASA_REQUIRE_SERVICES=1: a missing service fails)"
+    return report
+
+
+def _skip_reason(longrepr: object) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (path, line, "Skipped: why")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr or "")
+
 
 _reachable: dict[str, bool] = {}
 
@@ -94,7 +139,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         return
     if not _postgres_up():
-        pytest.skip(SKIP_POSTGRES)
+        skip_or_fail(SKIP_POSTGRES)
     schema = "t_" + uuid.uuid4().hex[:12]
     await _make_pg_schema(schema)
     try:
@@ -125,7 +170,7 @@ async def cache(request: pytest.FixtureRequest) -> AsyncIterator[MemoryCache | R
         yield MemoryCache()
         return
     if not _redis_up():
-        pytest.skip(SKIP_REDIS)
+        skip_or_fail(SKIP_REDIS)
     c = RedisCache(REDIS_URL, namespace=f"test:{uuid.uuid4().hex[:8]}:")
     try:
         yield c

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
+from tests.conftest import skip_or_fail
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = [
@@ -27,9 +27,10 @@ FLAGS = [
 
 
 def require_chromium() -> None:
-    """Skip with the install hint when the browser is absent (CI installs it)."""
+    """Skip with the install hint when the browser is absent; fail where services are
+    required (`.ci/run` installs it)."""
     if not shutil.which("chromium"):
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        skip_or_fail("chromium is not installed (apt-get install chromium)")
 
 
 def profile_dir(prefix: str = "piyasa-chromium-") -> tempfile.TemporaryDirectory[str]:

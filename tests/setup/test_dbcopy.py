@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 from piyasa.admin.setup.dbcopy import CopyError, copy_database
 from piyasa.crypto import fingerprint
@@ -15,18 +15,20 @@ from piyasa.db import migrate
 from piyasa.db.engine import create_engine, make_sessionmaker
 from piyasa.db.models import AuditEntry, Bot, Chat, Message, Setting, User
 from tests.conftest import (
+    POSTGRES_URL,
     SKIP_POSTGRES,
     _drop_pg_schema,
     _make_pg_schema,
     postgres_available,
     postgres_schema_url,
+    skip_or_fail,
 )
 
 
 @pytest.fixture
 async def pg_url():  # type: ignore[no-untyped-def]
     if not postgres_available():
-        pytest.skip(SKIP_POSTGRES)
+        skip_or_fail(SKIP_POSTGRES)
     schema = "t_copy_" + uuid.uuid4().hex[:10]
     await _make_pg_schema(schema)
     try:
@@ -114,7 +116,8 @@ async def test_wizard_migrate_now_copies_with_progress_then_asks_for_restart(wor
     await me.tap("Later")
     await me.tap("PostgreSQL")
     reply = await me.say(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
-    assert "Connected to 127.0.0.1:5432/test" in reply["text"]
+    test_db = make_url(POSTGRES_URL)  # PIYASA_TEST_POSTGRES_URL, whatever it points at
+    assert f"Connected to {test_db.host}:{test_db.port or 5432}/{test_db.database}" in reply["text"]
     reply = await me.tap("Migrate now", expect="Copied")
     assert "every table's row count matches" in reply["text"]
     progress = [m for m in world.box.sb.sent(NEWCOMER) if "Copying data" in (m.get("text") or "")]
