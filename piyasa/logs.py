@@ -59,7 +59,7 @@ _KEY_RE = re.compile(
 )
 _URL_PASS_RE = re.compile(r"(://[^:/@\s]+:)[^@\s]*@")
 _BEARER_RE = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
-_TOTP_RE = re.compile(r"(?i)(\bsecret=)[A-Z2-7]{16,}|\b[A-Z2-7]{32}\b")
+_TOTP_RE = re.compile(r"(\b(?i:secret)=)[A-Z2-7]{16,}|\b[A-Z2-7]{32}\b")  # base32 seeds
 
 
 class Redactor:

@@ -98,3 +98,18 @@ def test_setup_makes_libraries_quiet_even_when_they_copy_the_root_level() -> Non
             logger = manager.loggerDict.get(name)
             if isinstance(logger, logging.Logger):
                 logger.setLevel(level)
+
+
+def test_redaction_knows_bearer_tokens_app_tokens_and_totp_seeds() -> None:
+    import pyotp
+
+    from piyasa.logs import REDACTOR
+
+    seed = pyotp.random_base32()
+    line = REDACTOR(
+        f"seed {seed} otpauth://totp/p:x?secret={seed[:20]}&issuer=p "
+        "Authorization: Bearer m3trics-token-0123 xapp-1-A0ABCDEFGH-123"
+    )
+    for secret in (seed, seed[:20], "m3trics-token-0123", "xapp-1-A0ABCDEFGH"):
+        assert secret not in line
+    assert "issuer=p" in line and REDACTOR("a" * 32) == "a" * 32
