@@ -20,6 +20,9 @@ RUN pip install . \
 
 USER piyasa
 VOLUME ["/data"]
+# Listens on all interfaces inside the container; publish it on the host's loopback
+# (-p 127.0.0.1:8080:8080) behind a reverse proxy with TLS, and set PIYASA_METRICS_TOKEN so
+# /metrics needs it: see deploy/README.md.
 EXPOSE 8080
 
 # Liveness and readiness: the process answers, and the database is reachable.

@@ -176,10 +176,12 @@ async def render_llm(ctx: Context, data: dict[str, Any]) -> View:
     llm = data.setdefault("llm", {})
     view = View(title=ctx.t("setup.llm.title"))
     base = llm.get("base_url") or ""
+    endpoint = verify.llm_base_url(base, ctx.services.settings)  # where the key is sent
+    provider = ctx.t("setup.llm.openai_default") if endpoint == verify.OPENAI_API_BASE else endpoint
     view.blocks.append(
         Fields(
             [
-                (ctx.t("setup.llm.provider"), base or ctx.t("setup.llm.openai_default")),
+                (ctx.t("setup.llm.provider"), provider),
                 (ctx.t("setup.llm.key"), llm.get("key_hint") or f"{NO} {ctx.t('no')}"),
                 (ctx.t("setup.llm.model"), llm.get("model") or "—"),
             ]
@@ -215,7 +217,8 @@ async def render_llm(ctx: Context, data: dict[str, Any]) -> View:
 
 async def _test_llm(ctx: Context, llm: dict[str, Any]) -> None:
     key = ctx.services.box.decrypt(llm["key_enc"])
-    outcome = await verify.llm_models(key, llm.get("base_url") or None)
+    base = verify.llm_base_url(llm.get("base_url"), ctx.services.settings)
+    outcome = await verify.llm_models(key, base)
     if outcome.ok:
         llm.update(models=outcome.data["models"], tested=True, failed=False)
         if llm.get("model") not in llm["models"]:
@@ -223,7 +226,6 @@ async def _test_llm(ctx: Context, llm: dict[str, Any]) -> None:
         flash("success", "setup.llm.ok", n=len(llm["models"]), ms=outcome.latency_ms)
     else:
         llm.update(models=[], tested=False, failed=True)
-        base = llm.get("base_url") or "api.openai.com"
         flash("error", "setup.raw", text=_problem(ctx, "llm", outcome, base=base))
 
 

@@ -24,7 +24,9 @@ READINESS_KEY = web.AppKey("readiness", Readiness)
 LATE_APPS_KEY = web.AppKey("late_apps", list)
 LANG_KEY = web.AppKey("default_lang", str)
 READY_CHECK_TIMEOUT_S = 2.0
-MAX_BODY_BYTES = 2 * 1024 * 1024
+# The largest request body any route accepts (Slack events, webhooks, sandbox forms):
+# Slack and Telegram send a few KiB. A larger body is refused with 413 before it is read.
+MAX_BODY_BYTES = 1024 * 1024
 
 _STARTING = {
     "tr": ("Piyasa başlatılıyor…", "Hazır olmayan parçalar", "Sayfa kendini yeniler."),
@@ -80,7 +82,9 @@ def starting_page(readiness: Readiness, lang: str) -> str:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    """Hand the request to the first attached app whose router matches it."""
+    """Hand the request to the first attached app whose router matches it (413 first for a
+    body over the limit)."""
+    refuse_large_body(request)
     method_not_allowed: web.HTTPException | None = None
     for inner in request.app[LATE_APPS_KEY]:
         match = await inner.router.resolve(request)
@@ -111,8 +115,32 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
+def refuse_large_body(request: web.Request) -> None:
+    """Raise 413 for a body declared (Content-Length) over :data:`MAX_BODY_BYTES`, before
+    any of it is read. A chunked body declares no length: the app's ``client_max_size``
+    (the same limit) makes ``read()`` raise 413 once it grows past it, holding at most the
+    limit. Raises ``web.HTTPRequestEntityTooLarge``."""
+    declared = request.content_length
+    if declared is not None and declared > MAX_BODY_BYTES:
+        refused = web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=declared)
+        refused.force_close()  # aiohttp drains the unread rest without keeping it, then closes
+        raise refused
+
+
+@web.middleware
+async def refuse_large_bodies(request: web.Request, handler: Any) -> web.StreamResponse:
+    """:func:`refuse_large_body` for every route of an app."""
+    refuse_large_body(request)
+    return await handler(request)
+
+
 def make_boot_app(readiness: Readiness, default_lang: str = "tr") -> web.Application:
-    """The outer app: liveness, readiness, the starting page, and dispatch to later apps."""
+    """The outer app: liveness, readiness, the starting page, and dispatch to later apps.
+
+    No middlewares here: aiohttp's middleware chain caches ``request.match_info``, which
+    would keep the outer match in the apps dispatched to. :func:`dispatch` checks the body
+    size itself (the other routes take no body).
+    """
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[READINESS_KEY] = readiness
     app[LATE_APPS_KEY] = []

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from chatops.web.boot import start_web
+from chatops.web.boot import MAX_BODY_BYTES, refuse_large_bodies, start_web
 from chatops.web.sandbox_page import setup_sandbox_page
 from chatops.web.status import setup_status_routes
 from piyasa.db.engine import ping
@@ -38,7 +38,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def make_web_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=2 * 1024 * 1024)
+    """The full app (served by the boot app in `piyasa up`, or on its own by tools and
+    tests), with the same body limit: 413 over :data:`MAX_BODY_BYTES`."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[refuse_large_bodies])
     app[SERVICES_KEY] = services
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

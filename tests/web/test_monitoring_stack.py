@@ -1,18 +1,26 @@
 """The compose stack and the Grafana dashboard, checked without a Docker engine.
 
 The compose file is validated against the Compose Specification's JSON schema
-(vendored: tests/fixtures/compose_spec.json, see the README next to it); the dashboard
-is loaded and every metric its panels query must be one the code registers.
+(vendored: tests/fixtures/compose_spec.json, see the README next to it) and its variables
+are substituted the way `docker compose` does; the dashboard is loaded and every metric its
+panels query must be one the code registers. Deployment defaults (issue 11, item 15): every
+port on loopback, no default Grafana password, /metrics scraped with a required token.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import jsonschema
+import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
@@ -25,8 +33,52 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+# What an operator's .env holds (see deploy/README.md).
+SAMPLE_ENV = {
+    "PIYASA_METRICS_TOKEN": "m3trics-token-0123456789",
+    "GRAFANA_ADMIN_PASSWORD": "gr4f-pw",
+}
+_VAR = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?)([-?])([^}]*))?\}|(\w+))")
+
+
 def _compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+class MissingVariable(Exception):
+    """A ``${NAME:?message}`` whose variable is unset or empty: compose refuses to start."""
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Compose's substitution: ``$$``, ``$V``, ``${V}``, ``${V:-default}``, ``${V-default}``,
+    ``${V:?message}``, ``${V?message}``. Raises MissingVariable naming the variable."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return "$"
+        name, colon, op, arg = m.group(2) or m.group(6), m.group(3), m.group(4), m.group(5)
+        value = env.get(name)
+        unset = value is None or (colon == ":" and value == "")
+        if op == "-":
+            return arg if unset else str(value)
+        if op == "?" and unset:
+            raise MissingVariable(f"{name}: {arg}")
+        return value or ""
+
+    return _VAR.sub(one, text)
+
+
+def _resolved(env: Mapping[str, str]) -> dict:
+    """The compose file as `docker compose config` would see it with ``env`` as .env."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return interpolate(node, env) if isinstance(node, str) else node
+
+    return walk(_compose())
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
@@ -44,7 +96,7 @@ def test_compose_file_matches_the_compose_specification() -> None:
 
 
 def test_compose_wires_piyasa_to_its_dependencies() -> None:
-    services = _compose()["services"]
+    services = _resolved(SAMPLE_ENV)["services"]
     assert set(services) == {"piyasa", "postgres", "redis", "prometheus", "grafana"}
     app = services["piyasa"]
     command = " ".join(app["command"])
@@ -54,17 +106,71 @@ def test_compose_wires_piyasa_to_its_dependencies() -> None:
     env = app["environment"]
     assert "@postgres:5432/" in env["PIYASA_DATABASE_URL"]
     assert env["PIYASA_REDIS_URL"].startswith("redis://redis:6379")
-    assert env["PIYASA_HTTP_HOST"] == "0.0.0.0"
+    assert env["PIYASA_HTTP_HOST"] == "0.0.0.0"  # inside the container; published on loopback
     for dep in ("postgres", "redis"):
         assert app["depends_on"][dep]["condition"] == "service_healthy"
         assert services[dep]["healthcheck"]["test"]
-    # The URLs are ones Piyasa's own settings accept.
-    resolved = {
-        k: re.sub(r"\$\{(\w+):-([^}]*)\}", r"\2", str(v)) for k, v in env.items() if v is not None
-    }
+    # The URLs are ones Piyasa's own settings accept; /metrics gets its token.
+    resolved = {k: str(v) for k, v in env.items() if v is not None}
     settings = load_settings({**resolved, "PIYASA_DATA_DIR": "/tmp/piyasa-compose-check"})
     assert settings.database_url.startswith("postgresql+asyncpg://piyasa:")
     assert settings.http_port == 8080
+    assert settings.extra["PIYASA_METRICS_TOKEN"] == SAMPLE_ENV["PIYASA_METRICS_TOKEN"]
+
+
+def test_every_port_is_published_on_loopback_only() -> None:
+    loopback = re.compile(r"^(127\.0\.0\.1|\[::1\]):\d+:\d+(/(tcp|udp))?$")
+    published = {}
+    for name, service in _resolved(SAMPLE_ENV)["services"].items():
+        assert "network_mode" not in service, name
+        for port in service.get("ports", []):
+            assert isinstance(port, str) and loopback.match(port), f"{name} publishes {port!r}"
+            published[name] = port
+    assert published == {
+        "piyasa": "127.0.0.1:8080:8080",
+        "prometheus": "127.0.0.1:9090:9090",
+        "grafana": "127.0.0.1:3000:3000",
+    }
+
+
+def test_compose_refuses_to_start_without_its_secrets_and_has_no_default_password() -> None:
+    for missing in SAMPLE_ENV:
+        env = {k: v for k, v in SAMPLE_ENV.items() if k != missing}
+        with pytest.raises(MissingVariable, match=missing):
+            _resolved(env)
+        with pytest.raises(MissingVariable, match=missing):
+            _resolved({**env, missing: ""})
+    grafana = _resolved(SAMPLE_ENV)["services"]["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == SAMPLE_ENV["GRAFANA_ADMIN_PASSWORD"]
+
+
+def test_prometheus_scrapes_metrics_with_the_required_token(tmp_path: Path) -> None:
+    services = _resolved(SAMPLE_ENV)["services"]
+    token = SAMPLE_ENV["PIYASA_METRICS_TOKEN"]
+    prom = services["prometheus"]
+    assert prom["environment"]["PIYASA_METRICS_TOKEN"] == token
+    [job] = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())[
+        "scrape_configs"
+    ]
+    auth = job["authorization"]
+    assert auth["type"] == "Bearer" and "credentials" not in auth
+    token_file = auth["credentials_file"]
+    assert token_file.startswith("/prometheus/")  # Prometheus's own volume, writable by it
+    assert any(v.endswith(":/prometheus") for v in prom["volumes"])
+    # Run the entrypoint as the container would (paths moved under tmp_path): it writes the
+    # token where the scrape job reads it, private, and starts Prometheus with the command.
+    fake = tmp_path / "prometheus-binary"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {shlex.quote(str(tmp_path / 'args'))}\n")
+    fake.chmod(0o755)
+    shell, flag, script, arg0 = prom["entrypoint"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    script = script.replace("/bin/prometheus", str(fake)).replace("/prometheus/", f"{tmp_path}/")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PIYASA_METRICS_TOKEN": token}
+    subprocess.run(["sh", "-c", script, arg0, *prom["command"]], env=env, check=True, timeout=120)
+    written = tmp_path / Path(token_file).name
+    assert written.read_text() == token
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "args").read_text().split() == prom["command"]
 
 
 def test_prometheus_scrapes_metrics_and_grafana_is_provisioned() -> None:

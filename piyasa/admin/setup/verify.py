@@ -12,7 +12,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from piyasa.config import TELEGRAM_TOKEN_RE, ConfigError, _db_url, _redis_url, mask_url
+from piyasa.config import (
+    TELEGRAM_TOKEN_RE,
+    ConfigError,
+    Settings,
+    _db_url,
+    _redis_url,
+    mask_url,
+)
 
 DEFAULT_TIMEOUT_S = 8.0
 
@@ -109,14 +116,32 @@ async def telegram_get_chat(
 # --- LLM -------------------------------------------------------------------------------
 
 
+OPENAI_API_BASE = "https://api.openai.com/v1"
+
+
+def llm_base_url(chosen: str | None, settings: Settings | None = None) -> str:
+    """The endpoint to test an LLM key against: the one the fleet will send it to.
+
+    ``chosen`` is the base URL picked for this key (the wizard's "other provider", or the
+    settings table's ``llm_base_url``); empty means the configured ``OPENAI_BASE_URL``
+    (environment or ``DATA_DIR/.env``, as read into ``settings``), else OpenAI's own API —
+    the order the fleet resolves it in. A key never goes to api.openai.com because a
+    provider was configured somewhere the openai SDK does not look.
+    """
+    configured = settings.openai_base_url if settings is not None else ""
+    return (chosen or "").strip() or (configured or "").strip() or OPENAI_API_BASE
+
+
 async def llm_models(
     api_key: str, base_url: str | None = None, deadline_s: float = DEFAULT_TIMEOUT_S
 ) -> Outcome:
-    """A real ``models.list()``: ``data["models"]`` is the sorted list of model ids."""
+    """A real ``models.list()`` at ``base_url``: ``data["models"]`` is the sorted list of
+    model ids. Resolve ``base_url`` with :func:`llm_base_url`; empty means OpenAI's API,
+    never a value the openai SDK would read from this process's environment on its own."""
     import openai
 
     client = openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url or None, max_retries=0, timeout=deadline_s
+        api_key=api_key, base_url=base_url or OPENAI_API_BASE, max_retries=0, timeout=deadline_s
     )
     start = time.perf_counter()
     try:
