@@ -136,7 +136,7 @@ async def start(
     """
     from piyasa.logs import setup_logging
 
-    setup_logging(settings.log_level, _secrets_of(settings))
+    setup_logging(settings.log_level, settings.secret_values())
     running = Running()
     hold_at = os.environ.get(HOLD_ENV, "")
 
@@ -189,17 +189,6 @@ async def start(
         await running.stop()
         raise
     return running
-
-
-def _secrets_of(settings: Settings) -> list[str]:
-    fields = (
-        settings.admin_bot_token,
-        settings.openai_api_key,
-        settings.slack_bot_token,
-        settings.slack_signing_secret,
-        settings.secret_key,
-    )
-    return [s.reveal() for s in fields if s]
 
 
 async def _start_web(running: Running, settings: Settings, printer: Printer) -> None:

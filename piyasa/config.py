@@ -221,6 +221,23 @@ class Settings:
     def database_kind(self) -> str:
         return "sqlite" if self.sqlite_default else "postgresql"
 
+    def secret_values(self) -> list[str]:
+        """Every configured secret in clear, for the log redactor: tokens, keys, the
+        signing secret, each part of a ``new,old`` secret key and the metrics token."""
+        found = [
+            v.reveal()
+            for v in (
+                self.admin_bot_token,
+                self.openai_api_key,
+                self.slack_bot_token,
+                self.slack_signing_secret,
+                self.secret_key,
+            )
+            if v
+        ]
+        found.append(self.extra.get("PIYASA_METRICS_TOKEN", ""))
+        return [x for part in found for x in part.split(",") if x]
+
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
 

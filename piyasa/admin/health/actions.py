@@ -95,22 +95,6 @@ async def run_checks(services: Services) -> Any:
     return await health_of(services).run_all_now()
 
 
-def _known_secrets(services: Services) -> list[str]:
-    s = services.settings
-    found = [
-        v.reveal()
-        for v in (
-            s.admin_bot_token,
-            s.openai_api_key,
-            s.slack_bot_token,
-            s.slack_signing_secret,
-            s.secret_key,
-        )
-        if v
-    ]
-    return [x for part in found for x in part.split(",") if x]
-
-
 def recent_logs(services: Services, limit: int = LOG_LINES) -> tuple[str, bytes, int]:
     """The last ``limit`` log lines as a text file: (filename, data, line count).
 
@@ -119,7 +103,7 @@ def recent_logs(services: Services, limit: int = LOG_LINES) -> tuple[str, bytes,
     handler without the filter) still never leaves the machine with it.
     """
     lines = list(RING.lines)[-limit:]
-    clean = REDACTOR.with_secrets(*_known_secrets(services))
+    clean = REDACTOR.with_secrets(*services.settings.secret_values())
 
     now = datetime.now(UTC)
     header = f"# Piyasa log, last {len(lines)} lines, secrets redacted, {now:%Y-%m-%d %H:%M:%S} UTC"
