@@ -25,7 +25,8 @@ _MARK = "PIYASA-IMPORT-PROBE "
 
 # Runs as ``python -c PROBE ARGS...``: times every outermost import statement on the
 # importing thread's CPU clock (so a worker thread's import counts once, and other threads'
-# work does not), runs ``piyasa.cli.main(ARGS)``, then prints one marker line on stderr.
+# work does not), runs ``piyasa.cli.run(ARGS)`` as the `piyasa` script does, then prints
+# one marker line on stderr.
 PROBE = f"""
 import builtins, json, sys, threading, time
 _orig, _local, _cpu = builtins.__import__, threading.local(), [0.0]
@@ -42,8 +43,8 @@ def _timed(*a, **k):
 builtins.__import__ = _timed
 code = 1
 try:
-    from piyasa.cli import main
-    code = main(sys.argv[1:])
+    from piyasa.cli import run
+    code = run(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 finally:
