@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 
 class Cache(Protocol):
     """What every cache backend offers."""
@@ -115,6 +113,8 @@ class RedisCache:
     kind = "redis"
 
     def __init__(self, url: str, namespace: str = "piyasa:") -> None:
+        import redis.asyncio as aioredis  # ~0.1 s CPU: only when Redis is configured
+
         self.url = url
         self.namespace = namespace
         self.client = aioredis.from_url(
