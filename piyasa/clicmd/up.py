@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from piyasa.config import load_settings
 
@@ -26,7 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _stop_before_the_loop(_signum: int, _frame: object) -> None:
+    """SIGINT/SIGTERM before `serve_forever` takes over: nothing started yet, exit 0."""
+    print("Stopped.", flush=True)
+    raise SystemExit(0)
+
+
 def run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if not args.detach:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _stop_before_the_loop)
     if args.detach:
         from piyasa.clicmd.daemon import start_detached
 
