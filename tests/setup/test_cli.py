@@ -77,7 +77,7 @@ async def test_non_interactive_lists_every_problem_at_once(
     assert len(lines) == 4, err
     assert "401 Unauthorized" in text and "@BotFather" in text
     assert "PIYASA_ADMIN_USERNAME" in text
-    assert "PIYASA_ADMIN_PASSWORD is too short" in text
+    assert "PIYASA_ADMIN_PASSWORD: the password is too short" in text
     assert "database: unreachable" in text
     assert "Traceback" not in out + err
     assert not (tmp_path / "data" / ".env").exists()
@@ -157,7 +157,7 @@ async def test_interactive_setup_verifies_the_token_and_turns_totp_on(
     assert code == 0, text
     assert "401 Unauthorized" in text  # the first token was refused, then asked again
     assert "✓ @kurulum_admin_bot (Piyasa Admin)" in text
-    assert "strength: too_short" in text and "█" in text  # hint, then the QR in the terminal
+    assert "refused: the password is too short" in text and "█" in text  # then the QR
     assert "two-factor codes are on" in text
     assert "/setup " in text and "@kurulum_admin_bot" in text
     engine = create_engine(settings.database_url)
