@@ -144,3 +144,21 @@ async def test_cli_lock_set_role_and_revoke_reach_a_running_service(
         assert (await request_as(running, OPS_TG)).locked
     finally:
         await running.close()
+
+
+async def test_the_last_known_principal_serves_while_the_database_is_down(
+    services: Services,
+) -> None:
+    """Degraded mode: read-only chat keeps working for people this process has seen."""
+    from piyasa.db.engine import make_sessionmaker
+
+    await svc.add_user(services, "ops", "operator", telegram_id=OPS_TG)
+    assert (await request_as(services, OPS_TG)).username == "ops"
+    down = create_engine("postgresql+asyncpg://piyasa@127.0.0.1:1/down")  # nothing listens
+    services.sessions = make_sessionmaker(down)
+    try:
+        assert (await request_as(services, OPS_TG)).username == "ops"
+        with pytest.raises(OSError):  # someone never seen: the outage shows
+            await request_as(services, 4343)
+    finally:
+        await down.dispose()
