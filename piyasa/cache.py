@@ -1,7 +1,9 @@
 """A small key/value cache with TTLs: in-process by default, Redis when configured.
 
-Button tokens, link codes, step-up elevations and rate buckets live here, so the same
-code runs embedded (one process) and scaled out (Redis shared by several processes).
+Button tokens, parked step-up requests, failure counters and rate buckets live here, so the
+same code runs embedded (one process) and scaled out (Redis shared by several processes).
+What another process must see at once (who may do what, step-up elevations, one-time
+codes) lives in the database instead: see ``piyasa.db.principals``.
 Values are JSON-serialisable; operations that must be atomic are atomic on both.
 """
 

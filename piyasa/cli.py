@@ -11,11 +11,13 @@ import asyncio
 import gc
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from piyasa import __version__
+from piyasa.config import PRIVATE_UMASK
 from piyasa.errors import UserFacingError
 
 
@@ -38,11 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Everything it creates (database, log, config, backups) is readable
+    by the owner only: the umask is 0077 while it runs (restored after, for callers that
+    run commands in-process)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    previous_umask = os.umask(PRIVATE_UMASK)
     try:
         result = args.func(args)
         if inspect.iscoroutine(result):
@@ -53,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        os.umask(previous_umask)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -305,12 +306,21 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_UMASK = 0o077  # files this process creates: owner only (the CLI sets it)
+
+
 def ensure_data_dir(data_dir: Path) -> Path:
-    """Create the data dir and prove it is writable, or fail with one clear line."""
+    """Create the data dir (mode 0700) and prove it is writable, or fail with one clear line.
+
+    It holds the database, the secret key, the config file and the log, so nobody but its
+    owner may read it; see :func:`make_private`."""
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        make_private(data_dir)
         probe = data_dir / ".write-test"
-        probe.write_text("ok")
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE))
         probe.unlink()
     except OSError as exc:
         raise ConfigError(
@@ -318,6 +328,23 @@ def ensure_data_dir(data_dir: Path) -> Path:
             f"use a directory you own, e.g. PIYASA_DATA_DIR=$HOME/piyasa-data"
         ) from None
     return data_dir
+
+
+def make_private(data_dir: Path) -> None:
+    """Take group and other permissions off the data dir and the entries directly in it
+    that this user owns: an install from before they were created private (a 0644
+    ``piyasa.db``, its ``-wal``/``-shm``, ``piyasa.log``). A private directory already shuts
+    others out of everything below it, so deeper entries are not walked. Symlinks and
+    other people's files are left alone."""
+    uid = os.getuid()
+    for path in (data_dir, *data_dir.iterdir()):
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode) or st.st_uid != uid or not st.st_mode & 0o077:
+                continue
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+        except FileNotFoundError:  # removed meanwhile (a -shm at checkpoint)
+            continue
 
 
 def load_or_create_secret_key(data_dir: Path) -> Secret:

@@ -1,14 +1,19 @@
-"""Encryption of secrets at rest (bot tokens, TOTP seeds, API keys).
+"""Encryption of secrets at rest (bot tokens, TOTP seeds, API keys), and keyed digests.
 
 Fernet (AES-128-CBC + HMAC-SHA256) keyed from PIYASA_SECRET_KEY through HKDF, so the
 operator's key can be any string. Several keys may be given (newest first, separated
 by commas) to rotate: encrypt with the first, decrypt with any.
+
+Short secrets that are only ever compared (one-time codes) are stored as HMAC-SHA256
+digests under a key derived from the same secret key (HKDF, another ``info``), so a copy
+of the database alone cannot be brute-forced offline.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -19,11 +24,14 @@ class SecretBoxError(ValueError):
     """A ciphertext could not be opened: wrong key or tampered data."""
 
 
-def _fernet(key: str) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"piyasa-at-rest", info=b"v1").derive(
+def _derive(key: str, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"piyasa-at-rest", info=info).derive(
         key.encode()
     )
-    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _fernet(key: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(_derive(key, b"v1")))
 
 
 class SecretBox:
@@ -34,6 +42,7 @@ class SecretBox:
         if not keys:
             raise ValueError("PIYASA_SECRET_KEY is empty")
         self._multi = MultiFernet([_fernet(k) for k in keys])
+        self._mac_keys = [_derive(k, b"mac-v1") for k in keys]
 
     def encrypt(self, plaintext: str) -> str:
         return self._multi.encrypt(plaintext.encode()).decode()
@@ -49,6 +58,16 @@ class SecretBox:
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the newest key."""
         return self._multi.rotate(ciphertext.encode()).decode()
+
+    def digest(self, value: str) -> str:
+        """Hex HMAC-SHA256 of ``value`` under the newest key (64 characters)."""
+        return self.digests(value)[0]
+
+    def digests(self, value: str) -> list[str]:
+        """``value``'s digest under every configured key, newest first: what to look for
+        when matching, so digests stored before a key rotation still match."""
+        data = value.encode()
+        return [hmac.new(k, data, hashlib.sha256).hexdigest() for k in self._mac_keys]
 
 
 def fingerprint(value: str) -> str:

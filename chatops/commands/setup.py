@@ -25,8 +25,8 @@ from chatops.commands.registry import Arg, command
 from chatops.context import Context
 from chatops.dialogs import STAY, Dialog, Step
 from chatops.views import Alert, Button, Fields, Image, Text, View
-from piyasa.admin import auth, identity
-from piyasa.admin.setup import codes, passwords, verify, wizard
+from piyasa.admin import auth, identity, passwords
+from piyasa.admin.setup import codes, verify, wizard
 from piyasa.admin.setup.dbcopy import CopyError, copy_database
 from piyasa.admin.users import MIN_PASSWORD_LEN, UserError, get_user
 from piyasa.config import TELEGRAM_TOKEN_RE, mask, mask_url
@@ -147,8 +147,8 @@ async def text_admin(ctx: Context, data: dict[str, Any], text: str) -> str | Non
     phase = a.get("phase", "")
     if phase == "password":
         s = passwords.strength(text, a.get("username", ""))
-        if s.score == 0:
-            flash("error", "setup.admin.too_short", n=MIN_PASSWORD_LEN)
+        if s.refused:  # the one policy every surface applies
+            flash("error", f"users.err.password_{s.label}")
             return STAY
         a.update(password_hash=auth.hash_password(text), has_password=True, phase="")
         hint = " ".join(ctx.t(f"setup.pw.hint.{h}") for h in s.hints)

@@ -3,23 +3,27 @@
 Passwords use argon2id at the OWASP ASVS baseline (m = 19 MiB, t = 2, p = 1). TOTP follows
 RFC 6238 with 30 s steps, at most one step of drift, and a code is accepted only once: the
 last accepted step is stored on the user and any code at or before it is refused, so a
-code read over someone's shoulder cannot be replayed. Elevations and failure counters live
-in the cache, so they are shared across processes when Redis is configured.
+code read over someone's shoulder cannot be replayed. Elevations are rows in the database
+(``elevations``), read on every check, so ending one (a revoke, a lock, an MFA reset) from any
+process — `piyasa user revoke NAME --elevation` included — ends it everywhere at once. The
+step-up failure counters live in the cache (shared across processes when Redis is set).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2 import exceptions as argon2_exc
 from argon2.low_level import Type
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from piyasa.db.models import User
+from piyasa.db.principals import Elevation
 from piyasa.services import Services
 
 PASSWORD_HASHER = PasswordHasher(
@@ -80,9 +84,6 @@ async def enroll_totp(services: Services, user_id: int, *, enabled: bool = True)
         user.totp_secret_encrypted = services.box.encrypt(secret)
         user.totp_enabled = enabled
         user.totp_last_step = None
-    from piyasa.admin.identity import users_changed
-
-    await users_changed(services)
     return secret
 
 
@@ -97,10 +98,6 @@ class StepUpResult:
 
 def _fail_key(user_id: int) -> str:
     return f"stepup:fail:{user_id}"
-
-
-def _elevation_key(user_id: int) -> str:
-    return f"stepup:elevated:{user_id}"
 
 
 async def verify_step_up(
@@ -138,25 +135,55 @@ async def verify_step_up(
             )
             result = await session.execute(stmt)
             reason = "" if result.rowcount == 1 else "replayed"
+            if not reason:
+                await _elevate(session, user_id, ELEVATION_TTL_S)
     if reason:
         await services.cache.incr(_fail_key(user_id), 1, ttl=STEPUP_FAILURE_WINDOW_S)
         return StepUpResult(False, reason)
     await services.cache.delete(_fail_key(user_id))
-    await grant_elevation(services, user_id)
     return StepUpResult(True)
 
 
+async def _elevate(session: AsyncSession, user_id: int, ttl: float) -> None:
+    until = datetime.now(UTC) + timedelta(seconds=ttl)
+    row = await session.get(Elevation, user_id)
+    if row is None:
+        session.add(Elevation(user_id=user_id, until=until))
+    else:
+        row.until = until
+
+
 async def grant_elevation(services: Services, user_id: int, ttl: float = ELEVATION_TTL_S) -> None:
-    until = datetime.now(UTC).timestamp() + ttl
-    await services.cache.set(_elevation_key(user_id), {"until": until}, ttl=ttl)
+    """Elevate ``user_id`` for ``ttl`` seconds from now (replacing any earlier elevation)."""
+    async with services.sessions() as session, session.begin():
+        await _elevate(session, user_id, ttl)
+
+
+async def elevated_until(services: Services, user_id: int) -> datetime | None:
+    """When the user's elevation ends (UTC), or None when they are not elevated now."""
+    async with services.sessions() as session:
+        until = await session.scalar(select(Elevation.until).where(Elevation.user_id == user_id))
+    return until if until is not None and until > datetime.now(UTC) else None
 
 
 async def is_elevated(services: Services, user_id: int) -> bool:
-    return await services.cache.get(_elevation_key(user_id)) is not None
+    """Read from the database on every call: a revoke by any process counts at once."""
+    return await elevated_until(services, user_id) is not None
+
+
+async def end_elevation(session: AsyncSession, user_id: int) -> bool:
+    """End the elevation inside the caller's transaction (a lock, an MFA reset, a revoke);
+    True when one was active."""
+    until = await session.scalar(
+        delete(Elevation).where(Elevation.user_id == user_id).returning(Elevation.until)
+    )
+    return until is not None and until > datetime.now(UTC)
 
 
 async def revoke_elevation(services: Services, user_id: int) -> bool:
-    return await services.cache.delete(_elevation_key(user_id))
+    """End the user's elevation; True when one was active."""
+    async with services.sessions() as session, session.begin():
+        return await end_elevation(session, user_id)
 
 
 async def user_has_totp(services: Services, user_id: int) -> bool:

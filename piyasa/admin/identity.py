@@ -3,20 +3,23 @@
 Authorization reads the numeric Telegram id (or Slack user id), never a username, since
 usernames can be changed and re-registered by someone else. A link code is the only way a
 chat account becomes a user: created by an admin (CLI or chat), valid 10 minutes, single
-use (atomic pop from the cache), redeemed in a private chat.
+use (compare-and-delete in the database), redeemed in a private chat.
+
+Resolved principals are cached per process and checked against the principals version
+(``piyasa.db.principals``) on every request, so a change made anywhere applies at once.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from piyasa.admin import onetime
 from piyasa.admin.onetime import normalize_code as normalize_code  # re-exported
+from piyasa.db import principals
 from piyasa.db.models import ROLES, Identity, User
 from piyasa.services import Services
 
@@ -50,35 +53,72 @@ def role_level(role: str | None) -> int:
     return ROLE_LEVEL.get(role or "", 0)
 
 
-PRINCIPAL_MAX_AGE_S = 30.0
-_GENERATION_KEY = "identity:generation"
+PRINCIPAL_MEMO_MAX = 10_000
+_MEMO_KEY = "identity.principals"
+# The database is unreachable: serve the last principal seen (degraded read-only mode).
+_DB_DOWN = (SQLAlchemyError, OSError, TimeoutError)
+
+
+@dataclass
+class PrincipalMemo:
+    """Principals this process resolved, valid while the principals version is ``version``."""
+
+    version: int | None = None
+    entries: dict[tuple[str, str], Principal | None] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+def principal_memo(services: Services) -> PrincipalMemo:
+    """This process's memo of resolved principals (one per Services)."""
+    return services.extras.setdefault(_MEMO_KEY, PrincipalMemo())
 
 
 async def users_changed(services: Services) -> None:
-    """Call after any change to users or identities (role, lock, link, language, delete):
-    every process drops its resolved principals before the next request."""
-    await services.cache.incr(_GENERATION_KEY)
+    """Make every process drop its resolved principals before its next request.
+
+    Rarely needed: triggers already move the principals version with every change to users,
+    identities and API keys (``piyasa.db.principals``). Call it for a change they cannot
+    see, or to empty every cache on purpose."""
+    async with services.sessions() as session, session.begin():
+        await principals.bump(session)
 
 
 async def resolve(services: Services, provider: str, external_id: str | int) -> Principal | None:
     """The user linked to this chat account, or None.
 
-    Resolved principals are kept per process, keyed by a generation counter in the shared
-    cache that :func:`users_changed` bumps, so a lock or demotion takes effect on the very
-    next request on every process, while an unchanged user costs one cache read instead
-    of a database query (entries are also dropped after PRINCIPAL_MAX_AGE_S).
+    Costs one primary-key SELECT of the principals version per call; the principal itself is
+    read again only when that version moved, i.e. when any process changed any user,
+    identity or API key since. So a lock, a demotion, a new link takes effect on the very
+    next request of every process. When the database is unreachable the last principal this
+    process saw is used (degraded mode: read-only chat keeps working); with none, the
+    database error propagates.
     """
-    memo: dict = services.extras.setdefault("identity.principals", {})
-    generation = await services.cache.get(_GENERATION_KEY) or 0
+    memo = principal_memo(services)
     key = (provider, str(external_id))
-    hit = memo.get(key)
-    now = time.monotonic()
-    if hit is not None and hit[0] == generation and now - hit[1] < PRINCIPAL_MAX_AGE_S:
-        return hit[2]
-    principal = await resolve_uncached(services, provider, external_id)
-    if len(memo) > 10_000:
+    try:
+        async with services.sessions() as session:
+            version = await principals.read_version(session)
+    except _DB_DOWN:
+        if key in memo.entries:
+            return memo.entries[key]
+        raise
+    if version is None:  # no counter to trust a memo by
+        return await resolve_uncached(services, provider, external_id)
+    if version != memo.version:
         memo.clear()
-    memo[key] = (generation, now, principal)
+        memo.version = version
+    if key in memo.entries:
+        return memo.entries[key]
+    principal = await resolve_uncached(services, provider, external_id)
+    if memo.version == version:  # nothing newer was seen while this one was read
+        if len(memo.entries) >= PRINCIPAL_MEMO_MAX:
+            memo.clear()
+        memo.entries[key] = principal
     return principal
 
 
@@ -117,7 +157,6 @@ async def resolve_uncached(
 async def set_language(services: Services, user_id: int, lang: str) -> None:
     async with services.sessions() as session, session.begin():
         await session.execute(update(User).where(User.id == user_id).values(language=lang))
-    await users_changed(services)
 
 
 async def create_link_code(services: Services, user_id: int, *, now: float | None = None) -> str:
@@ -196,5 +235,4 @@ async def redeem_link_code(
             username = user.username
     except IntegrityError:
         return LinkResult(False, "taken")
-    await users_changed(services)
     return LinkResult(True, username=username)

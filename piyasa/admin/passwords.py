@@ -1,9 +1,14 @@
 """Password policy, temporary passwords and brute-force throttling (OWASP ASVS 5.0).
 
-Policy: at least 12 characters (at most 256, so hashing cannot be used as a DoS), not in the
-shipped common-password list (also not a common password padded with digits/symbols or
-repeated, and not containing the username). No composition rules: length and a deny list
-are what ASVS asks for.
+Policy, the one definition every surface calls (``piyasa setup``, `piyasa user add` and
+``reset-password``, the Telegram setup wizard, ``/password``, the add-user dialog on Telegram
+and Slack) through :func:`problem`: at least 12 characters (at most 256, so hashing cannot be
+used as a DoS); not in the shipped common-password list nor one of Piyasa's own words
+(the product name, "password" in Turkish), also not one padded with digits/symbols or
+repeated; not containing the username; and not guessable by the strength estimate below
+(about 50 bits: twelve digits are refused, twelve random letters pass). No composition
+rules: length, a deny list and the estimate are what ASVS asks for.
+:func:`strength` gives the same verdict plus a label and hints for the person typing.
 
 Throttling is counted per account, in the database, so it holds across processes and
 restarts: ``users.failed_logins`` is the current streak of failures (reset by a success),
@@ -16,6 +21,8 @@ recorded). Attempts refused by the throttle are not checked at all, so they cann
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -32,10 +39,25 @@ from piyasa.services import Services
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256
+MIN_BITS = 50.0  # below this estimate a password is "weak" and refused
 LOGIN_ACTION = "user.login"
 _PAD = string.digits + string.punctuation + string.whitespace
 # no 0/O, 1/l/I: read from a phone screen and typed on another device
 _TEMP_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# Words an attacker of this deployment tries first: ours, and "password" in Turkish.
+CONTEXT_WORDS = frozenset({"piyasa", "parola", "sifre", "şifre"})
+# Fragments that make any password easier to guess wherever they appear in it.
+_GUESSABLE_PARTS = (
+    *sorted(CONTEXT_WORDS),
+    "password",
+    "qwerty",
+    "123456",
+    "admin",
+    "letmein",
+    "welcome",
+    "iloveyou",
+)
+_POOLS = (("[a-z]", 26), ("[A-Z]", 26), ("[0-9]", 10), (r"[^A-Za-z0-9]", 33))
 
 
 @cache
@@ -47,14 +69,40 @@ def common_passwords() -> frozenset[str]:
     )
 
 
+@cache
+def _deny_list() -> frozenset[str]:
+    return common_passwords() | CONTEXT_WORDS
+
+
+def _has_guessable_part(password: str, username: str | None) -> bool:
+    low = password.lower()
+    return any(w in low for w in _GUESSABLE_PARTS) or bool(username and username.lower() in low)
+
+
+def _has_repeats(password: str) -> bool:
+    return bool(re.search(r"(.)\1\1", password)) or len(set(password)) < len(password) / 2
+
+
+def estimate_bits(password: str, username: str | None = None) -> float:
+    """A rough guessing-entropy estimate in bits: length x log2(character pool), less 30
+    for a guessable fragment or the username inside, less 15 for repeated characters."""
+    pool = sum(size for pattern, size in _POOLS if re.search(pattern, password))
+    bits = len(password) * math.log2(max(pool, 2))
+    if _has_guessable_part(password, username):
+        bits -= 30
+    if _has_repeats(password):
+        bits -= 15
+    return bits
+
+
 def problem(password: str, username: str | None = None) -> str | None:
-    """Why ``password`` is refused (``too_short``, ``too_long``, ``common``,
-    ``contains_username``), or None when it is acceptable."""
+    """The password policy: why ``password`` is refused (``too_short``, ``too_long``,
+    ``common``, ``contains_username``, ``weak``), or None when it is acceptable."""
     if len(password) < MIN_LENGTH:
         return "too_short"
     if len(password) > MAX_LENGTH:
         return "too_long"
-    common = common_passwords()
+    common = _deny_list()
     low = password.lower()
     core = low.strip(_PAD)
     if low in common or (len(core) >= 3 and core in common):
@@ -66,6 +114,8 @@ def problem(password: str, username: str | None = None) -> str | None:
             break
     if username and len(username) >= 3 and username.lower() in low:
         return "contains_username"
+    if estimate_bits(password, username) < MIN_BITS:
+        return "weak"
     return None
 
 
@@ -74,7 +124,57 @@ PROBLEM_TEXT = {
     "too_long": f"the password is too long: use at most {MAX_LENGTH} characters",
     "common": "this password is on the list of common passwords; choose another",
     "contains_username": "the password must not contain the username",
+    "weak": "this password is easy to guess: make it longer (a few unrelated words are easy "
+    "to remember) and avoid common words and repeats",
 }
+
+
+@dataclass(frozen=True)
+class Strength:
+    """The policy's verdict for someone typing a password, with advice."""
+
+    score: int  # 0 refused by the policy .. 4 strong
+    label: str  # the refusal reason (too_short, common, weak, ...) or fair | good | strong
+    hints: tuple[str, ...]  # add_length, add_variety, common_word, repeated
+
+    @property
+    def refused(self) -> bool:
+        return self.score == 0
+
+
+def strength(password: str, username: str | None = None) -> Strength:
+    """:func:`problem`'s verdict as a score, a label and hints (never accepts what it refuses)."""
+    bits = estimate_bits(password, username)
+    hints: list[str] = []
+    if len(password) < MIN_LENGTH or bits < 70:
+        hints.append("add_length")
+    if sum(1 for pattern, _ in _POOLS if re.search(pattern, password)) <= 1:
+        hints.append("add_variety")
+    if _has_guessable_part(password, username):
+        hints.append("common_word")
+    if _has_repeats(password):
+        hints.append("repeated")
+    reason = problem(password, username)
+    if reason:
+        return Strength(0, reason, tuple(hints))
+    score, label = (2, "fair") if bits < 70 else (3, "good") if bits < 90 else (4, "strong")
+    return Strength(score, label, tuple(hints))
+
+
+HINT_TEXT_EN = {
+    "add_length": f"use at least {MIN_LENGTH} characters; a few unrelated words are easy",
+    "add_variety": "mix upper and lower case, digits and symbols",
+    "common_word": "avoid common words and your username",
+    "repeated": "avoid repeated characters",
+}
+
+
+def describe_en(s: Strength) -> str:
+    """One line for the CLI (which speaks English, like the rest of the CLI)."""
+    text = f"refused: {PROBLEM_TEXT[s.label]}" if s.refused else f"strength: {s.label}"
+    if s.hints:
+        text += " — " + "; ".join(HINT_TEXT_EN[h] for h in s.hints)
+    return text
 
 
 def generate_temporary() -> str:

@@ -9,8 +9,9 @@ Every change goes through here, so the safety rules hold on every surface:
 * nobody locks themselves out: no self lock, self delete, self role change, self
   "terminate all", nor unlinking the chat account one is using right now;
 * every change writes an audit row with ``before`` and ``after``; refusals are audited too;
-* after every change to a role, a lock, a link or a deletion the identity memo is bumped
-  (``users_changed``), so the change applies on the very next request.
+* every change applies on the very next request of every process: database triggers move
+  the principals version in the changing transaction (``piyasa.db.principals``), and a
+  step-up elevation is ended in the same transaction as the lock, reset or revoke.
 
 Secrets this module creates (temporary passwords, API keys, TOTP seeds) are returned to the
 caller exactly once and never logged or audited.
@@ -33,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from piyasa.admin import audit, auth, passwords
 from piyasa.admin.health.apikeys import hash_key
 from piyasa.admin.identity import create_link_code
-from piyasa.admin.identity import users_changed as identity_users_changed
 from piyasa.db.models import ROLES, ApiKey, Identity, User
 from piyasa.errors import UserFacingError
 from piyasa.services import Services
@@ -200,7 +200,6 @@ async def add_user(
             "exists",
             username=name,
         ) from None
-    await identity_users_changed(services)
     await _record(
         services,
         who,
@@ -451,7 +450,7 @@ async def card(services: Services, ref: int | str) -> Card:
                 .order_by(ApiKey.id)
             )
         ).all()
-    elevation = await services.cache.get(f"stepup:elevated:{user.id}")
+    elevated_until = await auth.elevated_until(services, user.id)
     mfa = "on" if user.totp_enabled else ("pending" if user.totp_secret_encrypted else "off")
     return Card(
         id=user.id,
@@ -473,9 +472,7 @@ async def card(services: Services, ref: int | str) -> Card:
         api_keys=tuple(
             ApiKeyInfo(k.id, k.prefix, k.name, k.created_at, k.last_used_at) for k in keys
         ),
-        elevated_until=(
-            datetime.fromtimestamp(elevation["until"], UTC) if isinstance(elevation, dict) else None
-        ),
+        elevated_until=elevated_until,
     )
 
 
@@ -558,7 +555,6 @@ async def _change(
         if exc.code != "no_user":
             await _refused(services, actor, action, target, exc)
         raise
-    await identity_users_changed(services)
     changed_before = {k: v for k, v in before.items() if after is None or after.get(k) != v}
     changed_after = {k: after[k] for k in changed_before} if after is not None else None
     await _record(services, actor, action, target, before=changed_before, after=changed_after)
@@ -585,13 +581,15 @@ async def set_role(services: Services, actor: Actor, ref: int | str, role: str) 
 async def set_locked(services: Services, actor: Actor, ref: int | str, locked: bool) -> str:
     """Lock (which also ends the user's step-up elevation) or unlock."""
 
-    async def apply(_s: AsyncSession, user: User) -> None:
+    async def apply(session: AsyncSession, user: User) -> None:
         user.locked = locked
-        if not locked:
+        if locked:
+            await auth.end_elevation(session, user.id)
+        else:
             user.failed_logins = 0  # an unlock also clears the failure streak
 
     what = "lock" if locked else None
-    name, uid, _ = await _change(
+    name, _uid, _ = await _change(
         services,
         actor,
         ref,
@@ -600,8 +598,6 @@ async def set_locked(services: Services, actor: Actor, ref: int | str, locked: b
         admin_check=locked,
         self_what=what,
     )
-    if locked:
-        await auth.revoke_elevation(services, uid)
     return name
 
 
@@ -714,19 +710,17 @@ async def mfa_confirm(services: Services, actor: Actor, user_id: int, code: str)
         before={"mfa": False},
         after={"mfa": ok},
     )
-    if ok:
-        await identity_users_changed(services)
     return ok
 
 
 async def mfa_reset(services: Services, actor: Actor, ref: int | str) -> str:
-    async def apply(_s: AsyncSession, user: User) -> None:
+    async def apply(session: AsyncSession, user: User) -> None:
         user.totp_enabled = False
         user.totp_secret_encrypted = None
         user.totp_last_step = None
+        await auth.end_elevation(session, user.id)
 
-    name, uid, _ = await _change(services, actor, ref, "user.mfa_reset", apply)
-    await auth.revoke_elevation(services, uid)
+    name, _uid, _ = await _change(services, actor, ref, "user.mfa_reset", apply)
     return name
 
 
@@ -811,12 +805,12 @@ async def terminate_all(services: Services, actor: Actor, ref: int | str) -> str
             .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
+        await auth.end_elevation(session, user.id)
         return {"identities": n_ids, "api_keys": int(result.rowcount or 0)}
 
-    name, uid, counts = await _change(
+    name, _uid, counts = await _change(
         services, actor, ref, "user.terminate_all", apply, self_what="end every session of"
     )
-    await auth.revoke_elevation(services, uid)
     await _record(services, actor, "user.sessions_ended", name, **counts)
     return name
 
@@ -825,7 +819,7 @@ async def delete_user(services: Services, actor: Actor, ref: int | str) -> str:
     async def apply(session: AsyncSession, user: User) -> None:
         await session.delete(user)
 
-    name, uid, _ = await _change(
+    name, _uid, _ = await _change(
         services,
         actor,
         ref,
@@ -834,8 +828,7 @@ async def delete_user(services: Services, actor: Actor, ref: int | str) -> str:
         admin_check=True,
         self_what="delete",
         deleting=True,
-    )
-    await auth.revoke_elevation(services, uid)
+    )  # the elevation row goes with the user (ON DELETE CASCADE)
     return name
 
 
@@ -920,6 +913,7 @@ async def bulk_apply(
             befores[user.username] = _snapshot(user)
             if op == "lock":
                 user.locked = True
+                await auth.end_elevation(session, user.id)
             elif op == "unlock":
                 user.locked = False
                 user.failed_logins = 0
@@ -929,7 +923,6 @@ async def bulk_apply(
                 await session.delete(user)
         await _assert_admin_remains(session, admins)
         afters = {u.username: _snapshot(u) for u in users if u.username in befores}
-    await identity_users_changed(services)
     action = {"lock": "user.lock", "unlock": "user.unlock", "role": "user.role"}.get(
         op, "user.delete"
     )
@@ -945,10 +938,6 @@ async def bulk_apply(
             after={k: after[k] for k in changed} if after else None,
             bulk=True,
         )
-    if op in ("lock", "delete"):
-        for user in users:
-            if user.username in befores:
-                await auth.revoke_elevation(services, user.id)
     return plan
 
 

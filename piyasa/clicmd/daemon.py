@@ -66,7 +66,8 @@ def start_detached(data_dir: Path, up_args: list[str], env: dict[str, str] | Non
         return 1
     log = pidfile.log_path(data_dir)
     offset = log.stat().st_size if log.exists() else 0
-    with open(log, "ab") as fh:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # owner only
+    with os.fdopen(fd, "ab") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "piyasa.cli", "up", *up_args],
             stdin=subprocess.DEVNULL,

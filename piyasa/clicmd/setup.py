@@ -129,8 +129,8 @@ def _print_done(say: Callable[[str], None], res) -> None:  # type: ignore[no-unt
 
 
 async def interactive(settings, env: dict[str, str], term: Terminal) -> int:  # type: ignore[no-untyped-def]
-    from piyasa.admin.setup import checks, firstrun, passwords, verify
-    from piyasa.admin.users import MIN_PASSWORD_LEN
+    from piyasa.admin import passwords
+    from piyasa.admin.setup import checks, firstrun, verify
 
     say = term.say
     say("Piyasa setup — step 1/4: checking this machine")
@@ -175,15 +175,10 @@ async def interactive(settings, env: dict[str, str], term: Terminal) -> int:  # 
         else:
             plan.username = (term.ask("Username [admin]: ").strip() or "admin").lower()
             while True:
-                pw = term.ask_secret(f"Password (at least {MIN_PASSWORD_LEN} characters): ")
+                pw = term.ask_secret(f"Password (at least {passwords.MIN_LENGTH} characters): ")
                 s = passwords.strength(pw, plan.username)
                 say(f"  {passwords.describe_en(s)}")
-                if s.score == 0:
-                    continue
-                if (
-                    s.score == 1
-                    and term.ask("Use this weak password anyway? [y/N]: ").lower() != "y"
-                ):
+                if s.refused:
                     continue
                 if term.ask_secret("Repeat password: ") != pw:
                     say("  The passwords differ; again.")

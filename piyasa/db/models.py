@@ -196,13 +196,18 @@ class OneTimeCode(Base):
     """A single-use code (link a chat account, redeem first-run setup).
 
     Kept in the database, not the cache, because the CLI process that prints a code exits
-    before the code is redeemed by the running service. Only the code's hash is stored.
+    before the code is redeemed by the running service. Only a keyed digest of the code and
+    its first group (``selector``, to count wrong tries per code) are stored; see
+    ``piyasa.admin.onetime``.
     """
 
     __tablename__ = "one_time_codes"
+    __table_args__ = (Index("ix_one_time_codes_purpose_selector", "purpose", "selector"),)
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    purpose: Mapped[str] = mapped_column(String(16), index=True)
+    selector: Mapped[str] = mapped_column(String(8))
+    purpose: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

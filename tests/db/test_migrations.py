@@ -68,3 +68,48 @@ async def test_each_revision_steps_down_and_up(db_url: str) -> None:
             assert await migrate.current_revision(engine) != rev
     finally:
         await engine.dispose()
+
+
+async def _triggers(engine) -> set[str]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            sql = "SELECT DISTINCT trigger_name FROM information_schema.triggers "
+            sql += "WHERE trigger_schema = current_schema()"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        return {row[0] for row in (await conn.execute(text(sql))).all()}
+
+
+async def test_principal_triggers_are_the_same_from_migrations_and_from_models(
+    db_url: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """The principals version is moved by triggers, which autogenerate cannot compare:
+    migrations and ``create_all`` must install the same ones, and a later revision that
+    recreates users, identities or api_keys (SQLite batch mode) must not lose them."""
+    import uuid
+
+    from piyasa.db.principals import trigger_names
+    from tests.conftest import _drop_pg_schema, _make_pg_schema, postgres_schema_url
+
+    migrated = create_engine(db_url)
+    schema = ""
+    if migrated.dialect.name == "postgresql":
+        schema = "t_" + uuid.uuid4().hex[:12]
+        await _make_pg_schema(schema)
+        modelled = create_engine(postgres_schema_url(schema))
+    else:
+        modelled = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'models.db'}")
+    try:
+        await migrate.upgrade(migrated)
+        async with modelled.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        expected = trigger_names(migrated.dialect.name)
+        assert await _triggers(migrated) == expected
+        assert await _triggers(modelled) == expected
+    finally:
+        await migrated.dispose()
+        await modelled.dispose()
+        if schema:
+            await _drop_pg_schema(schema)

@@ -50,7 +50,7 @@ async def test_cli_link_code_links_a_telegram_account_in_the_running_bot(tmp_pat
     assert added.returncode == 0, added.stderr
     printed = run_cli(["user", "link-code", "mehmet"], env)
     assert printed.returncode == 0, printed.stderr
-    code = re.search(r"[A-Z2-9]{4}-[A-Z2-9]{4}", printed.stdout).group(0)
+    code = re.search(r"[0-9A-Z]{4}(?:-[0-9A-Z]{4}){3}", printed.stdout).group(0)
 
     proc = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up.log")
     try:

@@ -44,5 +44,8 @@ def test_detach_status_restart_stop(tmp_path: Path) -> None:
         assert st.returncode == 3 and "not running" in st.stdout
         log = (data / "piyasa.log").read_text()
         assert log.count("Stopped.") == 2 and "Traceback" not in log
+        # the log, database, pid file and keys it left are for the owner's eyes only
+        private = {p.name: oct(p.stat().st_mode & 0o777) for p in (data, *data.iterdir())}
+        assert set(private.values()) <= {"0o600", "0o700"}, private
     finally:
         run_cli(["stop"], env, timeout=30)

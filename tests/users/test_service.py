@@ -213,6 +213,7 @@ def test_password_policy_and_hash_parameters() -> None:
 async def test_no_secret_reaches_logs_or_audit(services) -> None:
     root = logging.getLogger()
     old = root.level
+    attached = logs.RING in root.handlers  # setup_logging put it there: leave it
     root.addHandler(logs.RING)
     root.setLevel(logging.DEBUG)
     logs.RING.lines.clear()
@@ -227,7 +228,8 @@ async def test_no_secret_reaches_logs_or_audit(services) -> None:
         await passwords.check_login(services, "zed", "my own secret phrase")
         await svc.change_own_password(services, A, "zed", temp, "another fine phrase!")
     finally:
-        root.removeHandler(logs.RING)
+        if not attached:
+            root.removeHandler(logs.RING)
         root.setLevel(old)
     secrets = ["my own secret phrase", temp, key, seed, "another fine phrase!"]
     lines = "\n".join(logs.RING.lines)

@@ -257,6 +257,7 @@ async def test_secrets_appear_once_and_never_in_logs_or_audit(tg) -> None:
 
     root = logging.getLogger()
     old = root.level
+    attached = logs.RING in root.handlers  # setup_logging put it there: leave it
     root.addHandler(logs.RING)
     root.setLevel(logging.DEBUG)
     logs.RING.lines.clear()
@@ -280,7 +281,8 @@ async def test_secrets_appear_once_and_never_in_logs_or_audit(tg) -> None:
         seed = photo["caption"].rsplit(" ", 1)[1]
         await tg.say("operator", f"/password {temp} a-new-long-passphrase")
     finally:
-        root.removeHandler(logs.RING)
+        if not attached:
+            root.removeHandler(logs.RING)
         root.setLevel(old)
     assert (await passwords.check_login(tg.services, "user_operator", "a-new-long-passphrase")).ok
     secrets = {"key": key, "temp": temp, "seed": seed, "totp": totp, "new": "a-new-long-passphrase"}

@@ -9,5 +9,4 @@ One module per concern, all plain async services the surfaces render:
 - ``wizard``     the chat wizard's persisted state and [Start system] (apply + hot reload)
 - ``dbcopy``     `piyasa db copy --to URL`: SQLite -> PostgreSQL with row-count checks
 - ``pidfile``    `piyasa up --detach`, `stop`, `restart`, `status`
-- ``passwords``  a strength hint for the first admin's password
 """

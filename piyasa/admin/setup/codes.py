@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from piyasa.admin import onetime
-from piyasa.admin.identity import attach_identity, users_changed
+from piyasa.admin.identity import attach_identity
 from piyasa.db.models import User
 from piyasa.services import Services
 
@@ -62,7 +62,6 @@ async def redeem_setup_code(
                 return Redeemed(False, "taken")
     except IntegrityError:
         return Redeemed(False, "taken")
-    await users_changed(services)
     return Redeemed(True, username=user.username, user_id=user.id)
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from piyasa.admin import passwords
 from piyasa.admin.setup import checks, codes, verify
 from piyasa.admin.setup.configfile import update_config
-from piyasa.admin.users import MIN_PASSWORD_LEN, UserError, add_user, validate_username
+from piyasa.admin.users import UserError, add_user, validate_username
 from piyasa.config import Settings
 from piyasa.crypto import SecretBox
 from piyasa.db.models import User
@@ -123,12 +124,10 @@ async def validate(settings: Settings, plan: Plan, *, need_admin: bool) -> Resul
         if not plan.password:
             res.problems.append(
                 f"no password for the first admin: set PIYASA_ADMIN_PASSWORD "
-                f"(at least {MIN_PASSWORD_LEN} characters)"
+                f"(at least {passwords.MIN_LENGTH} characters)"
             )
-        elif len(plan.password) < MIN_PASSWORD_LEN:
-            res.problems.append(
-                f"PIYASA_ADMIN_PASSWORD is too short: use at least {MIN_PASSWORD_LEN} characters"
-            )
+        elif reason := passwords.problem(plan.password, plan.username):
+            res.problems.append(f"PIYASA_ADMIN_PASSWORD: {passwords.PROBLEM_TEXT[reason]}")
     db = await verify.database_test(settings.database_url)
     if not db.ok:
         res.problems.append(
