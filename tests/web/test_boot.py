@@ -10,7 +10,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from chatops.web.boot import attach, make_boot_app
 from piyasa.readiness import Readiness
 
-
 NAME = web.AppKey("name", str)
 
 
