@@ -91,6 +91,7 @@ class Context:
     target: str | None = None
     audit_params: dict[str, Any] = field(default_factory=dict)
     elevated: bool = False
+    input_problem: Any = None  # chatops.inputs.Problem: refused at check_args
 
     # -- language -------------------------------------------------------------
     def t(self, key: str, /, **kwargs: object) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chatops import i18n
+from chatops import i18n, inputs
 from chatops.context import Client, Context, Invocation
 from chatops.views import Alert, Button, Text, View
 from piyasa.admin import audit as audit_log
@@ -72,6 +72,7 @@ def bind(ctx: Context, invocation: Invocation) -> None:
     if ctx.spec is None:
         raise refusal(ctx, "refuse.denied", "denied_unknown")
     ctx.args = ctx.spec.parse_args(invocation.args_text)
+    ctx.input_problem = inputs.check(ctx.spec.args, ctx.args)  # refused in check_args
 
 
 # -- authorize ------------------------------------------------------------------------------
@@ -103,6 +104,9 @@ def check_private(ctx: Context) -> None:
 def check_args(ctx: Context) -> None:
     spec = ctx.spec
     assert spec is not None
+    bad = ctx.input_problem
+    if bad is not None:
+        raise refusal(ctx, f"refuse.input.{bad.code}", "refused_input", max=bad.limit)
     if ctx.invocation is not None and ctx.invocation.is_press:
         return
     if spec.missing_args(ctx.args) or spec.bad_choices(ctx.args):

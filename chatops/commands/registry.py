@@ -43,6 +43,7 @@ class Arg:
     rest: bool = False
     secret: bool = False
     choices: tuple[str, ...] = ()
+    max_len: int = 0  # characters; 0 = the default cap (chatops.inputs)
 
 
 @dataclass(eq=False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -288,7 +288,9 @@ class UserPage:
 
 def _filters(search: str, role: str | None, status: str | None) -> list[Any]:
     where: list[Any] = []
-    if search:
+    if search and audit.UNSTORABLE_RE.search(search):
+        where.append(false())  # no username holds a NUL (PostgreSQL cannot even compare one)
+    elif search:
         where.append(User.username.contains(search.strip().lower(), autoescape=True))
     if role in ROLES:
         where.append(User.role == role)
