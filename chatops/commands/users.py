@@ -232,7 +232,7 @@ async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = N
     return view
 
 
-@command("users", role="admin", order=30, args=(Arg("search", rest=True),))
+@command("users", role="admin", order=30, args=(Arg("search", rest=True, max_len=64),))
 async def users(ctx: Context) -> View:
     """The list; ``/users TEXT`` searches usernames."""
     return await list_view(ctx, _list_state(ctx))
