@@ -121,10 +121,18 @@ def _pending_key(ctx: Context) -> str:
     return f"stepup:pending:{ctx.surface}:{ctx.client.external_id}"
 
 
+async def needs_step_up(ctx: Context) -> bool:
+    """The spec always asks for a step-up, or its rule does for this request (e.g. any
+    action against another admin: ``Spec.step_up_if``)."""
+    spec = ctx.spec
+    if spec is None:
+        return False
+    return spec.step_up or (spec.step_up_if is not None and await spec.step_up_if(ctx))
+
+
 async def step_up(ctx: Context, resume: dict[str, Any] | None = None) -> None:
     """Require a recent TOTP step-up; park the request so a correct code resumes it."""
-    spec = ctx.spec
-    if spec is None or not spec.step_up:
+    if not await needs_step_up(ctx):
         return
     assert ctx.actor is not None  # authorize() ran first: step-up specs are never public
     if await auth.is_elevated(ctx.services, ctx.actor.user_id):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chatops import i18n, menus, pipeline
 from chatops.commands.registry import Arg, Command, command
+from chatops.commands.users import against_other_admin
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Text, View
 from piyasa.admin import auth, identity
@@ -186,6 +187,7 @@ async def cancel(ctx: Context) -> View:
     order=20,
     private_only=True,
     args=(Arg("username", required=True),),
+    step_up_if=against_other_admin,
 )
 async def linkcode(ctx: Context) -> View:
     """An admin creates a one-time link code for a user (shown once, in private)."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Context"], Awaitable["View | None"]]
 ConfirmText = Callable[["Context"], Awaitable[str]]
+StepUpRule = Callable[["Context"], Awaitable[bool]]
 ROLES = ("public", "viewer", "operator", "admin")
 
 
@@ -59,6 +60,9 @@ class Spec:
     private_only: bool = False
     confirm_text: ConfirmText | None = None
     args: tuple[Arg, ...] = ()
+    # step-up for some requests only (e.g. when the target is another admin); the pipeline
+    # asks it when ``step_up`` is off
+    step_up_if: StepUpRule | None = None
 
     @property
     def level(self) -> int:
@@ -138,6 +142,7 @@ class Command(Spec):
         audit: bool = True,
         private_only: bool = False,
         confirm_text: ConfirmText | None = None,
+        step_up_if: StepUpRule | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare a button action of this command (``role`` defaults to the command's)."""
 
@@ -157,6 +162,7 @@ class Command(Spec):
                 audit=audit,
                 private_only=private_only,
                 confirm_text=confirm_text,
+                step_up_if=step_up_if,
                 command=self,
             )
             if self.registry is not None:
@@ -194,6 +200,7 @@ class Registry:
         capability: str | None = None,
         order: int = 100,
         confirm_text: ConfirmText | None = None,
+        step_up_if: StepUpRule | None = None,
     ) -> Callable[[Handler], Command]:
         """Declare a command; the decorated function becomes ``Command.handler`` and the
         name is bound to the Command (so ``@mycmd.action("page")`` declares its buttons)."""
@@ -213,6 +220,7 @@ class Registry:
                 private_only=private_only,
                 confirm_text=confirm_text,
                 args=tuple(args),
+                step_up_if=step_up_if,
                 capability=capability or _capability_of(fn),
                 hidden=hidden,
                 order=order,

@@ -15,7 +15,7 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
-from chatops import dialogs, i18n, menus
+from chatops import announce, dialogs, i18n, menus
 from chatops.commands.registry import Arg, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Image, Pager, Table, Text, View
@@ -62,6 +62,22 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+async def against_other_admin(ctx: Context) -> bool:
+    """Step-up rule (``step_up_if``): the request changes an admin account other than the
+    caller's — the card's ``id``, a bulk selection ``sel`` or a ``username`` argument. A
+    hijacked admin chat account must not lock out, demote or take over the other admins
+    with a confirmation alone."""
+    sel = (_int(x) for x in ctx.params.get("sel") or [])
+    refs: list[int | str] = [i for i in sel if i is not None]
+    uid = _int(ctx.params.get("id"))
+    if uid is not None:
+        refs.append(uid)
+    if ctx.args.get("username"):
+        refs.append(ctx.args["username"])
+    besides = ctx.actor.user_id if ctx.actor else None
+    return bool(await svc.admins_among(ctx.services, refs, besides=besides))
 
 
 def error_view(ctx: Context, exc: svc.UserError, view: View | None = None) -> View:
@@ -389,7 +405,7 @@ async def _role_change(ctx: Context) -> View:
     )
 
 
-@users.action("role", confirm=True, confirm_text=_role_text)
+@users.action("role", confirm=True, confirm_text=_role_text, step_up_if=against_other_admin)
 async def users_role(ctx: Context) -> View:
     if ctx.params.get("role") == "admin":  # only make_admin (with step-up) may do that
         return error_view(ctx, svc.UserError("use make_admin", "needs_stepup"))
@@ -407,7 +423,7 @@ async def _lock_text(ctx: Context) -> str:
     return ctx.t(key, username=await _name(ctx))
 
 
-@users.action("lock", confirm=True, confirm_text=_lock_text)
+@users.action("lock", confirm=True, confirm_text=_lock_text, step_up_if=against_other_admin)
 async def users_lock(ctx: Context) -> View:
     on = bool(ctx.params.get("on", True))
     return await _run(
@@ -421,7 +437,7 @@ async def _reset_text(ctx: Context) -> str:
     return ctx.t("users.confirm.reset_pw", username=await _name(ctx))
 
 
-@users.action("reset_pw", confirm=True, confirm_text=_reset_text)
+@users.action("reset_pw", confirm=True, confirm_text=_reset_text, step_up_if=against_other_admin)
 async def users_reset_pw(ctx: Context) -> View:
     uid = _int(ctx.params.get("id"))
     if uid is None:
@@ -439,7 +455,7 @@ async def users_reset_pw(ctx: Context) -> View:
     )
 
 
-@users.action("force_change")
+@users.action("force_change", step_up_if=against_other_admin)
 async def users_force_change(ctx: Context) -> View:
     return await _run(
         ctx,
@@ -448,7 +464,7 @@ async def users_force_change(ctx: Context) -> View:
     )
 
 
-@users.action("mfa_enrol")
+@users.action("mfa_enrol", step_up_if=against_other_admin)
 async def users_mfa_enrol(ctx: Context) -> View:
     uid = _int(ctx.params.get("id"))
     assert ctx.actor is not None
@@ -569,7 +585,7 @@ async def _revoke_text(ctx: Context) -> str:
     return ctx.t(key if i18n.has(key) else "confirm.generic", username=await _name(ctx))
 
 
-@users.action("revoke", confirm=True, confirm_text=_revoke_text)
+@users.action("revoke", confirm=True, confirm_text=_revoke_text, step_up_if=against_other_admin)
 async def users_revoke(ctx: Context) -> View:
     uid = _int(ctx.params.get("id"))
     ref = _int(ctx.params.get("ref")) or 0
@@ -689,7 +705,12 @@ def _list_defaults() -> dict[str, Any]:
     }
 
 
-@users.action("bulk", confirm=True, confirm_text=lambda ctx: _preview_text(ctx))
+@users.action(
+    "bulk",
+    confirm=True,
+    confirm_text=lambda ctx: _preview_text(ctx),
+    step_up_if=against_other_admin,
+)
 async def users_bulk(ctx: Context) -> View:
     op, role, _ = _bulk_args(ctx)
     if op not in ("lock", "unlock", "role") or (
@@ -950,6 +971,35 @@ async def mfa_start_view(ctx: Context) -> View:
     )
 
 
+async def announce_enrolment(ctx: Context) -> int:
+    """Tell the admins that a user turned two-factor on from chat: with a hijacked chat
+    account an attacker would enrol their own authenticator and pass every step-up after
+    that, so the others must hear of it (and can lock the account). Returns how many admin
+    chats were told."""
+    assert ctx.actor is not None
+    name, surface, account = ctx.actor.username, ctx.surface, ctx.client.external_id
+
+    def build(lang: str, where: str) -> View:
+        cmd = f"{'/piyasa ' if where == 'slack' else '/'}users {name}"
+        return View(
+            blocks=[
+                Alert(
+                    "warning",
+                    i18n.t(
+                        lang,
+                        "users.mfa.announce",
+                        username=name,
+                        surface=surface.capitalize(),
+                        account=account,
+                        cmd=cmd,
+                    ),
+                )
+            ]
+        )
+
+    return await announce.to_admins(ctx.services, build)
+
+
 @command("mfa", role="viewer", order=8, private_only=True, args=(Arg("code", secret=True),))
 async def mfa(ctx: Context) -> View:
     """Set up two-factor authentication: ``/mfa`` shows the QR once, ``/mfa CODE`` proves
@@ -963,6 +1013,7 @@ async def mfa(ctx: Context) -> View:
     ok = await svc.mfa_confirm(ctx.services, actor_of(ctx), ctx.actor.user_id, code)
     ctx.audit_params["outcome"] = "enabled" if ok else "wrong_code"
     if ok:
+        ctx.audit_params["announced"] = await announce_enrolment(ctx)
         return View(blocks=[Alert("success", ctx.t("users.mfa.enabled"))])
     return View(blocks=[Alert("error", ctx.t("users.mfa.wrong", cmd=f"{_prefix(ctx)}mfa"))])
 

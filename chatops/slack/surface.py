@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from chatops import dialogs, i18n, pipeline
+from chatops import announce, dialogs, i18n, pipeline
 from chatops.buttons import ButtonTokens
 from chatops.commands import load_all
 from chatops.commands.registry import Registry
@@ -159,8 +159,10 @@ class SlackSurface:
 
         if self.http is None:
             self.http = aiohttp.ClientSession()
+        announce.register(self.services, "slack", announce.slack_poster(self))
 
     async def stop(self) -> None:
+        announce.unregister(self.services, "slack")
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -954,6 +954,25 @@ async def bulk_apply(
     return plan
 
 
+async def admins_among(
+    services: Services, refs: Iterable[int | str], *, besides: int | None = None
+) -> list[str]:
+    """Usernames of the admin accounts (locked or not) among ``refs`` (ids or usernames),
+    leaving out user id ``besides`` (the caller: acting on oneself is not acting on
+    another admin)."""
+    ids = {r for r in refs if isinstance(r, int)}
+    names = {str(r).strip().lower() for r in refs if not isinstance(r, int)}
+    if not ids and not names:
+        return []
+    stmt = select(User.username).where(
+        User.role == "admin", User.id.in_(ids) | User.username.in_(names)
+    )
+    if besides is not None:
+        stmt = stmt.where(User.id != besides)
+    async with services.sessions() as session:
+        return sorted((await session.scalars(stmt)).all())
+
+
 async def user_ids(services: Services, usernames: Iterable[str]) -> dict[str, int]:
     names = [n.strip().lower() for n in usernames]
     async with services.sessions() as session:
