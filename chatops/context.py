@@ -56,12 +56,14 @@ class MessageRef:
 class Responder(Protocol):
     """How a surface shows Views. ``show`` edits the pressed message for button presses;
     ``send_private`` returns None when the user cannot be reached privately (on Telegram,
-    until they have started the bot)."""
+    until they have started the bot); ``reach_private`` says beforehand whether it would
+    be delivered, without sending anything the user reads."""
 
     async def show(self, view: View, *, edit: bool = False) -> MessageRef | None: ...
     async def send(self, view: View) -> MessageRef | None: ...
     async def edit(self, ref: MessageRef, view: View) -> MessageRef | None: ...
     async def send_private(self, view: View) -> MessageRef | None: ...
+    async def reach_private(self) -> bool: ...
 
 
 @dataclass
@@ -135,6 +137,10 @@ class Context:
     async def send_private(self, view: View) -> MessageRef | None:
         assert self.responder is not None
         return await self.responder.send_private(view)
+
+    async def reach_private(self) -> bool:
+        assert self.responder is not None
+        return await self.responder.reach_private()
 
     async def audit(
         self,

@@ -12,16 +12,16 @@ message with ``protect`` (never by editing a message that was sent unprotected).
 from __future__ import annotations
 
 import io
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
-from chatops import announce, dialogs, i18n, menus
+from chatops import announce, dialogs, handover, i18n, menus
 from chatops.commands.registry import Arg, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Image, Pager, Table, Text, View
-from piyasa.admin import auth, passwords
+from piyasa.admin import auth, issue, passwords
 from piyasa.admin import users as svc
-from piyasa.admin.identity import create_link_code
 from piyasa.db.models import ROLES
 
 ROLE_CYCLE = (None, *ROLES)
@@ -92,14 +92,6 @@ def error_view(ctx: Context, exc: svc.UserError, view: View | None = None) -> Vi
 
 def _prefix(ctx: Context) -> str:
     return "/piyasa " if ctx.surface == "slack" else "/"
-
-
-def _secret_view(view: View) -> View:
-    """Shown once: private, protected, and always a new message."""
-    view.private = True
-    view.protect = True
-    view.edit = False
-    return view
 
 
 # -- the list -------------------------------------------------------------------------------
@@ -438,21 +430,26 @@ async def _reset_text(ctx: Context) -> str:
 
 
 @users.action("reset_pw", confirm=True, confirm_text=_reset_text, step_up_if=against_other_admin)
-async def users_reset_pw(ctx: Context) -> View:
+async def users_reset_pw(ctx: Context) -> View | None:
     uid = _int(ctx.params.get("id"))
     if uid is None:
         return await card_view(ctx, None)
+
+    def show(i: issue.Issued) -> View:
+        return View(
+            title=ctx.t("users.temp.title", username=i.username),
+            blocks=[
+                Text(i.secret, style="code"),
+                Text(ctx.t("users.temp.how", username=i.username)),
+            ],
+        )
+
     try:
-        name, temp = await svc.reset_password(ctx.services, actor_of(ctx), uid)
+        return await handover.hand_over(
+            ctx, lambda: issue.temp_password(ctx.services, actor_of(ctx), uid), show
+        )
     except svc.UserError as exc:
         return error_view(ctx, exc)
-    ctx.target = name
-    return _secret_view(
-        View(
-            title=ctx.t("users.temp.title", username=name),
-            blocks=[Text(temp, style="code"), Text(ctx.t("users.temp.how", username=name))],
-        )
-    )
 
 
 @users.action("force_change", step_up_if=against_other_admin)
@@ -465,7 +462,7 @@ async def users_force_change(ctx: Context) -> View:
 
 
 @users.action("mfa_enrol", step_up_if=against_other_admin)
-async def users_mfa_enrol(ctx: Context) -> View:
+async def users_mfa_enrol(ctx: Context) -> View | None:
     uid = _int(ctx.params.get("id"))
     assert ctx.actor is not None
     if uid is not None and uid == ctx.actor.user_id:
@@ -494,22 +491,24 @@ async def _apikey_text(ctx: Context) -> str:
 
 
 @users.action("apikey", step_up=True, confirm=True, confirm_text=_apikey_text)
-async def users_apikey(ctx: Context) -> View:
+async def users_apikey(ctx: Context) -> View | None:
     uid = _int(ctx.params.get("id"))
     if uid is None:
         return await card_view(ctx, None)
+
+    def show(i: issue.Issued) -> View:
+        ctx.audit_params["prefix"] = i.extra["prefix"]
+        return View(
+            title=ctx.t("users.key.title", username=i.username),
+            blocks=[Text(i.secret, style="code"), Text(ctx.t("users.key.how"))],
+        )
+
     try:
-        name, key, prefix = await svc.regenerate_api_key(ctx.services, actor_of(ctx), uid)
+        return await handover.hand_over(
+            ctx, lambda: issue.api_key(ctx.services, actor_of(ctx), uid), show
+        )
     except svc.UserError as exc:
         return error_view(ctx, exc)
-    ctx.target = name
-    ctx.audit_params["prefix"] = prefix
-    return _secret_view(
-        View(
-            title=ctx.t("users.key.title", username=name),
-            blocks=[Text(key, style="code"), Text(ctx.t("users.key.how"))],
-        )
-    )
 
 
 @users.action("sessions")
@@ -889,51 +888,57 @@ async def adduser(ctx: Context) -> View:
 wizard.bind(adduser)
 
 
-async def _create(ctx: Context, admin: bool) -> View:
+async def _create(ctx: Context, admin: bool) -> View | None:
     state = await dialogs.active(ctx)
     if not state or state.get("dialog") != "adduser" or state.get("step") != len(wizard.steps) - 1:
         return View(blocks=[Alert("error", ctx.t("dialog.gone"))])
     data = state["data"]
     if (data.get("role") == "admin") != admin:
         return View(blocks=[Alert("error", ctx.t("dialog.gone"))])
-    temp = passwords.generate_temporary() if data.get("password") == "generate" else None
-    try:
-        info = await svc.add_user(
+    mfa = data.get("mfa") == "now"
+
+    def create() -> Awaitable[issue.Issued]:
+        return issue.new_user(
             ctx.services,
+            actor_of(ctx),
             data["username"],
             data["role"],
-            password_hash=auth.hash_password(temp) if temp else data.get("password_hash"),
+            password_hash=data.get("password_hash"),
+            generate_password=data.get("password") == "generate",
             must_change=bool(data.get("must_change")),
-            actor=actor_of(ctx),
+            mfa=mfa,
         )
+
+    def show(i: issue.Issued) -> View:
+        t, code = ctx.t, i.secret
+        role = t(f"role.{data['role']}")
+        blocks: list[Any] = [
+            Alert("success", t("users.add.done", username=i.username, role=role)),
+            Text(t("users.add.link_code")),
+            Text(code, style="code"),
+            Text(t("linkcode.how", username=i.username, code=code)),
+        ]
+        if i.extra.get("password"):
+            blocks += [Text(t("users.add.temp_password")), Text(i.extra["password"], style="code")]
+        if mfa:
+            blocks.append(Text(t("users.add.mfa_next", mfa=f"{_prefix(ctx)}mfa")))
+        return View(title=t("users.add.done_title"), blocks=blocks)
+
+    try:
+        view = await handover.hand_over(ctx, create, show)
     except svc.UserError as exc:
         return error_view(ctx, exc)
     await dialogs.cancel_active(ctx)
-    ctx.target = info.username
-    if data.get("mfa") == "now":
-        await svc.mfa_request(ctx.services, actor_of(ctx), info.id)
-    code = await create_link_code(ctx.services, info.id)
-    t = ctx.t
-    blocks: list[Any] = [
-        Alert("success", t("users.add.done", username=info.username, role=t(f"role.{info.role}"))),
-        Text(t("users.add.link_code")),
-        Text(code, style="code"),
-        Text(t("linkcode.how", username=info.username, code=code)),
-    ]
-    if temp:
-        blocks += [Text(t("users.add.temp_password")), Text(temp, style="code")]
-    if data.get("mfa") == "now":
-        blocks.append(Text(t("users.add.mfa_next", mfa=f"{_prefix(ctx)}mfa")))
-    return _secret_view(View(title=t("users.add.done_title"), blocks=blocks))
+    return view
 
 
 @adduser.action("create")
-async def adduser_create(ctx: Context) -> View:
+async def adduser_create(ctx: Context) -> View | None:
     return await _create(ctx, admin=False)
 
 
 @adduser.action("create_admin", step_up=True)
-async def adduser_create_admin(ctx: Context) -> View:
+async def adduser_create_admin(ctx: Context) -> View | None:
     return await _create(ctx, admin=True)
 
 
@@ -949,26 +954,30 @@ def qr_png(uri: str) -> bytes:
     return buf.getvalue()
 
 
-async def mfa_start_view(ctx: Context) -> View:
+async def mfa_start_view(ctx: Context) -> View | None:
     assert ctx.actor is not None
-    try:
-        seed, uri = await svc.mfa_begin(ctx.services, ctx.actor.user_id)
-    except svc.UserError as exc:
-        return error_view(ctx, exc)
+    user_id = ctx.actor.user_id
     cmd = f"{_prefix(ctx)}mfa"
-    return _secret_view(
-        View(
+
+    def show(i: issue.Issued) -> View:
+        return View(
             title=ctx.t("users.mfa.title"),
             blocks=[Text(ctx.t("users.mfa.scan", cmd=cmd))],
             images=[
                 Image(
-                    qr_png(uri),
-                    caption=ctx.t("users.mfa.manual", seed=seed),
+                    qr_png(i.extra["uri"]),
+                    caption=ctx.t("users.mfa.manual", seed=i.secret),
                     filename="piyasa-2fa.png",
                 )
             ],
         )
-    )
+
+    try:
+        return await handover.hand_over(
+            ctx, lambda: issue.totp_seed(ctx.services, actor_of(ctx), user_id), show
+        )
+    except svc.UserError as exc:
+        return error_view(ctx, exc)
 
 
 async def announce_enrolment(ctx: Context) -> int:
@@ -1001,7 +1010,7 @@ async def announce_enrolment(ctx: Context) -> int:
 
 
 @command("mfa", role="viewer", order=8, private_only=True, args=(Arg("code", secret=True),))
-async def mfa(ctx: Context) -> View:
+async def mfa(ctx: Context) -> View | None:
     """Set up two-factor authentication: ``/mfa`` shows the QR once, ``/mfa CODE`` proves
     it and switches it on."""
     assert ctx.actor is not None

@@ -111,7 +111,22 @@ class SlackResponder:
         return ref
 
     async def send_private(self, view: View) -> MessageRef | None:
-        return await self.send(view, self.user_id)
+        try:
+            return await self.send(view, self.user_id)
+        except SlackApiError as exc:
+            log.info("slack DM refused: %s", exc.response.get("error"))
+            return None
+
+    async def reach_private(self) -> bool:
+        """Whether ``conversations.open`` gives us a DM with the user; per Slack's method
+        docs it fails with ``user_disabled``, ``user_not_found`` or ``user_not_visible``
+        (and ``missing_scope`` when the app lacks im:write)."""
+        try:
+            await self.surface.client.conversations_open(users=self.user_id)
+        except SlackApiError as exc:
+            log.info("slack DM cannot be opened: %s", exc.response.get("error"))
+            return False
+        return True
 
     async def resume(self, pending: dict[str, Any]) -> None:
         await self.surface.resume(self.user_id, pending)

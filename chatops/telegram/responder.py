@@ -130,6 +130,18 @@ class TelegramResponder:
             log.info("cannot message user privately (they have not started the bot)")
             return None
 
+    async def reach_private(self) -> bool:
+        """Whether the user's private chat takes messages: it does when they talk to us
+        there; elsewhere a ``sendChatAction`` probe answers 403 until they have started
+        the bot (or after they blocked it) — Bot API, "bot can't initiate conversation"."""
+        if self.chat_private:
+            return True
+        try:
+            await self.bot.send_chat_action(self.user_id, "typing")
+        except (TelegramForbiddenError, TelegramBadRequest):
+            return False
+        return True
+
     async def delete_trigger(self) -> None:
         """Remove the user's message (it held a secret)."""
         if self.trigger_message_id is None:

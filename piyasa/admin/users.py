@@ -31,8 +31,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from piyasa.admin import audit, auth, passwords
-from piyasa.admin.health.apikeys import hash_key
-from piyasa.admin.identity import create_link_code
 from piyasa.admin.identity import users_changed as identity_users_changed
 from piyasa.db.models import ROLES, ApiKey, Identity, User
 from piyasa.errors import UserFacingError
@@ -242,18 +240,9 @@ async def link_code_for(
     services: Services, username: str, *, actor: str = "cli", surface: str = "cli"
 ) -> str:
     """A one-time link code for ``username`` (10 minutes, single use)."""
-    info = await get_user(services, username)
-    code = await create_link_code(services, info.id)
-    await audit.record(
-        services,
-        actor=actor,
-        surface=surface,
-        action="user.link_code",
-        target=info.username,
-        params={},
-        result="ok",
-    )
-    return code
+    from piyasa.admin import issue  # it builds on this module
+
+    return (await issue.link_code(services, Actor(actor, surface=surface), username)).secret
 
 
 # -- the list ---------------------------------------------------------------------------
@@ -609,16 +598,10 @@ async def set_locked(services: Services, actor: Actor, ref: int | str, locked: b
 
 async def reset_password(services: Services, actor: Actor, ref: int | str) -> tuple[str, str]:
     """A new temporary password (returned once) that must be changed at next use."""
-    temp = passwords.generate_temporary()
-    digest = auth.hash_password(temp)
+    from piyasa.admin import issue  # it builds on this module
 
-    async def apply(_s: AsyncSession, user: User) -> None:
-        user.password_hash = digest
-        user.must_change_password = True
-        user.failed_logins = 0
-
-    name, _uid, _ = await _change(services, actor, ref, "user.password_reset", apply)
-    return name, temp
+    issued = await issue.temp_password(services, actor, ref)
+    return issued.username, issued.secret
 
 
 async def set_must_change(
@@ -669,15 +652,10 @@ async def change_own_password(
 async def mfa_begin(services: Services, user_id: int) -> tuple[str, str]:
     """A fresh TOTP seed for the user to scan (not active until proven); returns
     (seed, otpauth URI). Refused when MFA is already on: reset it first."""
-    async with services.sessions() as session, session.begin():
-        user = await _load(session, user_id)
-        if user.totp_enabled:
-            raise UserError("two-factor authentication is already on", "mfa_on")
-        seed = auth.new_totp_secret()
-        user.totp_secret_encrypted = services.box.encrypt(seed)
-        user.totp_last_step = None
-        name = user.username
-    return seed, auth.totp_uri(seed, name)
+    from piyasa.admin import issue  # it builds on this module
+
+    issued = await issue.totp_seed(services, CLI, user_id)
+    return issued.secret, issued.extra["uri"]
 
 
 async def mfa_request(services: Services, actor: Actor, ref: int | str) -> str:
@@ -744,22 +722,10 @@ async def regenerate_api_key(
 ) -> tuple[str, str, str]:
     """Revoke the user's active keys and make a new one; returns (username, key, prefix).
     Only the key's hash and its first characters are stored."""
-    key = new_api_key()
-    prefix = key[:10]
-    now = datetime.now(UTC)
+    from piyasa.admin import issue  # it builds on this module
 
-    async def apply(session: AsyncSession, user: User) -> int:
-        result = await session.execute(
-            update(ApiKey)
-            .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        session.add(ApiKey(user_id=user.id, key_hash=hash_key(key), prefix=prefix, name=name))
-        return int(result.rowcount or 0)
-
-    username, _uid, revoked = await _change(services, actor, ref, "user.api_key", apply)
-    await _record(services, actor, "user.api_key_issued", username, prefix=prefix, revoked=revoked)
-    return username, key, prefix
+    issued = await issue.api_key(services, actor, ref, name)
+    return issued.username, issued.secret, issued.extra["prefix"]
 
 
 async def revoke_api_key(services: Services, actor: Actor, ref: int | str, key_id: int) -> str:
