@@ -113,6 +113,12 @@ class Context:
         return self.invocation.params if self.invocation else {}
 
     @property
+    def secret_visible(self) -> bool:
+        """A message holding a secret could not be deleted from this chat: it stays there,
+        readable by everyone in it (Telegram, when the bot is no group admin)."""
+        return bool(getattr(self.responder, "secret_visible", False))
+
+    @property
     def actor_label(self) -> str:
         if self.actor:
             return self.actor.username

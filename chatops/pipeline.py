@@ -96,6 +96,24 @@ def authorize(ctx: Context) -> None:
         raise refusal(ctx, "refuse.denied", "denied_role")
 
 
+async def check_exposed(ctx: Context) -> None:
+    """A private-only command typed in a group *with* its secret arguments (a password, a
+    code): the group has seen them — every member's app received the message, and it
+    stays readable where the bot could not delete it — so they are exposed. The spec's
+    ``on_exposed`` deals with that (e.g. forces a password change); the refusal says
+    truthfully whether the message is gone. Runs before :func:`check_private`."""
+    spec = ctx.spec
+    if spec is None or not spec.private_only or ctx.chat_private:
+        return
+    if not any(ctx.args.get(name) for name in spec.secret_args):
+        return
+    view = await spec.on_exposed(ctx) if spec.on_exposed is not None else None
+    if view is not None:
+        raise Halt(view, "refused_secret_exposed")
+    key = "refuse.secret_visible" if ctx.secret_visible else "refuse.secret_seen"
+    raise refusal(ctx, key, "refused_secret_exposed")
+
+
 def check_private(ctx: Context) -> None:
     if ctx.spec is not None and ctx.spec.private_only and not ctx.chat_private:
         raise refusal(ctx, "refuse.private_only", "refused_private_only")
@@ -278,6 +296,7 @@ async def stages(
     """Every stage from bind to execute; raises :class:`Halt` when a stage stops it."""
     bind(ctx, invocation)
     authorize(ctx)
+    await check_exposed(ctx)
     check_private(ctx)
     check_args(ctx)
     await step_up(ctx, resume)

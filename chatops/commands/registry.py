@@ -63,6 +63,9 @@ class Spec:
     # step-up for some requests only (e.g. when the target is another admin); the pipeline
     # asks it when ``step_up`` is off
     step_up_if: StepUpRule | None = None
+    # a private-only command typed in a group with its secrets: what to do about them now
+    # that the group has seen them (e.g. force a password change); may return the answer
+    on_exposed: Handler | None = None
 
     @property
     def level(self) -> int:
@@ -201,6 +204,7 @@ class Registry:
         order: int = 100,
         confirm_text: ConfirmText | None = None,
         step_up_if: StepUpRule | None = None,
+        on_exposed: Handler | None = None,
     ) -> Callable[[Handler], Command]:
         """Declare a command; the decorated function becomes ``Command.handler`` and the
         name is bound to the Command (so ``@mycmd.action("page")`` declares its buttons)."""
@@ -221,6 +225,7 @@ class Registry:
                 confirm_text=confirm_text,
                 args=tuple(args),
                 step_up_if=step_up_if,
+                on_exposed=on_exposed,
                 capability=capability or _capability_of(fn),
                 hidden=hidden,
                 order=order,

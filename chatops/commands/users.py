@@ -785,9 +785,11 @@ async def _on_password_choice(ctx: Context, data: dict[str, Any], value: str) ->
 
 
 async def _on_password_text(ctx: Context, data: dict[str, Any], text: str) -> str | None:
-    # The message holding it is already deleted (secret step).
+    # The dialog tried to delete the message holding it (a secret step): say what happened.
     if not ctx.chat_private:
-        return "users.add.password_not_private"
+        return (
+            "users.add.password_visible" if ctx.secret_visible else "users.add.password_not_private"
+        )
     problem = passwords.problem(text, data.get("username"))
     if problem:
         return f"users.err.password_{problem}"
@@ -1027,12 +1029,27 @@ async def mfa(ctx: Context) -> View | None:
     return View(blocks=[Alert("error", ctx.t("users.mfa.wrong", cmd=f"{_prefix(ctx)}mfa"))])
 
 
+async def _password_exposed(ctx: Context) -> View:
+    """``/password CURRENT NEW`` typed in a group: the group saw the current password (and
+    where the bot cannot delete messages, still sees it), so the account must change it;
+    the new one is never set. Audited with ``forced_change``."""
+    assert ctx.actor is not None  # authorized before
+    forced = False
+    if (await svc.get_user(ctx.services, ctx.actor.username)).has_password:
+        await svc.set_must_change(ctx.services, actor_of(ctx), ctx.actor.user_id, True)
+        forced = True
+    ctx.audit_params["forced_change"] = forced
+    key = "users.password.exposed_visible" if ctx.secret_visible else "users.password.exposed_seen"
+    return View(blocks=[Alert("error", ctx.t(key, cmd=f"{_prefix(ctx)}password"))])
+
+
 @command(
     "password",
     role="viewer",
     order=9,
     private_only=True,
     args=(Arg("current", required=True, secret=True), Arg("new", required=True, secret=True)),
+    on_exposed=_password_exposed,
 )
 async def password(ctx: Context) -> View:
     """Change your own password (the message is deleted at once)."""
