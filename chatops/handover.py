@@ -49,10 +49,8 @@ async def _bot_username(ctx: Context) -> str:
         return ""
 
 
-async def _refusal(ctx: Context, key: str, result: str, detail: str) -> Halt:
-    """Why nothing was handed over, and how to open the private chat (surface words)."""
-    bot = await _bot_username(ctx)
-    text = ctx.t(f"{key}.{ctx.surface}", bot=bot)
+def _stop(ctx: Context, text: str, bot: str, result: str, detail: str) -> Halt:
+    """Why nothing was handed over, with a button opening the private chat (Telegram)."""
     view = View(blocks=[Alert("error", text)])
     if bot:
         view.row(Button(ctx.t("handover.open_chat", bot=bot), url=f"https://t.me/{bot}"))
@@ -70,9 +68,9 @@ async def hand_over(
     Raises :class:`Halt` (refused or undone, see the module doc) and whatever ``issue``
     raises (e.g. ``UserError``: then nothing was issued)."""
     if not await ctx.reach_private():
-        raise await _refusal(
-            ctx, "handover.no_private", "refused_no_private_chat", "private chat unreachable"
-        )
+        bot = await _bot_username(ctx)
+        text = ctx.t(f"handover.no_private.{ctx.surface}", bot=bot)
+        raise _stop(ctx, text, bot, "refused_no_private_chat", "private chat unreachable")
     issued = await issue()
     ctx.target = issued.username
     try:
@@ -82,9 +80,9 @@ async def hand_over(
         ref = None
     if ref is None:
         await issued.undo("private message refused")
-        raise await _refusal(
-            ctx, "handover.undelivered", "failed_undelivered", "private message refused"
-        )
+        bot = await _bot_username(ctx)
+        text = ctx.t(f"handover.undelivered.{ctx.surface}", bot=bot)
+        raise _stop(ctx, text, bot, "failed_undelivered", "private message refused")
     if ref.chat == ctx.chat_id:
         return None
     return View(blocks=[Alert("success", ctx.t("render.sent_private"))])
