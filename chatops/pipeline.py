@@ -1,7 +1,8 @@
 """The one pipeline every request goes through, on every surface.
 
 Stages, in order: identify -> language -> bind (which spec, which args) -> authorize ->
-private-only -> arguments -> step-up -> confirmation -> execute -> audit. Each stage is a
+exposed secrets -> private-only -> arguments (incl. the edge checks of chatops.inputs) ->
+step-up -> confirmation -> execute -> audit. Each stage is a
 plain function; Telegram calls them from aiogram middlewares (an onion, reading the spec
 from handler flags), Slack and step-up resumption call :func:`run`, which chains the same
 functions. A stage that stops the request raises :class:`Halt` carrying the View to show
@@ -72,7 +73,9 @@ def bind(ctx: Context, invocation: Invocation) -> None:
     if ctx.spec is None:
         raise refusal(ctx, "refuse.denied", "denied_unknown")
     ctx.args = ctx.spec.parse_args(invocation.args_text)
-    ctx.input_problem = inputs.check(ctx.spec.args, ctx.args)  # refused in check_args
+    # Refused in check_args, not here: by then Telegram has deleted a message holding
+    # secrets, and the refusal is audited like any other (a NUL is stored escaped).
+    ctx.input_problem = inputs.check(ctx.spec.args, ctx.args)
 
 
 # -- authorize ------------------------------------------------------------------------------
