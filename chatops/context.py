@@ -56,12 +56,14 @@ class MessageRef:
 class Responder(Protocol):
     """How a surface shows Views. ``show`` edits the pressed message for button presses;
     ``send_private`` returns None when the user cannot be reached privately (on Telegram,
-    until they have started the bot)."""
+    until they have started the bot); ``reach_private`` says beforehand whether it would
+    be delivered, without sending anything the user reads."""
 
     async def show(self, view: View, *, edit: bool = False) -> MessageRef | None: ...
     async def send(self, view: View) -> MessageRef | None: ...
     async def edit(self, ref: MessageRef, view: View) -> MessageRef | None: ...
     async def send_private(self, view: View) -> MessageRef | None: ...
+    async def reach_private(self) -> bool: ...
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Context:
     target: str | None = None
     audit_params: dict[str, Any] = field(default_factory=dict)
     elevated: bool = False
+    input_problem: Any = None  # chatops.inputs.Problem: refused at check_args
 
     # -- language -------------------------------------------------------------
     def t(self, key: str, /, **kwargs: object) -> str:
@@ -108,6 +111,12 @@ class Context:
     @property
     def params(self) -> dict[str, Any]:
         return self.invocation.params if self.invocation else {}
+
+    @property
+    def secret_visible(self) -> bool:
+        """A message holding a secret could not be deleted from this chat: it stays there,
+        readable by everyone in it (Telegram, when the bot is no group admin)."""
+        return bool(getattr(self.responder, "secret_visible", False))
 
     @property
     def actor_label(self) -> str:
@@ -134,6 +143,10 @@ class Context:
     async def send_private(self, view: View) -> MessageRef | None:
         assert self.responder is not None
         return await self.responder.send_private(view)
+
+    async def reach_private(self) -> bool:
+        assert self.responder is not None
+        return await self.responder.reach_private()
 
     async def audit(
         self,

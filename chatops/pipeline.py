@@ -1,7 +1,8 @@
 """The one pipeline every request goes through, on every surface.
 
 Stages, in order: identify -> language -> bind (which spec, which args) -> authorize ->
-private-only -> arguments -> step-up -> confirmation -> execute -> audit. Each stage is a
+exposed secrets -> private-only -> arguments (incl. the edge checks of chatops.inputs) ->
+step-up -> confirmation -> execute -> audit. Each stage is a
 plain function; Telegram calls them from aiogram middlewares (an onion, reading the spec
 from handler flags), Slack and step-up resumption call :func:`run`, which chains the same
 functions. A stage that stops the request raises :class:`Halt` carrying the View to show
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chatops import i18n
+from chatops import i18n, inputs
 from chatops.context import Client, Context, Invocation
 from chatops.views import Alert, Button, Text, View
 from piyasa.admin import audit as audit_log
@@ -72,6 +73,9 @@ def bind(ctx: Context, invocation: Invocation) -> None:
     if ctx.spec is None:
         raise refusal(ctx, "refuse.denied", "denied_unknown")
     ctx.args = ctx.spec.parse_args(invocation.args_text)
+    # Refused in check_args, not here: by then Telegram has deleted a message holding
+    # secrets, and the refusal is audited like any other (a NUL is stored escaped).
+    ctx.input_problem = inputs.check(ctx.spec.args, ctx.args)
 
 
 # -- authorize ------------------------------------------------------------------------------
@@ -95,6 +99,24 @@ def authorize(ctx: Context) -> None:
         raise refusal(ctx, "refuse.denied", "denied_role")
 
 
+async def check_exposed(ctx: Context) -> None:
+    """A private-only command typed in a group *with* its secret arguments (a password, a
+    code): the group has seen them — every member's app received the message, and it
+    stays readable where the bot could not delete it — so they are exposed. The spec's
+    ``on_exposed`` deals with that (e.g. forces a password change); the refusal says
+    truthfully whether the message is gone. Runs before :func:`check_private`."""
+    spec = ctx.spec
+    if spec is None or not spec.private_only or ctx.chat_private:
+        return
+    if not any(ctx.args.get(name) for name in spec.secret_args):
+        return
+    view = await spec.on_exposed(ctx) if spec.on_exposed is not None else None
+    if view is not None:
+        raise Halt(view, "refused_secret_exposed")
+    key = "refuse.secret_visible" if ctx.secret_visible else "refuse.secret_seen"
+    raise refusal(ctx, key, "refused_secret_exposed")
+
+
 def check_private(ctx: Context) -> None:
     if ctx.spec is not None and ctx.spec.private_only and not ctx.chat_private:
         raise refusal(ctx, "refuse.private_only", "refused_private_only")
@@ -103,6 +125,9 @@ def check_private(ctx: Context) -> None:
 def check_args(ctx: Context) -> None:
     spec = ctx.spec
     assert spec is not None
+    bad = ctx.input_problem
+    if bad is not None:
+        raise refusal(ctx, f"refuse.input.{bad.code}", "refused_input", max=bad.limit)
     if ctx.invocation is not None and ctx.invocation.is_press:
         return
     if spec.missing_args(ctx.args) or spec.bad_choices(ctx.args):
@@ -117,10 +142,18 @@ def _pending_key(ctx: Context) -> str:
     return f"stepup:pending:{ctx.surface}:{ctx.client.external_id}"
 
 
+async def needs_step_up(ctx: Context) -> bool:
+    """The spec always asks for a step-up, or its rule does for this request (e.g. any
+    action against another admin: ``Spec.step_up_if``)."""
+    spec = ctx.spec
+    if spec is None:
+        return False
+    return spec.step_up or (spec.step_up_if is not None and await spec.step_up_if(ctx))
+
+
 async def step_up(ctx: Context, resume: dict[str, Any] | None = None) -> None:
     """Require a recent TOTP step-up; park the request so a correct code resumes it."""
-    spec = ctx.spec
-    if spec is None or not spec.step_up:
+    if not await needs_step_up(ctx):
         return
     assert ctx.actor is not None  # authorize() ran first: step-up specs are never public
     if await auth.is_elevated(ctx.services, ctx.actor.user_id):
@@ -266,6 +299,7 @@ async def stages(
     """Every stage from bind to execute; raises :class:`Halt` when a stage stops it."""
     bind(ctx, invocation)
     authorize(ctx)
+    await check_exposed(ctx)
     check_private(ctx)
     check_args(ctx)
     await step_up(ctx, resume)

@@ -17,11 +17,29 @@ from chatops import i18n
 Style = Literal["default", "primary", "danger"]
 Level = Literal["info", "success", "warning", "error"]
 
+# Unicode bidi embeddings/overrides (U+202A-U+202E) and isolates (U+2066-U+2069): inside a
+# user-supplied name they reorder what follows ("Trojan Source", CVE-2021-42574), so a
+# name could make a screen read differently from what it says.
+_BIDI = {cp: f"[U+{cp:04X}]" for cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def neutral(text: str) -> str:
+    """``text`` with every bidi embedding, override and isolate character shown as a
+    visible ``[U+202E]`` marker instead of reordering the text around it.
+
+    Every block, title, button label and caption of a View passes through here when it is
+    built, so user-supplied names (chat titles, display names, search words, audit
+    targets) can never reorder a screen, whichever handler put them there."""
+    return text.translate(_BIDI)
+
 
 @dataclass(frozen=True)
 class Text:
     text: str
     style: Literal["plain", "bold", "italic", "code", "pre"] = "plain"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", neutral(self.text))
 
 
 @dataclass(frozen=True)
@@ -32,7 +50,9 @@ class Fields:
 
     def __init__(self, items: Any) -> None:
         pairs = items.items() if isinstance(items, dict) else items
-        object.__setattr__(self, "items", tuple((str(k), str(v)) for k, v in pairs))
+        object.__setattr__(
+            self, "items", tuple((neutral(str(k)), neutral(str(v))) for k, v in pairs)
+        )
 
 
 @dataclass(frozen=True)
@@ -43,8 +63,8 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
 
     def __init__(self, headers: Any, rows: Any) -> None:
-        object.__setattr__(self, "headers", tuple(str(h) for h in headers))
-        object.__setattr__(self, "rows", tuple(tuple(str(c) for c in r) for r in rows))
+        object.__setattr__(self, "headers", tuple(neutral(str(h)) for h in headers))
+        object.__setattr__(self, "rows", tuple(tuple(neutral(str(c)) for c in r) for r in rows))
 
 
 TABLE_CELL_MAX = 40  # wider cells are cut: a monospace table must still fit a phone
@@ -72,6 +92,9 @@ class Alert:
     level: Level
     text: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", neutral(self.text))
+
 
 @dataclass(frozen=True)
 class File:
@@ -79,6 +102,9 @@ class File:
     data: bytes
     caption: str = ""
     mime: str = "application/octet-stream"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "caption", neutral(self.caption))
 
 
 @dataclass(frozen=True)
@@ -88,6 +114,9 @@ class Image:
     data: bytes
     caption: str = ""
     filename: str = "image.png"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "caption", neutral(self.caption))
 
 
 Block = Text | Fields | Table | Alert
@@ -108,6 +137,9 @@ class Button:
     args_text: str = ""
     confirmed: bool = False
     once: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", neutral(self.label))
 
 
 TokenIssuer = Callable[[Button], Awaitable[str]]
@@ -161,6 +193,9 @@ class View:
     protect: bool = False
     private: bool = False
     edit: bool | None = None
+
+    def __post_init__(self) -> None:
+        self.title = neutral(self.title)
 
     def add(self, *blocks: Block) -> View:
         self.blocks.extend(blocks)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from chatops import i18n, menus, pipeline
+from chatops import handover, i18n, menus, pipeline
 from chatops.commands.registry import Arg, Command, command
+from chatops.commands.users import against_other_admin
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Text, View
-from piyasa.admin import auth, identity
-from piyasa.admin.users import UserError, link_code_for
+from piyasa.admin import auth, identity, issue
+from piyasa.admin.users import Actor, UserError
 
 
 def cmd_prefix(ctx: Context) -> str:
@@ -186,26 +187,29 @@ async def cancel(ctx: Context) -> View:
     order=20,
     private_only=True,
     args=(Arg("username", required=True),),
+    step_up_if=against_other_admin,
 )
-async def linkcode(ctx: Context) -> View:
+async def linkcode(ctx: Context) -> View | None:
     """An admin creates a one-time link code for a user (shown once, in private)."""
     username = ctx.args["username"]
     ctx.target = username
+    actor = Actor(ctx.actor_label, ctx.actor.user_id if ctx.actor else None, ctx.surface)
+
+    def show(i: issue.Issued) -> View:
+        return View(
+            title=ctx.t("linkcode.title"),
+            blocks=[
+                Text(i.secret, style="code"),
+                Text(ctx.t("linkcode.how", username=i.username, code=i.secret)),
+            ],
+        )
+
     try:
-        code = await link_code_for(
-            ctx.services, username, actor=ctx.actor_label, surface=ctx.surface
+        return await handover.hand_over(
+            ctx, lambda: issue.link_code(ctx.services, actor, username), show
         )
     except UserError:
         return View(blocks=[Alert("error", ctx.t("linkcode.no_user", username=username))])
-    return View(
-        title=ctx.t("linkcode.title"),
-        blocks=[
-            Text(code, style="code"),
-            Text(ctx.t("linkcode.how", username=username, code=code)),
-        ],
-        protect=True,
-        private=True,
-    )
 
 
 __all__ = ["Button"]

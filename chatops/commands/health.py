@@ -20,6 +20,7 @@ from chatops import i18n, pipeline
 from chatops.commands.registry import Arg, command
 from chatops.context import Context, MessageRef
 from chatops.views import Alert, Button, Fields, File, Text, View
+from piyasa.admin import admin_chats
 from piyasa.admin.health import actions
 from piyasa.admin.health.alerts import AlertNotice
 from piyasa.admin.health.model import Reading, Snapshot, State
@@ -304,6 +305,23 @@ def _result(ctx: Context, level: str, key: str, **kw: Any) -> View:
 # -- /health --------------------------------------------------------------------------------
 
 
+async def with_chat_rights(ctx: Context, view: View) -> View:
+    """Warn (under the component lines) about each admin chat where the admin bot may not
+    delete messages: a password typed there would stay readable. Read from a one-minute
+    cache (:func:`piyasa.admin.admin_chats.cached`), never failing the overview."""
+    try:
+        rights = await admin_chats.cached(ctx.services)
+    except Exception as exc:
+        log.warning("admin chat rights unknown: %s", type(exc).__name__)
+        return view
+    for r in rights:
+        if not r.ok:
+            why = ctx.t(f"health.admin_chat.{r.problem}")
+            text = ctx.t("health.admin_chat.cannot_delete", chat=r.chat_id, why=why)
+            view.blocks.insert(1, Alert("warning", text))
+    return view
+
+
 @command("health", role="viewer", order=30, args=(Arg("mode", choices=("live",)),))
 async def health(ctx: Context) -> View | None:
     hs = _health(ctx)
@@ -311,7 +329,7 @@ async def health(ctx: Context) -> View | None:
         return _not_running(ctx)
     if ctx.args.get("mode", "").lower() == "live":
         return await _start_live(ctx)
-    return overview(ctx, hs.snapshot())
+    return await with_chat_rights(ctx, overview(ctx, hs.snapshot()))
 
 
 @health.action("overview")
@@ -320,7 +338,7 @@ async def health_overview(ctx: Context) -> View:
     if hs is None:
         return _not_running(ctx)
     await _live(ctx).stop(_pressed_ref(ctx))
-    return _answer(ctx, overview(ctx, hs.snapshot()))
+    return _answer(ctx, await with_chat_rights(ctx, overview(ctx, hs.snapshot())))
 
 
 @health.action("details")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Context"], Awaitable["View | None"]]
 ConfirmText = Callable[["Context"], Awaitable[str]]
+StepUpRule = Callable[["Context"], Awaitable[bool]]
 ROLES = ("public", "viewer", "operator", "admin")
 
 
@@ -43,6 +44,7 @@ class Arg:
     rest: bool = False
     secret: bool = False
     choices: tuple[str, ...] = ()
+    max_len: int = 0  # characters; 0 = the default cap (chatops.inputs)
 
 
 @dataclass(eq=False)
@@ -58,6 +60,12 @@ class Spec:
     private_only: bool = False
     confirm_text: ConfirmText | None = None
     args: tuple[Arg, ...] = ()
+    # step-up for some requests only (e.g. when the target is another admin); the pipeline
+    # asks it when ``step_up`` is off
+    step_up_if: StepUpRule | None = None
+    # a private-only command typed in a group with its secrets: what to do about them now
+    # that the group has seen them (e.g. force a password change); may return the answer
+    on_exposed: Handler | None = None
 
     @property
     def level(self) -> int:
@@ -137,6 +145,7 @@ class Command(Spec):
         audit: bool = True,
         private_only: bool = False,
         confirm_text: ConfirmText | None = None,
+        step_up_if: StepUpRule | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare a button action of this command (``role`` defaults to the command's)."""
 
@@ -156,6 +165,7 @@ class Command(Spec):
                 audit=audit,
                 private_only=private_only,
                 confirm_text=confirm_text,
+                step_up_if=step_up_if,
                 command=self,
             )
             if self.registry is not None:
@@ -193,6 +203,8 @@ class Registry:
         capability: str | None = None,
         order: int = 100,
         confirm_text: ConfirmText | None = None,
+        step_up_if: StepUpRule | None = None,
+        on_exposed: Handler | None = None,
     ) -> Callable[[Handler], Command]:
         """Declare a command; the decorated function becomes ``Command.handler`` and the
         name is bound to the Command (so ``@mycmd.action("page")`` declares its buttons)."""
@@ -212,6 +224,8 @@ class Registry:
                 private_only=private_only,
                 confirm_text=confirm_text,
                 args=tuple(args),
+                step_up_if=step_up_if,
+                on_exposed=on_exposed,
                 capability=capability or _capability_of(fn),
                 hidden=hidden,
                 order=order,

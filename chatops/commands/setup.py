@@ -16,6 +16,7 @@ points to the Telegram wizard.
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import time
 from typing import Any
@@ -32,6 +33,7 @@ from piyasa.admin.users import MIN_PASSWORD_LEN, UserError, get_user
 from piyasa.config import TELEGRAM_TOKEN_RE, mask, mask_url
 from piyasa.crypto import fingerprint
 
+log = logging.getLogger(__name__)
 CHAT_ID_RE = re.compile(r"^-?\d{5,20}$")
 MAX_MODEL_BUTTONS = 12
 PROGRESS_EDIT_EVERY_S = 0.5
@@ -40,7 +42,6 @@ OK, NO = "✅", "❌"
 _flash: contextvars.ContextVar[tuple[str, str, dict[str, Any]] | None] = contextvars.ContextVar(
     "setup_flash", default=None
 )
-_show_qr: contextvars.ContextVar[bool] = contextvars.ContextVar("setup_qr", default=False)
 
 
 def flash(level: str, key: str, **kw: Any) -> None:
@@ -101,14 +102,6 @@ async def render_admin(ctx: Context, data: dict[str, Any]) -> View:
         view.blocks.append(Text(ctx.t("setup.admin.send_password", n=MIN_PASSWORD_LEN)))
     elif phase == "mfa_code":
         view.blocks.append(Text(ctx.t("setup.admin.send_code")))
-        if _show_qr.get():
-            _show_qr.set(False)
-            secret = ctx.services.box.decrypt(a["pending_enc"])
-            uri = auth.totp_uri(secret, a.get("username", "admin"))
-            view.images.append(
-                Image(wizard.totp_qr_png(uri), ctx.t("setup.admin.qr_caption", key=secret))
-            )
-            view.protect = True
     else:
         view.blocks.append(Text(ctx.t("setup.admin.intro")))
     view.blocks.extend(_take_flash(ctx))
@@ -126,8 +119,33 @@ def _yes(ctx: Context, value: Any) -> str:
     return f"{OK} {ctx.t('yes')}" if value else f"{NO} {ctx.t('no')}"
 
 
+async def _send_qr(ctx: Context, a: dict[str, Any], secret: str) -> None:
+    """The QR code (its caption holds the seed) as its own protected message, remembered
+    in the wizard state so :func:`_drop_qr` deletes it when the enrolment ends."""
+    uri = auth.totp_uri(secret, a.get("username", "admin"))
+    caption = ctx.t("setup.admin.qr_caption", key=secret)
+    view = View(images=[Image(wizard.totp_qr_png(uri), caption)], protect=True)
+    ref = await ctx.send(view)
+    if ref is not None:
+        a["qr_message"] = [ref.chat, ref.message]
+
+
+async def _drop_qr(ctx: Context, a: dict[str, Any]) -> None:
+    """Delete the QR message once its seed is enrolled or abandoned: it must not stay in
+    the chat history (a bot may delete its own messages for 48 hours, Bot API)."""
+    where = a.pop("qr_message", None)
+    bot = getattr(ctx.responder, "bot", None)  # the wizard runs on Telegram only
+    if not where or bot is None:
+        return
+    try:
+        await bot.delete_message(int(where[0]), int(where[1]))
+    except Exception as exc:  # never block the wizard; the seed was shown protected
+        log.warning("could not delete the two-factor QR message: %s", type(exc).__name__)
+
+
 async def choose_admin(ctx: Context, data: dict[str, Any], value: str) -> str | None:
     a = data.setdefault("admin", {})
+    await _drop_qr(ctx, a)  # whatever was chosen, an earlier QR's seed is no longer pending
     if value == "next":
         a["phase"] = ""
         return None
@@ -137,7 +155,7 @@ async def choose_admin(ctx: Context, data: dict[str, Any], value: str) -> str | 
     if value == "mfa":
         secret = auth.new_totp_secret()
         a.update(phase="mfa_code", pending_enc=ctx.services.box.encrypt(secret))
-        _show_qr.set(True)
+        await _send_qr(ctx, a, secret)
         return STAY
     return STAY
 
@@ -163,6 +181,7 @@ async def text_admin(ctx: Context, data: dict[str, Any], text: str) -> str | Non
             flash("error", "setup.admin.code_wrong")
             return STAY
         a.update(totp_enc=a.pop("pending_enc"), totp_step=step, phase="", mfa=True)
+        await _drop_qr(ctx, a)
         flash("success", "setup.admin.mfa_ok")
         return STAY
     flash("info", "setup.use_buttons")

@@ -12,16 +12,16 @@ message with ``protect`` (never by editing a message that was sent unprotected).
 from __future__ import annotations
 
 import io
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
-from chatops import dialogs, i18n, menus
+from chatops import announce, dialogs, handover, i18n, menus
 from chatops.commands.registry import Arg, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Image, Pager, Table, Text, View
-from piyasa.admin import auth, passwords
+from piyasa.admin import auth, issue, passwords
 from piyasa.admin import users as svc
-from piyasa.admin.identity import create_link_code
 from piyasa.db.models import ROLES
 
 ROLE_CYCLE = (None, *ROLES)
@@ -64,6 +64,22 @@ def _int(value: Any) -> int | None:
         return None
 
 
+async def against_other_admin(ctx: Context) -> bool:
+    """Step-up rule (``step_up_if``): the request changes an admin account other than the
+    caller's — the card's ``id``, a bulk selection ``sel`` or a ``username`` argument. A
+    hijacked admin chat account must not lock out, demote or take over the other admins
+    with a confirmation alone."""
+    sel = (_int(x) for x in ctx.params.get("sel") or [])
+    refs: list[int | str] = [i for i in sel if i is not None]
+    uid = _int(ctx.params.get("id"))
+    if uid is not None:
+        refs.append(uid)
+    if ctx.args.get("username"):
+        refs.append(ctx.args["username"])
+    besides = ctx.actor.user_id if ctx.actor else None
+    return bool(await svc.admins_among(ctx.services, refs, besides=besides))
+
+
 def error_view(ctx: Context, exc: svc.UserError, view: View | None = None) -> View:
     """The service's refusal, in the caller's language; also noted in the audit row."""
     ctx.audit_params["outcome"] = exc.code
@@ -76,14 +92,6 @@ def error_view(ctx: Context, exc: svc.UserError, view: View | None = None) -> Vi
 
 def _prefix(ctx: Context) -> str:
     return "/piyasa " if ctx.surface == "slack" else "/"
-
-
-def _secret_view(view: View) -> View:
-    """Shown once: private, protected, and always a new message."""
-    view.private = True
-    view.protect = True
-    view.edit = False
-    return view
 
 
 # -- the list -------------------------------------------------------------------------------
@@ -232,7 +240,7 @@ async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = N
     return view
 
 
-@command("users", role="admin", order=30, args=(Arg("search", rest=True),))
+@command("users", role="admin", order=30, args=(Arg("search", rest=True, max_len=64),))
 async def users(ctx: Context) -> View:
     """The list; ``/users TEXT`` searches usernames."""
     return await list_view(ctx, _list_state(ctx))
@@ -389,7 +397,7 @@ async def _role_change(ctx: Context) -> View:
     )
 
 
-@users.action("role", confirm=True, confirm_text=_role_text)
+@users.action("role", confirm=True, confirm_text=_role_text, step_up_if=against_other_admin)
 async def users_role(ctx: Context) -> View:
     if ctx.params.get("role") == "admin":  # only make_admin (with step-up) may do that
         return error_view(ctx, svc.UserError("use make_admin", "needs_stepup"))
@@ -407,7 +415,7 @@ async def _lock_text(ctx: Context) -> str:
     return ctx.t(key, username=await _name(ctx))
 
 
-@users.action("lock", confirm=True, confirm_text=_lock_text)
+@users.action("lock", confirm=True, confirm_text=_lock_text, step_up_if=against_other_admin)
 async def users_lock(ctx: Context) -> View:
     on = bool(ctx.params.get("on", True))
     return await _run(
@@ -421,25 +429,30 @@ async def _reset_text(ctx: Context) -> str:
     return ctx.t("users.confirm.reset_pw", username=await _name(ctx))
 
 
-@users.action("reset_pw", confirm=True, confirm_text=_reset_text)
-async def users_reset_pw(ctx: Context) -> View:
+@users.action("reset_pw", confirm=True, confirm_text=_reset_text, step_up_if=against_other_admin)
+async def users_reset_pw(ctx: Context) -> View | None:
     uid = _int(ctx.params.get("id"))
     if uid is None:
         return await card_view(ctx, None)
+
+    def show(i: issue.Issued) -> View:
+        return View(
+            title=ctx.t("users.temp.title", username=i.username),
+            blocks=[
+                Text(i.secret, style="code"),
+                Text(ctx.t("users.temp.how", username=i.username)),
+            ],
+        )
+
     try:
-        name, temp = await svc.reset_password(ctx.services, actor_of(ctx), uid)
+        return await handover.hand_over(
+            ctx, lambda: issue.temp_password(ctx.services, actor_of(ctx), uid), show
+        )
     except svc.UserError as exc:
         return error_view(ctx, exc)
-    ctx.target = name
-    return _secret_view(
-        View(
-            title=ctx.t("users.temp.title", username=name),
-            blocks=[Text(temp, style="code"), Text(ctx.t("users.temp.how", username=name))],
-        )
-    )
 
 
-@users.action("force_change")
+@users.action("force_change", step_up_if=against_other_admin)
 async def users_force_change(ctx: Context) -> View:
     return await _run(
         ctx,
@@ -448,8 +461,8 @@ async def users_force_change(ctx: Context) -> View:
     )
 
 
-@users.action("mfa_enrol")
-async def users_mfa_enrol(ctx: Context) -> View:
+@users.action("mfa_enrol", step_up_if=against_other_admin)
+async def users_mfa_enrol(ctx: Context) -> View | None:
     uid = _int(ctx.params.get("id"))
     assert ctx.actor is not None
     if uid is not None and uid == ctx.actor.user_id:
@@ -478,22 +491,24 @@ async def _apikey_text(ctx: Context) -> str:
 
 
 @users.action("apikey", step_up=True, confirm=True, confirm_text=_apikey_text)
-async def users_apikey(ctx: Context) -> View:
+async def users_apikey(ctx: Context) -> View | None:
     uid = _int(ctx.params.get("id"))
     if uid is None:
         return await card_view(ctx, None)
+
+    def show(i: issue.Issued) -> View:
+        ctx.audit_params["prefix"] = i.extra["prefix"]
+        return View(
+            title=ctx.t("users.key.title", username=i.username),
+            blocks=[Text(i.secret, style="code"), Text(ctx.t("users.key.how"))],
+        )
+
     try:
-        name, key, prefix = await svc.regenerate_api_key(ctx.services, actor_of(ctx), uid)
+        return await handover.hand_over(
+            ctx, lambda: issue.api_key(ctx.services, actor_of(ctx), uid), show
+        )
     except svc.UserError as exc:
         return error_view(ctx, exc)
-    ctx.target = name
-    ctx.audit_params["prefix"] = prefix
-    return _secret_view(
-        View(
-            title=ctx.t("users.key.title", username=name),
-            blocks=[Text(key, style="code"), Text(ctx.t("users.key.how"))],
-        )
-    )
 
 
 @users.action("sessions")
@@ -569,7 +584,7 @@ async def _revoke_text(ctx: Context) -> str:
     return ctx.t(key if i18n.has(key) else "confirm.generic", username=await _name(ctx))
 
 
-@users.action("revoke", confirm=True, confirm_text=_revoke_text)
+@users.action("revoke", confirm=True, confirm_text=_revoke_text, step_up_if=against_other_admin)
 async def users_revoke(ctx: Context) -> View:
     uid = _int(ctx.params.get("id"))
     ref = _int(ctx.params.get("ref")) or 0
@@ -689,7 +704,12 @@ def _list_defaults() -> dict[str, Any]:
     }
 
 
-@users.action("bulk", confirm=True, confirm_text=lambda ctx: _preview_text(ctx))
+@users.action(
+    "bulk",
+    confirm=True,
+    confirm_text=lambda ctx: _preview_text(ctx),
+    step_up_if=against_other_admin,
+)
 async def users_bulk(ctx: Context) -> View:
     op, role, _ = _bulk_args(ctx)
     if op not in ("lock", "unlock", "role") or (
@@ -765,9 +785,11 @@ async def _on_password_choice(ctx: Context, data: dict[str, Any], value: str) ->
 
 
 async def _on_password_text(ctx: Context, data: dict[str, Any], text: str) -> str | None:
-    # The message holding it is already deleted (secret step).
+    # The dialog tried to delete the message holding it (a secret step): say what happened.
     if not ctx.chat_private:
-        return "users.add.password_not_private"
+        return (
+            "users.add.password_visible" if ctx.secret_visible else "users.add.password_not_private"
+        )
     problem = passwords.problem(text, data.get("username"))
     if problem:
         return f"users.err.password_{problem}"
@@ -868,51 +890,57 @@ async def adduser(ctx: Context) -> View:
 wizard.bind(adduser)
 
 
-async def _create(ctx: Context, admin: bool) -> View:
+async def _create(ctx: Context, admin: bool) -> View | None:
     state = await dialogs.active(ctx)
     if not state or state.get("dialog") != "adduser" or state.get("step") != len(wizard.steps) - 1:
         return View(blocks=[Alert("error", ctx.t("dialog.gone"))])
     data = state["data"]
     if (data.get("role") == "admin") != admin:
         return View(blocks=[Alert("error", ctx.t("dialog.gone"))])
-    temp = passwords.generate_temporary() if data.get("password") == "generate" else None
-    try:
-        info = await svc.add_user(
+    mfa = data.get("mfa") == "now"
+
+    def create() -> Awaitable[issue.Issued]:
+        return issue.new_user(
             ctx.services,
+            actor_of(ctx),
             data["username"],
             data["role"],
-            password_hash=auth.hash_password(temp) if temp else data.get("password_hash"),
+            password_hash=data.get("password_hash"),
+            generate_password=data.get("password") == "generate",
             must_change=bool(data.get("must_change")),
-            actor=actor_of(ctx),
+            mfa=mfa,
         )
+
+    def show(i: issue.Issued) -> View:
+        t, code = ctx.t, i.secret
+        role = t(f"role.{data['role']}")
+        blocks: list[Any] = [
+            Alert("success", t("users.add.done", username=i.username, role=role)),
+            Text(t("users.add.link_code")),
+            Text(code, style="code"),
+            Text(t("linkcode.how", username=i.username, code=code)),
+        ]
+        if i.extra.get("password"):
+            blocks += [Text(t("users.add.temp_password")), Text(i.extra["password"], style="code")]
+        if mfa:
+            blocks.append(Text(t("users.add.mfa_next", mfa=f"{_prefix(ctx)}mfa")))
+        return View(title=t("users.add.done_title"), blocks=blocks)
+
+    try:
+        view = await handover.hand_over(ctx, create, show)
     except svc.UserError as exc:
         return error_view(ctx, exc)
     await dialogs.cancel_active(ctx)
-    ctx.target = info.username
-    if data.get("mfa") == "now":
-        await svc.mfa_request(ctx.services, actor_of(ctx), info.id)
-    code = await create_link_code(ctx.services, info.id)
-    t = ctx.t
-    blocks: list[Any] = [
-        Alert("success", t("users.add.done", username=info.username, role=t(f"role.{info.role}"))),
-        Text(t("users.add.link_code")),
-        Text(code, style="code"),
-        Text(t("linkcode.how", username=info.username, code=code)),
-    ]
-    if temp:
-        blocks += [Text(t("users.add.temp_password")), Text(temp, style="code")]
-    if data.get("mfa") == "now":
-        blocks.append(Text(t("users.add.mfa_next", mfa=f"{_prefix(ctx)}mfa")))
-    return _secret_view(View(title=t("users.add.done_title"), blocks=blocks))
+    return view
 
 
 @adduser.action("create")
-async def adduser_create(ctx: Context) -> View:
+async def adduser_create(ctx: Context) -> View | None:
     return await _create(ctx, admin=False)
 
 
 @adduser.action("create_admin", step_up=True)
-async def adduser_create_admin(ctx: Context) -> View:
+async def adduser_create_admin(ctx: Context) -> View | None:
     return await _create(ctx, admin=True)
 
 
@@ -928,30 +956,63 @@ def qr_png(uri: str) -> bytes:
     return buf.getvalue()
 
 
-async def mfa_start_view(ctx: Context) -> View:
+async def mfa_start_view(ctx: Context) -> View | None:
     assert ctx.actor is not None
-    try:
-        seed, uri = await svc.mfa_begin(ctx.services, ctx.actor.user_id)
-    except svc.UserError as exc:
-        return error_view(ctx, exc)
+    user_id = ctx.actor.user_id
     cmd = f"{_prefix(ctx)}mfa"
-    return _secret_view(
-        View(
+
+    def show(i: issue.Issued) -> View:
+        return View(
             title=ctx.t("users.mfa.title"),
             blocks=[Text(ctx.t("users.mfa.scan", cmd=cmd))],
             images=[
                 Image(
-                    qr_png(uri),
-                    caption=ctx.t("users.mfa.manual", seed=seed),
+                    qr_png(i.extra["uri"]),
+                    caption=ctx.t("users.mfa.manual", seed=i.secret),
                     filename="piyasa-2fa.png",
                 )
             ],
         )
-    )
+
+    try:
+        return await handover.hand_over(
+            ctx, lambda: issue.totp_seed(ctx.services, actor_of(ctx), user_id), show
+        )
+    except svc.UserError as exc:
+        return error_view(ctx, exc)
+
+
+async def announce_enrolment(ctx: Context) -> int:
+    """Tell the admins that a user turned two-factor on from chat: with a hijacked chat
+    account an attacker would enrol their own authenticator and pass every step-up after
+    that, so the others must hear of it (and can lock the account). Returns how many admin
+    chats were told."""
+    assert ctx.actor is not None
+    name, surface, account = ctx.actor.username, ctx.surface, ctx.client.external_id
+
+    def build(lang: str, where: str) -> View:
+        cmd = f"{'/piyasa ' if where == 'slack' else '/'}users {name}"
+        return View(
+            blocks=[
+                Alert(
+                    "warning",
+                    i18n.t(
+                        lang,
+                        "users.mfa.announce",
+                        username=name,
+                        surface=surface.capitalize(),
+                        account=account,
+                        cmd=cmd,
+                    ),
+                )
+            ]
+        )
+
+    return await announce.to_admins(ctx.services, build)
 
 
 @command("mfa", role="viewer", order=8, private_only=True, args=(Arg("code", secret=True),))
-async def mfa(ctx: Context) -> View:
+async def mfa(ctx: Context) -> View | None:
     """Set up two-factor authentication: ``/mfa`` shows the QR once, ``/mfa CODE`` proves
     it and switches it on."""
     assert ctx.actor is not None
@@ -963,8 +1024,23 @@ async def mfa(ctx: Context) -> View:
     ok = await svc.mfa_confirm(ctx.services, actor_of(ctx), ctx.actor.user_id, code)
     ctx.audit_params["outcome"] = "enabled" if ok else "wrong_code"
     if ok:
+        ctx.audit_params["announced"] = await announce_enrolment(ctx)
         return View(blocks=[Alert("success", ctx.t("users.mfa.enabled"))])
     return View(blocks=[Alert("error", ctx.t("users.mfa.wrong", cmd=f"{_prefix(ctx)}mfa"))])
+
+
+async def _password_exposed(ctx: Context) -> View:
+    """``/password CURRENT NEW`` typed in a group: the group saw the current password (and
+    where the bot cannot delete messages, still sees it), so the account must change it;
+    the new one is never set. Audited with ``forced_change``."""
+    assert ctx.actor is not None  # authorized before
+    forced = False
+    if (await svc.get_user(ctx.services, ctx.actor.username)).has_password:
+        await svc.set_must_change(ctx.services, actor_of(ctx), ctx.actor.user_id, True)
+        forced = True
+    ctx.audit_params["forced_change"] = forced
+    key = "users.password.exposed_visible" if ctx.secret_visible else "users.password.exposed_seen"
+    return View(blocks=[Alert("error", ctx.t(key, cmd=f"{_prefix(ctx)}password"))])
 
 
 @command(
@@ -973,6 +1049,7 @@ async def mfa(ctx: Context) -> View:
     order=9,
     private_only=True,
     args=(Arg("current", required=True, secret=True), Arg("new", required=True, secret=True)),
+    on_exposed=_password_exposed,
 )
 async def password(ctx: Context) -> View:
     """Change your own password (the message is deleted at once)."""

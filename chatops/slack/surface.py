@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from chatops import dialogs, i18n, pipeline
+from chatops import announce, dialogs, i18n, pipeline
 from chatops.buttons import ButtonTokens
 from chatops.commands import load_all
 from chatops.commands.registry import Registry
@@ -111,7 +111,22 @@ class SlackResponder:
         return ref
 
     async def send_private(self, view: View) -> MessageRef | None:
-        return await self.send(view, self.user_id)
+        try:
+            return await self.send(view, self.user_id)
+        except SlackApiError as exc:
+            log.info("slack DM refused: %s", exc.response.get("error"))
+            return None
+
+    async def reach_private(self) -> bool:
+        """Whether ``conversations.open`` gives us a DM with the user; per Slack's method
+        docs it fails with ``user_disabled``, ``user_not_found`` or ``user_not_visible``
+        (and ``missing_scope`` when the app lacks im:write)."""
+        try:
+            await self.surface.client.conversations_open(users=self.user_id)
+        except SlackApiError as exc:
+            log.info("slack DM cannot be opened: %s", exc.response.get("error"))
+            return False
+        return True
 
     async def resume(self, pending: dict[str, Any]) -> None:
         await self.surface.resume(self.user_id, pending)
@@ -159,8 +174,10 @@ class SlackSurface:
 
         if self.http is None:
             self.http = aiohttp.ClientSession()
+        announce.register(self.services, "slack", announce.slack_poster(self))
 
     async def stop(self) -> None:
+        announce.unregister(self.services, "slack")
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

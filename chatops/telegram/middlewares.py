@@ -227,6 +227,7 @@ class Authorize(BaseMiddleware):
         if get_flag(data, FLAG) is not None:
             ctx: Context = data["ctx"]
             pipeline.authorize(ctx)
+            await pipeline.check_exposed(ctx)
             pipeline.check_private(ctx)
             pipeline.check_args(ctx)
         return await handler(event, data)

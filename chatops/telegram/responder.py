@@ -45,6 +45,7 @@ class TelegramResponder:
         self.callback = callback
         self.answered = False
         self._resumer = resumer
+        self.secret_visible = False  # a message holding a secret could not be deleted
 
     def _issuer(self, chat_id: int) -> TokenIssuer:
         return self.tokens.issuer(surface="telegram", user=str(self.user_id), chat=str(chat_id))
@@ -130,14 +131,29 @@ class TelegramResponder:
             log.info("cannot message user privately (they have not started the bot)")
             return None
 
+    async def reach_private(self) -> bool:
+        """Whether the user's private chat takes messages: it does when they talk to us
+        there; elsewhere a ``sendChatAction`` probe answers 403 until they have started
+        the bot (or after they blocked it) — Bot API, "bot can't initiate conversation"."""
+        if self.chat_private:
+            return True
+        try:
+            await self.bot.send_chat_action(self.user_id, "typing")
+        except (TelegramForbiddenError, TelegramBadRequest):
+            return False
+        return True
+
     async def delete_trigger(self) -> None:
-        """Remove the user's message (it held a secret)."""
+        """Remove the user's message (it held a secret). In a group only an admin bot with
+        ``can_delete_messages`` may delete others' messages (Bot API deleteMessage); when
+        it fails, ``secret_visible`` says so, and nobody may claim the message is gone."""
         if self.trigger_message_id is None:
             return
         message_id, self.trigger_message_id = self.trigger_message_id, None  # delete once
         try:
             await self.bot.delete_message(self.chat_id, message_id)
-        except TelegramBadRequest as exc:
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            self.secret_visible = True
             log.warning("could not delete a message holding a secret: %s", exc)
 
     async def resume(self, pending: dict[str, Any]) -> None:

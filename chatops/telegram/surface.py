@@ -31,7 +31,7 @@ from aiogram.types import (
 from aiohttp import web
 from sqlalchemy import select
 
-from chatops import dialogs, i18n, menus, pipeline
+from chatops import announce, dialogs, i18n, menus, pipeline
 from chatops.buttons import ButtonTokens
 from chatops.commands import load_all
 from chatops.commands.registry import Command as CommandSpec
@@ -318,6 +318,7 @@ class TelegramSurface:
         me = await self.bot.get_me()
         self.username = me.username or ""
         menus.register(self.services, self.sync_user_menus)
+        announce.register(self.services, "telegram", announce.telegram_poster(self))
         task = asyncio.create_task(self._sync_commands_quietly())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -351,6 +352,7 @@ class TelegramSurface:
 
     async def stop(self) -> None:
         menus.unregister(self.services, self.sync_user_menus)
+        announce.unregister(self.services, "telegram")
         for task in list(self._background):
             task.cancel()
         if self._polling is not None:

@@ -17,6 +17,20 @@ SECRET_KEY_RE = re.compile(
     r"pass(word)?|secret|token|api[_-]?key|totp|otp|code|seed|credential|private", re.I
 )
 MASK = "***"
+# What no database column may hold: NUL (PostgreSQL text and JSONB refuse it) and lone
+# surrogates (not encodable as UTF-8). Such characters are stored as visible escapes.
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """``value`` (a string, or a JSON-like structure of them) safe for every database."""
+    if isinstance(value, str):
+        return UNSTORABLE_RE.sub(lambda m: ascii(m.group())[1:-1], value)
+    if isinstance(value, Mapping):
+        return {storable(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 def mask_params(params: Mapping[str, Any] | None, secret_names: set[str] | None = None) -> dict:
@@ -47,17 +61,18 @@ async def record(
     detail: str | None = None,
     secret_names: set[str] | None = None,
 ) -> None:
-    """Append one row. ``params`` are masked here, so callers cannot forget to."""
+    """Append one row. ``params`` are masked here, so callers cannot forget to; text no
+    database can hold (a NUL byte) is escaped, so a refusal of such input is recorded too."""
     entry = AuditEntry(
         at=datetime.now(UTC),
-        actor=actor[:128],
+        actor=storable(actor)[:128],
         actor_user_id=actor_user_id,
         surface=surface[:16],
-        action=action[:64],
-        target=(target or None) and str(target)[:255],
-        params=mask_params(params, secret_names),
+        action=storable(action)[:64],
+        target=(target or None) and storable(str(target))[:255],
+        params=storable(mask_params(params, secret_names)),
         result=result[:32],
-        detail=detail,
+        detail=detail and storable(detail),
     )
     async with services.sessions() as session, session.begin():
         session.add(entry)

@@ -27,13 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from piyasa.admin import audit, auth, passwords
-from piyasa.admin.health.apikeys import hash_key
-from piyasa.admin.identity import create_link_code
 from piyasa.db.models import ROLES, ApiKey, Identity, User
 from piyasa.errors import UserFacingError
 from piyasa.services import Services
@@ -241,18 +239,9 @@ async def link_code_for(
     services: Services, username: str, *, actor: str = "cli", surface: str = "cli"
 ) -> str:
     """A one-time link code for ``username`` (10 minutes, single use)."""
-    info = await get_user(services, username)
-    code = await create_link_code(services, info.id)
-    await audit.record(
-        services,
-        actor=actor,
-        surface=surface,
-        action="user.link_code",
-        target=info.username,
-        params={},
-        result="ok",
-    )
-    return code
+    from piyasa.admin import issue  # it builds on this module
+
+    return (await issue.link_code(services, Actor(actor, surface=surface), username)).secret
 
 
 # -- the list ---------------------------------------------------------------------------
@@ -287,7 +276,9 @@ class UserPage:
 
 def _filters(search: str, role: str | None, status: str | None) -> list[Any]:
     where: list[Any] = []
-    if search:
+    if search and audit.UNSTORABLE_RE.search(search):
+        where.append(false())  # no username holds a NUL (PostgreSQL cannot even compare one)
+    elif search:
         where.append(User.username.contains(search.strip().lower(), autoescape=True))
     if role in ROLES:
         where.append(User.role == role)
@@ -603,16 +594,10 @@ async def set_locked(services: Services, actor: Actor, ref: int | str, locked: b
 
 async def reset_password(services: Services, actor: Actor, ref: int | str) -> tuple[str, str]:
     """A new temporary password (returned once) that must be changed at next use."""
-    temp = passwords.generate_temporary()
-    digest = auth.hash_password(temp)
+    from piyasa.admin import issue  # it builds on this module
 
-    async def apply(_s: AsyncSession, user: User) -> None:
-        user.password_hash = digest
-        user.must_change_password = True
-        user.failed_logins = 0
-
-    name, _uid, _ = await _change(services, actor, ref, "user.password_reset", apply)
-    return name, temp
+    issued = await issue.temp_password(services, actor, ref)
+    return issued.username, issued.secret
 
 
 async def set_must_change(
@@ -663,15 +648,10 @@ async def change_own_password(
 async def mfa_begin(services: Services, user_id: int) -> tuple[str, str]:
     """A fresh TOTP seed for the user to scan (not active until proven); returns
     (seed, otpauth URI). Refused when MFA is already on: reset it first."""
-    async with services.sessions() as session, session.begin():
-        user = await _load(session, user_id)
-        if user.totp_enabled:
-            raise UserError("two-factor authentication is already on", "mfa_on")
-        seed = auth.new_totp_secret()
-        user.totp_secret_encrypted = services.box.encrypt(seed)
-        user.totp_last_step = None
-        name = user.username
-    return seed, auth.totp_uri(seed, name)
+    from piyasa.admin import issue  # it builds on this module
+
+    issued = await issue.totp_seed(services, CLI, user_id)
+    return issued.secret, issued.extra["uri"]
 
 
 async def mfa_request(services: Services, actor: Actor, ref: int | str) -> str:
@@ -736,22 +716,10 @@ async def regenerate_api_key(
 ) -> tuple[str, str, str]:
     """Revoke the user's active keys and make a new one; returns (username, key, prefix).
     Only the key's hash and its first characters are stored."""
-    key = new_api_key()
-    prefix = key[:10]
-    now = datetime.now(UTC)
+    from piyasa.admin import issue  # it builds on this module
 
-    async def apply(session: AsyncSession, user: User) -> int:
-        result = await session.execute(
-            update(ApiKey)
-            .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        session.add(ApiKey(user_id=user.id, key_hash=hash_key(key), prefix=prefix, name=name))
-        return int(result.rowcount or 0)
-
-    username, _uid, revoked = await _change(services, actor, ref, "user.api_key", apply)
-    await _record(services, actor, "user.api_key_issued", username, prefix=prefix, revoked=revoked)
-    return username, key, prefix
+    issued = await issue.api_key(services, actor, ref, name)
+    return issued.username, issued.secret, issued.extra["prefix"]
 
 
 async def revoke_api_key(services: Services, actor: Actor, ref: int | str, key_id: int) -> str:
@@ -939,6 +907,25 @@ async def bulk_apply(
             bulk=True,
         )
     return plan
+
+
+async def admins_among(
+    services: Services, refs: Iterable[int | str], *, besides: int | None = None
+) -> list[str]:
+    """Usernames of the admin accounts (locked or not) among ``refs`` (ids or usernames),
+    leaving out user id ``besides`` (the caller: acting on oneself is not acting on
+    another admin)."""
+    ids = {r for r in refs if isinstance(r, int)}
+    names = {str(r).strip().lower() for r in refs if not isinstance(r, int)}
+    if not ids and not names:
+        return []
+    stmt = select(User.username).where(
+        User.role == "admin", User.id.in_(ids) | User.username.in_(names)
+    )
+    if besides is not None:
+        stmt = stmt.where(User.id != besides)
+    async with services.sessions() as session:
+        return sorted((await session.scalars(stmt)).all())
 
 
 async def user_ids(services: Services, usernames: Iterable[str]) -> dict[str, int]:

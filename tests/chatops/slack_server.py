@@ -62,6 +62,10 @@ class SlackServer:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     uploads: list[dict[str, Any]] = field(default_factory=list)
     base: str = ""
+    # user id -> the error conversations.open and a DM post answer for that user
+    dm_refused: dict[str, str] = field(default_factory=dict)
+    # method -> error for its next call only (a failure after an earlier check passed)
+    fail_next: dict[str, str] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _urls: Any = field(default_factory=lambda: itertools.count(1))
@@ -146,6 +150,8 @@ class SlackServer:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
+        if method in self.fail_next:
+            return web.json_response({"ok": False, "error": self.fail_next.pop(method)})
         result = handler(args)
         self._notify()
         return web.json_response(result)
@@ -175,6 +181,8 @@ class SlackServer:
             return {"ok": False, "error": "no_text"}
         if block_errors(blocks):
             return {"ok": False, "error": "invalid_blocks", "errors": block_errors(blocks)}
+        if channel in self.dm_refused:
+            return {"ok": False, "error": self.dm_refused[channel]}
         ts = f"{int(time.time())}.{next(self._ts):06d}"
         channel = channel if not channel.startswith("U") else "D" + channel[1:]
         msg = {"ts": ts, "channel": channel, "text": args.get("text"), "blocks": blocks}
@@ -220,6 +228,8 @@ class SlackServer:
         users = str(args.get("users") or "")
         if not users.startswith(("U", "W")) or "," in users:
             return {"ok": False, "error": "user_not_found"}
+        if users in self.dm_refused:
+            return {"ok": False, "error": self.dm_refused[users]}
         return {"ok": True, "channel": {"id": "D" + users[1:]}}
 
     def m_conversations_info(self, args: dict) -> dict:

@@ -34,16 +34,24 @@ async def test_list_card_role_change_and_stale_button(slack, slack_server) -> No
     assert (await svc.get_user(slack.services, "user_viewer")).role == "operator"
 
 
-async def test_reset_password_is_ephemeral_and_self_lock_refused(slack, slack_server) -> None:
+def _dm(slack_server, user: str) -> dict:  # type: ignore[no-untyped-def]
+    """The app's last direct message to ``user`` (U0ADMIN -> D0ADMIN)."""
+    return [m for m in slack_server.posted if m["channel"] == "D" + user[1:]][-1]
+
+
+async def test_reset_password_goes_to_the_dm_and_self_lock_refused(slack, slack_server) -> None:
     _, ack, _ = await slack.slash("U0ADMIN", "users operator")
     card = await slack_tap(slack, slack_server, "U0ADMIN", ack, "👤 user_operator")
     confirm = await slack_tap(slack, slack_server, "U0ADMIN", card, "Reset password")
-    secret = await slack_tap(slack, slack_server, "U0ADMIN", confirm, "Yes")
-    assert secret["response_type"] == "ephemeral" and not secret.get("replace_original")
+    note = await slack_tap(slack, slack_server, "U0ADMIN", confirm, "Yes")
+    assert i18n.t("en", "render.sent_private") in slack_text(note)
+    secret = _dm(slack_server, "U0ADMIN")
     temp = [b for b in secret["blocks"] if "```" in b.get("text", {}).get("text", "")]
     temp = temp[0]["text"]["text"].strip("`")
     assert (await passwords.check_login(slack.services, "user_operator", temp)).must_change
-    assert all(temp not in str(m) for m in slack_server.posted)  # never in a channel
+    assert temp not in str(note)
+    channels = [m for m in slack_server.posted if not m["channel"].startswith("D")]
+    assert all(temp not in str(m) for m in channels)  # never in a channel
     _, ack, _ = await slack.slash("U0ADMIN", "users user_admin")
     card = await slack_tap(slack, slack_server, "U0ADMIN", ack, "👤 user_admin")
     confirm = await slack_tap(slack, slack_server, "U0ADMIN", card, "Lock")
@@ -64,7 +72,9 @@ async def test_add_user_dialog_by_slash_answers(slack, slack_server) -> None:
     step = await slack_tap(slack, slack_server, "U0ADMIN", step, "Now")
     assert "Step 6/6" in slack_text(step)
     done = await slack_tap(slack, slack_server, "U0ADMIN", step, "Create")
-    assert "deniz (viewer) is created" in slack_text(done) and "/piyasa mfa" in slack_text(done)
+    assert i18n.t("en", "render.sent_private") in slack_text(done)
+    dm = slack_text(_dm(slack_server, "U0ADMIN"))
+    assert "deniz (viewer) is created" in dm and "/piyasa mfa" in dm
     card = await svc.card(slack.services, "deniz")
     assert card.must_change and card.mfa == "pending"
     rows = await audit.recent(slack.services, 50)
@@ -86,7 +96,8 @@ async def test_bulk_role_preview_and_mfa_qr_goes_to_dm(slack, slack_server) -> N
     (need,) = await slack_server.wait_response(url)
     assert "not set up" in slack_text(need)
     _, ack, _ = await slack.slash("U0VIEWER", "mfa")
-    assert "Scan the QR code" in slack_text(ack)
+    assert i18n.t("en", "render.sent_private") in slack_text(ack)
+    assert "Scan the QR code" in slack_text(_dm(slack_server, "U0VIEWER"))
     upload = await slack_upload(slack_server, "piyasa-2fa.png")
     assert upload["channel"] == "D0VIEWER" and upload["size"] > 100
     seed = await _pending_seed(slack.services, "user_viewer")

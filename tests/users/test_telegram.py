@@ -126,8 +126,9 @@ async def test_reset_password_goes_private_and_protected(tg) -> None:
     confirm = await tap(tg, "admin", ADMIN_GROUP, card, "Reset password")
     mark = await tg.press("admin", ADMIN_GROUP, confirm, token_for(confirm, "Yes"))
     secret = await tg.sb.wait_for_message(chat_id=private("admin"), after=mark)
-    note = await tg.sb.wait_for_message(chat_id=ADMIN_GROUP, after=mark)
-    assert note["text"] == i18n.t("en", "render.sent_private")
+    note = await tg.sb.wait_for_message(chat_id=ADMIN_GROUP, after=mark, edits=True)
+    assert note["text"] == "✅ " + i18n.t("en", "render.sent_private")
+    assert note["message_id"] == confirm["message_id"]  # the confirmation gives way to it
     assert secret.get("has_protected_content") is True
     temp = secret["text"].split("\n")[1].strip()
     assert len(temp) == 19 and temp.count("-") == 3

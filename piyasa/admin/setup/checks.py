@@ -197,7 +197,10 @@ async def connection_checks(settings: Settings, services: Services | None = None
         else:
             fix = "check PIYASA_REDIS_URL and that Redis runs" if r.state.is_problem else ""
             out.append(Check("redis", r.state, r.summary, fix))
-        out.append(await _admin_bot(settings))
+        bot = await _admin_bot(settings)
+        out.append(bot)
+        if bot.state == State.HEALTHY and settings.admin_chat_ids:
+            out.append(await _admin_chats(settings))
         out.append(await _llm(settings, services, db.state != State.CRITICAL))
         out.append(_slack(settings))
     finally:
@@ -282,6 +285,39 @@ async def _admin_bot(settings: Settings) -> Check:
         State.CRITICAL,
         f"getMe failed: {result.problem} ({result.detail})",
         fixes.get(result.problem, "check the token and PIYASA_TELEGRAM_API_URL"),
+    )
+
+
+ADMIN_CHAT_WHY = {
+    "not_admin": "is a plain member",
+    "no_delete": "is an admin without the 'Delete messages' right",
+    "not_member": "is not in the chat (or the chat does not exist)",
+    "unreachable": "could not be asked",
+}
+
+
+async def _admin_chats(settings: Settings) -> Check:
+    """The admin bot must be an admin with the delete right in every admin chat, or a
+    password typed there stays readable (see :mod:`piyasa.admin.admin_chats`)."""
+    from piyasa.admin import admin_chats
+
+    rights = await admin_chats.check(
+        settings.telegram_api_url, settings.admin_bot_token.reveal(), settings.admin_chat_ids
+    )
+    bad = [r for r in rights if not r.ok]
+    if not bad:
+        return Check(
+            "admin_chats",
+            State.HEALTHY,
+            f"the admin bot may delete messages in {len(rights)} admin chat(s)",
+        )
+    return Check(
+        "admin_chats",
+        State.WARNING,
+        "; ".join(f"in {r.chat_id} the bot {ADMIN_CHAT_WHY[r.problem]}" for r in bad),
+        "make the admin bot an administrator of each admin chat with the 'Delete messages' "
+        "right (Telegram: chat info -> Administrators -> Add admin): until then a password "
+        "or code typed there cannot be deleted and stays readable",
     )
 
 
