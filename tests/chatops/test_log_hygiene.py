@@ -107,9 +107,11 @@ async def test_debug_logs_never_carry_the_secrets_a_slack_session_shows(
     debug_slack, slack_server
 ) -> None:
     slack = debug_slack
-    # a link code shown to an admin (in the ack), then redeemed by a stranger (request body)
-    _, ack, _ = await slack.slash("U0ADMIN", "linkcode user_viewer")
-    code = next(line.strip("`") for line in slack_text(ack).splitlines() if "```" in line)
+    # a link code sent to an admin (in a DM), then redeemed by a stranger (request body)
+    await slack.slash("U0ADMIN", "linkcode user_viewer")
+    code = next(
+        line.strip("`") for line in slack_text(_dm(slack_server)).splitlines() if "```" in line
+    )
     operator_code = await link_code_for(slack.services, "user_operator")
     _, ack, _ = await slack.slash("U0STRANGER", f"link {operator_code}")
     assert "user_operator" in slack_text(ack)
@@ -117,10 +119,10 @@ async def test_debug_logs_never_carry_the_secrets_a_slack_session_shows(
     _, ack, _ = await slack.slash("U0ADMIN", "users operator")
     card = await slack_tap(slack, slack_server, "U0ADMIN", ack, "👤 user_operator")
     confirm = await slack_tap(slack, slack_server, "U0ADMIN", card, "Reset password")
-    shown = await slack_tap(slack, slack_server, "U0ADMIN", confirm, "Yes")
+    await slack_tap(slack, slack_server, "U0ADMIN", confirm, "Yes")
     temp = next(
         b["text"]["text"].strip("`")
-        for b in shown["blocks"]
+        for b in _dm(slack_server)["blocks"]
         if "```" in (b.get("text") or {}).get("text", "")
     )
     assert (await passwords.check_login(slack.services, "user_operator", temp)).must_change
@@ -144,6 +146,11 @@ async def test_debug_logs_never_carry_the_secrets_a_slack_session_shows(
     secrets = {"link code": code, "redeemed code": operator_code, "temp password": temp,
                "totp seed": seed, "unsigned body": marker}  # fmt: skip
     assert not hits(outputs, secrets)
+
+
+def _dm(slack_server, user: str = "U0ADMIN") -> dict:  # type: ignore[no-untyped-def]
+    """The app's last direct message to ``user`` (U0ADMIN -> D0ADMIN): where secrets go."""
+    return [m for m in slack_server.posted if m["channel"] == "D" + user[1:]][-1]
 
 
 async def _pending_seed(services, username: str) -> str:  # type: ignore[no-untyped-def]
