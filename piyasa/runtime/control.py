@@ -36,6 +36,16 @@ class FleetControl:
         self._fleet.gate.notify() if self._fleet.gate else None
         return n
 
+    async def enable(
+        self, bot_id: int, chat_id: int | None = None, actor: str = "operator"
+    ) -> bool:
+        """Re-enable a bot (``chat_id`` None) or one bot in one chat that the fleet disabled
+        (kicked, chat gone, token revoked, bad schedule); True when something changed. If
+        the cause is still there, the fleet disables it again, with a fresh event."""
+        changed = await self._fleet.disabler.enable(bot_id, chat_id, actor)
+        await self._fleet.reload_roster()
+        return changed
+
     async def set_scale(self, factor: float, actor: str = "operator") -> float:
         if not 0 <= float(factor) <= 100:
             raise ValueError("scale factor must be between 0 and 100")

@@ -30,6 +30,7 @@ from piyasa.logs import REDACTOR
 from piyasa.runtime.breaker import OPEN, STATE_VALUE, BreakerBoard, CircuitBreaker
 from piyasa.runtime.buckets import DeliveryLimits, make_limiter
 from piyasa.runtime.control import FleetControl
+from piyasa.runtime.disable import Disabler
 from piyasa.runtime.gate import Gate
 from piyasa.runtime.llm import (
     Generator,
@@ -95,6 +96,14 @@ class Fleet:
             clock=self.clock,
         )
         self.control = FleetControl(self)
+        self.disabler = Disabler(
+            services.sessions,
+            lambda: self.roster,
+            self._event,
+            self._spawn,
+            self.wall,
+            self._unpoll,
+        )
         self.instance = make_instance_id()
         self.receive_mode = receive
         self.n_workers = workers
@@ -233,6 +242,7 @@ class Fleet:
         sessions = self.services.sessions
         await self.settings_store.refresh()
         self.roster = await load_roster(sessions)
+        self._disable_invalid()
         self.clients = TelegramClients(self.services.settings.telegram_api_url)
         self._load_tokens()
         limits = dataclasses.replace(
@@ -271,6 +281,8 @@ class Fleet:
             on_error=self._error,
             on_sent=self._on_sent,
             on_failed=self._on_failed,
+            on_refused=lambda it, exc: self.disabler.refused(it.bot_id, it.chat_id, exc),
+            blocked=lambda it: self.disabler.why(it.bot_id, it.chat_id),
             clock=self.clock,
             wall=self.wall,
         )
@@ -437,11 +449,23 @@ class Fleet:
 
     async def reload_roster(self) -> None:
         roster = await load_roster(self.services.sessions)
+        self.disabler.apply(roster)  # disables decided here but not yet written
         self.roster = roster
         if self.planner is not None:
             self.planner.roster = roster
+        self._disable_invalid()
         self._load_tokens()
         await self._start_receivers()
+
+    def _disable_invalid(self) -> None:
+        """Bad data in one bot's row disables that bot only (recorded, with an event)."""
+        for bot_id, reason in list(self.roster.invalid.items()):
+            self.disabler.disable_bot(bot_id, reason)
+
+    def _unpoll(self, bot_id: int) -> None:
+        """A disabled bot stops polling (a revoked token would only get 401s)."""
+        if self.pollers.pop(bot_id, None) is not None:
+            self._spawn(self.supervisor.remove(f"poll-{bot_id}"))
 
     async def _housekeeping_loop(self) -> None:
         while True:
@@ -492,8 +516,9 @@ class Fleet:
             decision = await self._decisions.get()
             draft: Draft | None = None
             self._generating += 1
-            try:
-                draft = await self._generate(decision)
+            try:  # a pair disabled since the decision costs no LLM call
+                if not self.disabler.why(decision.bot.id, decision.chat.id):
+                    draft = await self._generate(decision)
             except LLMError as exc:
                 self.metrics.llm_errors.labels(exc.kind).inc()
                 self.metrics.messages.labels("generation_failed").inc()
@@ -665,6 +690,7 @@ class Fleet:
                 for b, p in self.pollers.items()
                 if p.conflicts
             },
+            "disabled": self.disabler.describe(),
             "recent_errors": list(self.recent_errors)[-20:],
             "generated": self.generated,
             "uptime_s": None,

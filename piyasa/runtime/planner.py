@@ -10,7 +10,8 @@ Rules, in the order they are applied each tick:
 3. Replies first: a human message that mentions or replies to a fleet bot is answered
    (by that bot) before any new chatter; while the answering bot only waits for its send
    slot, its chat gets no new chatter.
-4. For each chat: enabled chat; an enabled bot that belongs to it, is inside its active
+4. For each chat: enabled chat; an enabled bot that belongs to it (and that the fleet has
+   not disabled there: kicked, chat gone, token revoked, bad schedule), is inside its active
    hours *in its own timezone*, is under its hourly limit, and is not the last speaker in
    that chat (no bot twice in a row); the least recently heard bot goes first.
 5. Just in time: a (bot, chat) is decided only when its send slot (the same limits the
@@ -158,6 +159,7 @@ class Planner:
         return (
             bot.enabled
             and chat.enabled
+            and self.roster.pair_ok(bot.id, chat.id)
             and self.last_speaker.get(chat.id) != bot.id
             and is_active(bot.active_hours, bot.timezone, now_utc)
             and self._hourly_ok(bot, now)

@@ -297,11 +297,13 @@ def _breaker_health(state: str) -> State:
 
 
 class RuntimeProbe:
-    """Workers active/total, restarts and the age of the last fleet message.
+    """Workers active/total, restarts, the age of the last fleet message, and the bots the
+    fleet disabled (warning: "bot @x disabled: kicked from chat Y").
 
     Reads ``Fleet.snapshot()`` (piyasa/runtime/fleet.py): ``running``, ``paused``,
     ``workers{active,total,detail{name:{restarts,…}}}``, ``last_message_by_bot{id:{at}}``,
-    ``outbox_depth``, ``recent_errors[{at,where,kind,error}]``.
+    ``outbox_depth``, ``recent_errors[{at,where,kind,error}]``,
+    ``disabled[{bot,chat,reason,summary,at}]`` (see piyasa/runtime/disable.py).
     """
 
     name = "runtime"
@@ -331,6 +333,9 @@ class RuntimeProbe:
             states.append(State.WARNING)
         if age is not None and age > t.last_message_warning_s and not paused:
             states.append(State.WARNING)
+        disabled = [d for d in snap.get("disabled") or [] if isinstance(d, Mapping)]
+        if disabled:
+            states.append(State.WARNING)
         errors = [e for e in snap.get("recent_errors") or [] if isinstance(e, Mapping)]
         recent = [e for e in errors if (_age_s(e.get("at"), ctx.now) or 0) <= 300]
         details = {
@@ -341,6 +346,7 @@ class RuntimeProbe:
             "outbox_depth": snap.get("outbox_depth"),
             "paused": paused,
             "errors_5min": len(recent),
+            "disabled": [dict(d) for d in disabled],
             "recent_errors": [
                 {"at": e.get("at"), "where": e.get("where"), "kind": e.get("kind")}
                 for e in errors[-5:]
@@ -353,6 +359,9 @@ class RuntimeProbe:
             summary += f", outbox {snap['outbox_depth']}"
         if paused:
             summary += ", paused"
+        summary += "".join(f"; {d.get('summary') or d.get('reason')}" for d in disabled[:3])
+        if len(disabled) > 3:
+            summary += f"; {len(disabled) - 3} more disabled"
         return Reading(self.name, worst(states or [State.HEALTHY]), summary, details)
 
 
