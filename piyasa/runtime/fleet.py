@@ -268,6 +268,7 @@ class Fleet:
             wall=self.wall,
             max_lag_s=0.75,
             lead_s=self._lat_mean,
+            on_bad_bot=self.disabler.disable_bot,
         )
         await self._seed_state()
         self.gate = Gate(

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 
 from piyasa.runtime.buckets import DeliveryLimits, MemoryLimiter, SendKey
 from piyasa.runtime.roster import BotInfo, ChatInfo, Roster, is_active
+from piyasa.runtime.schedule import ScheduleError
 
 DEFAULT_TOPICS = ("bist", "fx", "crypto", "macro")
 HUMAN = -1
@@ -75,13 +76,17 @@ class Planner:
         max_lag_s: float | None = None,
         lead_s: float = 0.0,
         rng: random.Random | None = None,
+        on_bad_bot: Callable[[int, str], None] = lambda _b, _why: None,
     ) -> None:
+        """``on_bad_bot(bot_id, why)``: a bot whose schedule cannot be read was skipped (and
+        set disabled here); the fleet records it. Only that bot stops, never the planner."""
         self.roster = roster
         self.clock = clock
         self.wall = wall
         self.pacer = MemoryLimiter(limits or DeliveryLimits(), clock=clock)
         self.max_pending_per_chat = max_pending_per_chat
         self.rng = rng or random.Random()
+        self.on_bad_bot = on_bad_bot
         self.last_speaker: dict[int, int] = {}  # chat id -> bot id, or HUMAN
         self.last_spoke: dict[tuple[int, int], float] = {}  # (chat, bot) -> when
         self.hourly: dict[int, deque[float]] = {}
@@ -161,9 +166,17 @@ class Planner:
             and chat.enabled
             and self.roster.pair_ok(bot.id, chat.id)
             and self.last_speaker.get(chat.id) != bot.id
-            and is_active(bot.active_hours, bot.timezone, now_utc)
+            and self._active(bot, now_utc)
             and self._hourly_ok(bot, now)
         )
+
+    def _active(self, bot: BotInfo, now_utc: datetime) -> bool:
+        try:
+            return is_active(bot.active_hours, bot.timezone, now_utc)
+        except ScheduleError as exc:  # the roster validates; this is the last line of defence
+            bot.enabled = False
+            self.on_bad_bot(bot.id, str(exc))
+            return False
 
     def _topic(self, bot: BotInfo, chat: ChatInfo, hint: str | None = None) -> str:
         chat_topics = [t for t in chat.topics if t]
