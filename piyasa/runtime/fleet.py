@@ -18,20 +18,18 @@ import logging
 import socket
 import time
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from piyasa.db.base import utcnow
-from piyasa.db.models import Message
-from piyasa.db.runtime_models import OutboxItem, WorkerEvent
+from piyasa.db.runtime_models import WorkerEvent
 from piyasa.logs import REDACTOR
 from piyasa.runtime.breaker import OPEN, STATE_VALUE, BreakerBoard, CircuitBreaker
 from piyasa.runtime.buckets import DeliveryLimits, make_limiter
 from piyasa.runtime.control import FleetControl
 from piyasa.runtime.disable import Disabler
 from piyasa.runtime.gate import Gate
+from piyasa.runtime.intake import Poller, PollerRegistry
 from piyasa.runtime.llm import (
     Generator,
     LLMError,
@@ -43,8 +41,9 @@ from piyasa.runtime.llm import (
 from piyasa.runtime.metrics import FleetMetrics
 from piyasa.runtime.outbox import Draft, Item, OutboxStore, make_instance_id
 from piyasa.runtime.planner import Decision, Planner
-from piyasa.runtime.receiver import Ingest, Poller, WebhookReceiver
+from piyasa.runtime.receiver import Ingest, WebhookReceiver
 from piyasa.runtime.roster import Roster, load_roster
+from piyasa.runtime.seeding import seed_planner
 from piyasa.runtime.settings_store import SettingsStore
 from piyasa.runtime.supervisor import Supervisor
 from piyasa.runtime.telegram import TelegramClients
@@ -270,7 +269,13 @@ class Fleet:
             lead_s=self._lat_mean,
             on_bad_bot=self.disabler.disable_bot,
         )
-        await self._seed_state()
+        await seed_planner(
+            self.services.sessions,
+            self.roster,
+            self.planner,
+            self.history,
+            int(self.settings_store.number("history_size")),
+        )
         self.gate = Gate(
             self.store,
             limiter,
@@ -318,7 +323,10 @@ class Fleet:
             return
         if mode == "webhook":
             self.webhooks = WebhookReceiver(
-                self.services.settings.secret_key.reveal(), self.ingest, self.clients.sender
+                self.services.settings.secret_key.reveal(),
+                self.ingest,
+                self.clients.sender,
+                self._error,
             )
             base = str(self.settings_store.get("fleet_webhook_url"))
             for bot in self.roster.bots.values():
@@ -330,17 +338,19 @@ class Fleet:
                             f"webhook bot={bot.id}", f"setWebhook failed: {type(exc).__name__}"
                         )
             return
+        registry = PollerRegistry(self.services.sessions, self.services.engine.dialect.name)
         for bot in self.roster.bots.values():
             if bot.enabled and self.clients.has(bot.id) and bot.id not in self.pollers:
-                clients = self.clients
                 poller = Poller(
                     bot.id,
                     bot.username,
-                    functools.partial(clients.poller, bot.id),
+                    functools.partial(self.clients.poller, bot.id),
                     self.ingest,
-                    self.services.cache,
+                    registry,
                     self.instance,
                     self._error,
+                    functools.partial(self.disabler.refused, bot.id, None),
+                    self._event,
                 )
                 self.pollers[bot.id] = poller
                 self.supervisor.add(f"poll-{bot.id}", poller.run, group="receivers")
@@ -359,62 +369,6 @@ class Fleet:
                 self._error(
                     f"bot={bot.id}", "cannot decrypt the bot token (wrong PIYASA_SECRET_KEY?)"
                 )
-
-    async def _seed_state(self) -> None:
-        """Last speakers, hourly counts, pending per chat and recent history, from the DB."""
-        assert self.planner is not None
-        hist_n = int(self.settings_store.number("history_size"))
-        since = utcnow() - timedelta(hours=1)
-        async with self.services.sessions() as session:
-            hourly = (
-                await session.execute(
-                    select(Message.bot_id, func.count())
-                    .where(
-                        Message.author_kind == "bot",
-                        Message.created_at >= since,
-                        Message.status != "failed",
-                    )
-                    .group_by(Message.bot_id)
-                )
-            ).all()
-            pending = (
-                await session.execute(
-                    select(OutboxItem.chat_id, func.count())
-                    .where(OutboxItem.state.in_(("queued", "claimed", "sending")))
-                    .group_by(OutboxItem.chat_id)
-                )
-            ).all()
-            for chat_id in self.roster.chats:
-                rows = (
-                    await session.execute(
-                        select(
-                            Message.author_kind, Message.bot_id, Message.human_name, Message.text
-                        )
-                        .where(Message.chat_id == chat_id, Message.status != "failed")
-                        .order_by(Message.id.desc())
-                        .limit(hist_n)
-                    )
-                ).all()
-                dq = self.history.setdefault(chat_id, deque(maxlen=hist_n))
-                for kind, bot_id, human, text in reversed(rows):
-                    dq.append((self._speaker(kind, bot_id, human), text))
-                if rows:
-                    kind, bot_id, _h, _t = rows[0]
-                    if kind == "human":
-                        self.planner.note_human(chat_id)
-                    elif bot_id is not None:
-                        self.planner.note_bot(chat_id, bot_id)
-        for bot_id, n in hourly:
-            if bot_id is not None:
-                self.planner.note_hourly(bot_id, int(n))
-        for chat_id, n in pending:
-            self.planner.seed_pending(chat_id, int(n))
-
-    def _speaker(self, kind: str, bot_id: int | None, human: str | None) -> str:
-        if kind == "human":
-            return human or "user"
-        bot = self.roster.bots.get(bot_id or -1)
-        return f"{bot.name} (bot)" if bot else "bot"
 
     async def stop(self) -> None:
         """Stop within a few seconds; nothing decided is lost (it stays queued)."""
