@@ -38,6 +38,7 @@ from piyasa.runtime.llm import (
     build_prompt,
     finish_text,
 )
+from piyasa.runtime.llm_watch import LLMOutcomes, LLMWatch
 from piyasa.runtime.metrics import FleetMetrics
 from piyasa.runtime.outbox import Draft, Item, OutboxStore, make_instance_id
 from piyasa.runtime.planner import Decision, Planner
@@ -95,6 +96,7 @@ class Fleet:
             clock=self.clock,
         )
         self.control = FleetControl(self)
+        self.llm_watch = LLMWatch(lambda: self.generator)
         self.disabler = Disabler(
             services.sessions,
             lambda: self.roster,
@@ -208,7 +210,8 @@ class Fleet:
         else:
             provider = OfflineProvider()
         breaker = CircuitBreaker("llm", 5, 5.0, clock=self.clock, on_change=self._breaker_changed)
-        self.generator = Generator(provider, breaker, self.settings_store.get("llm_prices") or {})
+        prices = self.settings_store.get("llm_prices") or {}
+        self.generator = Generator(provider, breaker, prices, LLMOutcomes(self.clock))
         self._llm_config = wanted
         if old is not None and old.provider is not provider:
             self._spawn(old.close())
@@ -311,6 +314,7 @@ class Fleet:
         sup.add("housekeeping", self._housekeeping_loop)
         sup.add("gate", self.gate.run)
         sup.add("enqueue", self._enqueue_loop)
+        sup.add("llm-watch", self.llm_watch.run)
         sup.add("planner", self._planner_loop, group="workers")
         n = int(self.n_workers or self.settings_store.number("fleet_workers"))
         for i in range(max(1, n)):
@@ -635,6 +639,7 @@ class Fleet:
             "llm": {
                 "provider": gen.provider.name if gen else None,
                 "model": gen.provider.model if gen else None,
+                **(gen.outcomes.describe() if gen else {}),
             },
             "settings": {
                 "max_msgs_per_min": self.settings_store.number("max_msgs_per_min"),

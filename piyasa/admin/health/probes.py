@@ -502,38 +502,6 @@ class TelegramProbe:
         return Reading(self.name, worst(states), summary, details, private=frozenset({"bots"}))
 
 
-class LLMProbe:
-    """The LLM provider's breaker and last error class (from the fleet's generator)."""
-
-    name = "llm"
-
-    async def check(self, ctx: ProbeContext) -> Reading:
-        snap = ctx.fleet
-        if not snap or not snap.get("running"):
-            return Reading(self.name, State.UNKNOWN, NOT_RUNNING)
-        llm = snap.get("llm") or {}
-        desc = (snap.get("breakers") or {}).get("llm")
-        if not llm.get("provider") and not desc:
-            return Reading(self.name, State.UNKNOWN, "no LLM activity reported")
-        breaker = _breaker_state(desc)
-        error_class = _error_class((desc or {}).get("last_error"))
-        details = {
-            "provider": llm.get("provider"),
-            "model": llm.get("model"),
-            "breaker": breaker,
-            "failures": int(_num((desc or {}).get("failures"))),
-            "opened_count": int(_num((desc or {}).get("opened_count"))),
-            "last_error_class": error_class,
-            "generated": snap.get("generated"),
-        }
-        summary = f"breaker {breaker}"
-        if llm.get("model"):
-            summary = f"{llm['model']}, " + summary
-        if error_class and breaker != "closed":
-            summary += f", last error {error_class}"
-        return Reading(self.name, _breaker_health(breaker), summary, details)
-
-
 class SchedulerProbe:
     name = "scheduler"
 
@@ -653,6 +621,15 @@ async def telegram_getme(api_url: str, token: str, deadline_s: float) -> tuple[b
 
 
 ProbeFn = Callable[[ProbeContext], Awaitable[Reading]]
+
+
+def __getattr__(name: str) -> Any:
+    """``LLMProbe`` lives in piyasa.admin.health.llm_probe; importable from here as before."""
+    if name == "LLMProbe":
+        from piyasa.admin.health.llm_probe import LLMProbe
+
+        return LLMProbe
+    raise AttributeError(name)
 
 
 class FunctionProbe:
