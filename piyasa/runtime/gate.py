@@ -9,7 +9,9 @@ writer; see ``piyasa.runtime.outbox`` for the states and the one ambiguous windo
 
 ``retry_after`` is honoured exactly: the pair is blocked in the limiter for that long and
 the row waits at the head of its chat; it is never dropped. An open breaker hands the
-bot's rows back to the outbox until the breaker's next probe time.
+bot's rows back to the outbox until the breaker's next probe time. A row the fleet may not
+send (``blocked``: its bot was kicked from the chat, the chat is gone, the token revoked)
+fails with that reason without a call; ``on_refused`` sees every Telegram error first.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ def _is_unambiguous_network_error(exc: BaseException) -> bool:
     import aiohttp
 
     return isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+
+
+def _no_outcomes() -> dict[str, list[Any]]:
+    return {k: [] for k in ("sent", "retry", "failed", "release", "defer")}
 
 
 class Gate:
@@ -99,13 +105,7 @@ class Gate:
         self.inflight: dict[int, asyncio.Task[None]] = {}
         self.wake = asyncio.Event()
         self.paused = False
-        self._outcomes: dict[str, list[Any]] = {
-            "sent": [],
-            "retry": [],
-            "failed": [],
-            "release": [],
-            "defer": [],
-        }
+        self._outcomes = _no_outcomes()
         self._outcome_ready = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         # stop() takes it so no dispatch is half done (slots taken, sends not yet started)
@@ -395,10 +395,7 @@ class Gate:
 
     async def _flush(self) -> None:
         self._outcome_ready.clear()
-        batch, self._outcomes = (
-            self._outcomes,
-            {"sent": [], "retry": [], "failed": [], "release": [], "defer": []},
-        )
+        batch, self._outcomes = self._outcomes, _no_outcomes()
         if not any(batch.values()):
             return
         try:
