@@ -413,6 +413,9 @@ class Fleet:
         if self.planner is not None:
             self.planner.roster = roster
         self._disable_invalid()
+        stale = [b for b in self.pollers if b not in roster.bots or not roster.bots[b].enabled]
+        for bot_id in stale:  # disabled or removed meanwhile, here or by another instance
+            self._unpoll(bot_id)
         self._load_tokens()
         await self._start_receivers()
 
