@@ -362,7 +362,8 @@ class RuntimeProbe:
         summary += "".join(f"; {d.get('summary') or d.get('reason')}" for d in disabled[:3])
         if len(disabled) > 3:
             summary += f"; {len(disabled) - 3} more disabled"
-        return Reading(self.name, worst(states or [State.HEALTHY]), summary, details)
+        state = worst(states or [State.HEALTHY])
+        return Reading(self.name, state, summary, details, private=frozenset({"disabled"}))
 
 
 def _human_age(seconds: float) -> str:
