@@ -18,16 +18,23 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from piyasa.db.base import Base, BigId, JSONType, UTCDateTime, utcnow
+from piyasa.runtime.schedule import validate_active_hours, validate_timezone
 
 ROLES = ("viewer", "operator", "admin")
 MESSAGE_STATUSES = ("received", "queued", "sent", "failed")
 
 
 class Bot(Base):
-    """A fleet bot account; the token is stored encrypted, its hash keeps it unique."""
+    """A fleet bot account; the token is stored encrypted, its hash keeps it unique.
+
+    ``disabled_reason`` is set (with ``enabled`` False) when the fleet itself stopped the
+    bot: Telegram called its token Unauthorized, or its schedule is invalid. An operator
+    re-enables it (``FleetControl.enable``). ``active_hours`` and ``timezone`` pass
+    ``piyasa.runtime.schedule`` on every write through the ORM.
+    """
 
     __tablename__ = "bots"
 
@@ -44,6 +51,16 @@ class Bot(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Istanbul")
     hourly_limit: Mapped[int] = mapped_column(Integer, default=30)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @validates("active_hours")
+    def _valid_active_hours(self, _key: str, value: str) -> str:
+        return validate_active_hours(value)
+
+    @validates("timezone")
+    def _valid_timezone(self, _key: str, value: str) -> str:
+        return validate_timezone(value)
 
 
 class Chat(Base):

@@ -84,7 +84,14 @@ class ReplyRequest(Base):
 
 
 class BotChat(Base):
-    """Which fleet bots talk in which chat. A chat with no rows here has every enabled bot."""
+    """Which fleet bots talk in which chat, and pairs the fleet disabled.
+
+    Membership: a chat with no *listed* rows has every enabled bot; otherwise its members
+    are its listed rows with ``enabled``. ``disabled_reason`` set: the fleet stopped this
+    pair (Telegram said the bot was kicked, or the chat is gone) until an operator
+    re-enables it. A disable in a chat whose members are not listed is recorded in a row
+    with ``listed`` False, so it does not turn the chat's membership into a list.
+    """
 
     __tablename__ = "bot_chats"
     __table_args__ = (UniqueConstraint("bot_id", "chat_id"),)
@@ -93,6 +100,26 @@ class BotChat(Base):
     bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    listed: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FleetPoller(Base):
+    """Which instance long-polls a fleet bot, and when it last said so.
+
+    Telegram lets one getUpdates run per token and ends the other with 409 "Conflict:
+    terminated by other getUpdates request"; this row lets the loser name the winner, with
+    or without a shared cache.
+    """
+
+    __tablename__ = "fleet_pollers"
+
+    bot_id: Mapped[int] = mapped_column(
+        ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    instance: Mapped[str] = mapped_column(String(96))
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WorkerEvent(Base):

@@ -28,13 +28,28 @@ class FleetControl:
         return await self._fleet.supervisor.restart("workers")
 
     def reset_breaker(self, bot_id: int | None = None) -> int:
-        """Close one bot's breaker (``bot_id``), or every bot's and the LLM's (None)."""
+        """Close one bot's breaker (``bot_id``), or every bot's and the LLM's (None).
+
+        Closing a breaker only lets calls through again; it is not a recovery. The LLM is
+        probed at once, and its health turns healthy only when a call gets an answer.
+        """
         n = self._fleet.bot_breakers.reset(bot_id)
         if bot_id is None and self._fleet.generator is not None:
             self._fleet.generator.breaker.reset()
+            self._fleet.llm_watch.poke()
             n += 1
         self._fleet.gate.notify() if self._fleet.gate else None
         return n
+
+    async def enable(
+        self, bot_id: int, chat_id: int | None = None, actor: str = "operator"
+    ) -> bool:
+        """Re-enable a bot (``chat_id`` None) or one bot in one chat that the fleet disabled
+        (kicked, chat gone, token revoked, bad schedule); True when something changed. If
+        the cause is still there, the fleet disables it again, with a fresh event."""
+        changed = await self._fleet.disabler.enable(bot_id, chat_id, actor)
+        await self._fleet.reload_roster()
+        return changed
 
     async def set_scale(self, factor: float, actor: str = "operator") -> float:
         if not 0 <= float(factor) <= 100:

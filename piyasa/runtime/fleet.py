@@ -18,19 +18,18 @@ import logging
 import socket
 import time
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from piyasa.db.base import utcnow
-from piyasa.db.models import Message
-from piyasa.db.runtime_models import OutboxItem, WorkerEvent
+from piyasa.db.runtime_models import WorkerEvent
 from piyasa.logs import REDACTOR
 from piyasa.runtime.breaker import OPEN, STATE_VALUE, BreakerBoard, CircuitBreaker
 from piyasa.runtime.buckets import DeliveryLimits, make_limiter
 from piyasa.runtime.control import FleetControl
+from piyasa.runtime.disable import Disabler
 from piyasa.runtime.gate import Gate
+from piyasa.runtime.intake import Poller, PollerRegistry
 from piyasa.runtime.llm import (
     Generator,
     LLMError,
@@ -39,11 +38,13 @@ from piyasa.runtime.llm import (
     build_prompt,
     finish_text,
 )
+from piyasa.runtime.llm_watch import LLMOutcomes, LLMWatch
 from piyasa.runtime.metrics import FleetMetrics
 from piyasa.runtime.outbox import Draft, Item, OutboxStore, make_instance_id
 from piyasa.runtime.planner import Decision, Planner
-from piyasa.runtime.receiver import Ingest, Poller, WebhookReceiver
+from piyasa.runtime.receiver import Ingest, WebhookReceiver
 from piyasa.runtime.roster import Roster, load_roster
+from piyasa.runtime.seeding import seed_planner
 from piyasa.runtime.settings_store import SettingsStore
 from piyasa.runtime.supervisor import Supervisor
 from piyasa.runtime.telegram import TelegramClients
@@ -95,6 +96,15 @@ class Fleet:
             clock=self.clock,
         )
         self.control = FleetControl(self)
+        self.llm_watch = LLMWatch(lambda: self.generator)
+        self.disabler = Disabler(
+            services.sessions,
+            lambda: self.roster,
+            self._event,
+            self._spawn,
+            self.wall,
+            self._unpoll,
+        )
         self.instance = make_instance_id()
         self.receive_mode = receive
         self.n_workers = workers
@@ -200,7 +210,8 @@ class Fleet:
         else:
             provider = OfflineProvider()
         breaker = CircuitBreaker("llm", 5, 5.0, clock=self.clock, on_change=self._breaker_changed)
-        self.generator = Generator(provider, breaker, self.settings_store.get("llm_prices") or {})
+        prices = self.settings_store.get("llm_prices") or {}
+        self.generator = Generator(provider, breaker, prices, LLMOutcomes(self.clock))
         self._llm_config = wanted
         if old is not None and old.provider is not provider:
             self._spawn(old.close())
@@ -233,6 +244,7 @@ class Fleet:
         sessions = self.services.sessions
         await self.settings_store.refresh()
         self.roster = await load_roster(sessions)
+        self._disable_invalid()
         self.clients = TelegramClients(self.services.settings.telegram_api_url)
         self._load_tokens()
         limits = dataclasses.replace(
@@ -258,8 +270,15 @@ class Fleet:
             wall=self.wall,
             max_lag_s=0.75,
             lead_s=self._lat_mean,
+            on_bad_bot=self.disabler.disable_bot,
         )
-        await self._seed_state()
+        await seed_planner(
+            self.services.sessions,
+            self.roster,
+            self.planner,
+            self.history,
+            int(self.settings_store.number("history_size")),
+        )
         self.gate = Gate(
             self.store,
             limiter,
@@ -271,6 +290,8 @@ class Fleet:
             on_error=self._error,
             on_sent=self._on_sent,
             on_failed=self._on_failed,
+            on_refused=lambda it, exc: self.disabler.refused(it.bot_id, it.chat_id, exc),
+            blocked=lambda it: self.disabler.why(it.bot_id, it.chat_id),
             clock=self.clock,
             wall=self.wall,
         )
@@ -293,6 +314,7 @@ class Fleet:
         sup.add("housekeeping", self._housekeeping_loop)
         sup.add("gate", self.gate.run)
         sup.add("enqueue", self._enqueue_loop)
+        sup.add("llm-watch", self.llm_watch.run)
         sup.add("planner", self._planner_loop, group="workers")
         n = int(self.n_workers or self.settings_store.number("fleet_workers"))
         for i in range(max(1, n)):
@@ -305,7 +327,10 @@ class Fleet:
             return
         if mode == "webhook":
             self.webhooks = WebhookReceiver(
-                self.services.settings.secret_key.reveal(), self.ingest, self.clients.sender
+                self.services.settings.secret_key.reveal(),
+                self.ingest,
+                self.clients.sender,
+                self._error,
             )
             base = str(self.settings_store.get("fleet_webhook_url"))
             for bot in self.roster.bots.values():
@@ -317,17 +342,19 @@ class Fleet:
                             f"webhook bot={bot.id}", f"setWebhook failed: {type(exc).__name__}"
                         )
             return
+        registry = PollerRegistry(self.services.sessions, self.services.engine.dialect.name)
         for bot in self.roster.bots.values():
             if bot.enabled and self.clients.has(bot.id) and bot.id not in self.pollers:
-                clients = self.clients
                 poller = Poller(
                     bot.id,
                     bot.username,
-                    functools.partial(clients.poller, bot.id),
+                    functools.partial(self.clients.poller, bot.id),
                     self.ingest,
-                    self.services.cache,
+                    registry,
                     self.instance,
                     self._error,
+                    functools.partial(self.disabler.refused, bot.id, None),
+                    self._event,
                 )
                 self.pollers[bot.id] = poller
                 self.supervisor.add(f"poll-{bot.id}", poller.run, group="receivers")
@@ -346,62 +373,6 @@ class Fleet:
                 self._error(
                     f"bot={bot.id}", "cannot decrypt the bot token (wrong PIYASA_SECRET_KEY?)"
                 )
-
-    async def _seed_state(self) -> None:
-        """Last speakers, hourly counts, pending per chat and recent history, from the DB."""
-        assert self.planner is not None
-        hist_n = int(self.settings_store.number("history_size"))
-        since = utcnow() - timedelta(hours=1)
-        async with self.services.sessions() as session:
-            hourly = (
-                await session.execute(
-                    select(Message.bot_id, func.count())
-                    .where(
-                        Message.author_kind == "bot",
-                        Message.created_at >= since,
-                        Message.status != "failed",
-                    )
-                    .group_by(Message.bot_id)
-                )
-            ).all()
-            pending = (
-                await session.execute(
-                    select(OutboxItem.chat_id, func.count())
-                    .where(OutboxItem.state.in_(("queued", "claimed", "sending")))
-                    .group_by(OutboxItem.chat_id)
-                )
-            ).all()
-            for chat_id in self.roster.chats:
-                rows = (
-                    await session.execute(
-                        select(
-                            Message.author_kind, Message.bot_id, Message.human_name, Message.text
-                        )
-                        .where(Message.chat_id == chat_id, Message.status != "failed")
-                        .order_by(Message.id.desc())
-                        .limit(hist_n)
-                    )
-                ).all()
-                dq = self.history.setdefault(chat_id, deque(maxlen=hist_n))
-                for kind, bot_id, human, text in reversed(rows):
-                    dq.append((self._speaker(kind, bot_id, human), text))
-                if rows:
-                    kind, bot_id, _h, _t = rows[0]
-                    if kind == "human":
-                        self.planner.note_human(chat_id)
-                    elif bot_id is not None:
-                        self.planner.note_bot(chat_id, bot_id)
-        for bot_id, n in hourly:
-            if bot_id is not None:
-                self.planner.note_hourly(bot_id, int(n))
-        for chat_id, n in pending:
-            self.planner.seed_pending(chat_id, int(n))
-
-    def _speaker(self, kind: str, bot_id: int | None, human: str | None) -> str:
-        if kind == "human":
-            return human or "user"
-        bot = self.roster.bots.get(bot_id or -1)
-        return f"{bot.name} (bot)" if bot else "bot"
 
     async def stop(self) -> None:
         """Stop within a few seconds; nothing decided is lost (it stays queued)."""
@@ -437,11 +408,26 @@ class Fleet:
 
     async def reload_roster(self) -> None:
         roster = await load_roster(self.services.sessions)
+        self.disabler.apply(roster)  # disables decided here but not yet written
         self.roster = roster
         if self.planner is not None:
             self.planner.roster = roster
+        self._disable_invalid()
+        stale = [b for b in self.pollers if b not in roster.bots or not roster.bots[b].enabled]
+        for bot_id in stale:  # disabled or removed meanwhile, here or by another instance
+            self._unpoll(bot_id)
         self._load_tokens()
         await self._start_receivers()
+
+    def _disable_invalid(self) -> None:
+        """Bad data in one bot's row disables that bot only (recorded, with an event)."""
+        for bot_id, reason in list(self.roster.invalid.items()):
+            self.disabler.disable_bot(bot_id, reason)
+
+    def _unpoll(self, bot_id: int) -> None:
+        """A disabled bot stops polling (a revoked token would only get 401s)."""
+        if self.pollers.pop(bot_id, None) is not None:
+            self._spawn(self.supervisor.remove(f"poll-{bot_id}"))
 
     async def _housekeeping_loop(self) -> None:
         while True:
@@ -492,8 +478,9 @@ class Fleet:
             decision = await self._decisions.get()
             draft: Draft | None = None
             self._generating += 1
-            try:
-                draft = await self._generate(decision)
+            try:  # a pair disabled since the decision costs no LLM call
+                if not self.disabler.why(decision.bot.id, decision.chat.id):
+                    draft = await self._generate(decision)
             except LLMError as exc:
                 self.metrics.llm_errors.labels(exc.kind).inc()
                 self.metrics.messages.labels("generation_failed").inc()
@@ -655,6 +642,7 @@ class Fleet:
             "llm": {
                 "provider": gen.provider.name if gen else None,
                 "model": gen.provider.model if gen else None,
+                **(gen.outcomes.describe() if gen else {}),
             },
             "settings": {
                 "max_msgs_per_min": self.settings_store.number("max_msgs_per_min"),
@@ -665,6 +653,7 @@ class Fleet:
                 for b, p in self.pollers.items()
                 if p.conflicts
             },
+            "disabled": self.disabler.describe(),
             "recent_errors": list(self.recent_errors)[-20:],
             "generated": self.generated,
             "uptime_s": None,

@@ -9,7 +9,9 @@ writer; see ``piyasa.runtime.outbox`` for the states and the one ambiguous windo
 
 ``retry_after`` is honoured exactly: the pair is blocked in the limiter for that long and
 the row waits at the head of its chat; it is never dropped. An open breaker hands the
-bot's rows back to the outbox until the breaker's next probe time.
+bot's rows back to the outbox until the breaker's next probe time. A row the fleet may not
+send (``blocked``: its bot was kicked from the chat, the chat is gone, the token revoked)
+fails with that reason without a call; ``on_refused`` sees every Telegram error first.
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ def _is_unambiguous_network_error(exc: BaseException) -> bool:
     """True when the request certainly never reached Telegram (connection refused)."""
     import aiohttp
 
-    cause = exc.__cause__
-    return isinstance(cause, aiohttp.ClientConnectorError)
+    return isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+
+
+def _no_outcomes() -> dict[str, list[Any]]:
+    return {k: [] for k in ("sent", "retry", "failed", "release", "defer")}
 
 
 class Gate:
@@ -69,6 +74,8 @@ class Gate:
         on_error: Callable[[str, str], None] | None = None,
         on_sent: Callable[[Item, int], None] | None = None,
         on_failed: Callable[[Item, str], None] | None = None,
+        on_refused: Callable[[Item, TelegramAPIError], None] | None = None,
+        blocked: Callable[[Item], str | None] = lambda _i: None,
         poll_s: float = 0.5,
         max_held: int = 5000,
         send_timeout: float = 15.0,
@@ -85,6 +92,8 @@ class Gate:
         self.on_error = on_error or (lambda _w, _e: None)
         self.on_sent = on_sent
         self.on_failed = on_failed
+        self.on_refused = on_refused  # every Telegram error of a send, to judge (disable)
+        self.blocked = blocked  # a reason not to send an item at all (its pair is disabled)
         self.poll_s = poll_s
         self.max_held = max_held
         self.send_timeout = send_timeout
@@ -96,13 +105,7 @@ class Gate:
         self.inflight: dict[int, asyncio.Task[None]] = {}
         self.wake = asyncio.Event()
         self.paused = False
-        self._outcomes: dict[str, list[Any]] = {
-            "sent": [],
-            "retry": [],
-            "failed": [],
-            "release": [],
-            "defer": [],
-        }
+        self._outcomes = _no_outcomes()
         self._outcome_ready = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         # stop() takes it so no dispatch is half done (slots taken, sends not yet started)
@@ -217,6 +220,8 @@ class Gate:
         next_due = now + self.poll_s
         candidates: list[Item] = []
         for chat_id, q in self.queues.items():
+            while q and not q[0].busy and (why := self.blocked(q[0])):
+                self._fail_unsent(q.popleft(), why)
             if not q or chat_id in self.inflight:
                 continue
             head = q[0]
@@ -271,6 +276,11 @@ class Gate:
                 continue
             self.inflight[item.tg_chat_id] = asyncio.create_task(self._send(item))
         return next_due
+
+    def _fail_unsent(self, item: Item, why: str) -> None:
+        item.busy = True  # held until the outcome is committed, so no claim takes it again
+        self._outcomes["failed"].append((item, why))
+        self._outcome_ready.set()
 
     async def _release_bot(self, bot_id: int, wait_s: float) -> None:
         items = [it for it in self.held.values() if it.bot_id == bot_id and not it.busy]
@@ -368,6 +378,8 @@ class Gate:
             f"gate bot={item.bot_id} chat={item.tg_chat_id}",
             REDACTOR(f"{type(exc).__name__}: {exc.message}"),
         )
+        if self.on_refused is not None:
+            self.on_refused(item, exc)
 
     # ---- outcome writer
 
@@ -383,10 +395,7 @@ class Gate:
 
     async def _flush(self) -> None:
         self._outcome_ready.clear()
-        batch, self._outcomes = (
-            self._outcomes,
-            {"sent": [], "retry": [], "failed": [], "release": [], "defer": []},
-        )
+        batch, self._outcomes = self._outcomes, _no_outcomes()
         if not any(batch.values()):
             return
         try:

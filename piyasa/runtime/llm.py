@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from piyasa.runtime.breaker import CircuitBreaker
+from piyasa.runtime.llm_watch import LLMOutcomes
 
 # USD per million tokens: input, cached input, output (OpenAI list prices).
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -236,6 +237,17 @@ class OpenAIProvider:
         cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
         return text, tin, tout, cached, resp.model or self.model
 
+    async def probe(self, prompt: Prompt) -> None:
+        """A one-token completion: is the endpoint answering this key and model?"""
+        try:
+            await self.client.chat.completions.create(
+                model=self.model,
+                messages=prompt.messages,  # type: ignore[arg-type]
+                max_tokens=1,
+            )
+        except Exception as exc:
+            raise classify_openai_error(exc) from None
+
     async def close(self) -> None:
         await self.client.close()
 
@@ -266,11 +278,16 @@ class OfflineProvider:
 
 @dataclass
 class Generator:
-    """Provider + breaker + price table: the one entry point the workers call."""
+    """Provider + breaker + price table: the one entry point the workers call.
+
+    ``outcomes`` records every real call (see ``piyasa.runtime.llm_watch``): what the LLM
+    health reads, rather than the breaker's state.
+    """
 
     provider: Any
     breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker("llm", 5, 5.0))
     prices: Mapping[str, Any] = field(default_factory=dict)
+    outcomes: LLMOutcomes = field(default_factory=LLMOutcomes)
 
     async def generate(self, prompt: Prompt) -> Generation:
         if not self.breaker.allow():
@@ -281,6 +298,7 @@ class Generator:
         try:
             text, tin, tout, cached, model = await self.provider.complete(prompt)
         except LLMError as exc:
+            self.outcomes.failure("generation", exc.kind, str(exc))
             if exc.kind in ("quota",) and exc.retry_after:
                 self.breaker.trip(exc.retry_after, str(exc))
             elif exc.kind == "auth":
@@ -289,6 +307,7 @@ class Generator:
                 self.breaker.failure(str(exc))
             raise
         self.breaker.success()
+        self.outcomes.success("generation")
         latency_ms = int((time.perf_counter() - start) * 1000)
         return Generation(
             text=text,

@@ -10,7 +10,8 @@ Rules, in the order they are applied each tick:
 3. Replies first: a human message that mentions or replies to a fleet bot is answered
    (by that bot) before any new chatter; while the answering bot only waits for its send
    slot, its chat gets no new chatter.
-4. For each chat: enabled chat; an enabled bot that belongs to it, is inside its active
+4. For each chat: enabled chat; an enabled bot that belongs to it (and that the fleet has
+   not disabled there: kicked, chat gone, token revoked, bad schedule), is inside its active
    hours *in its own timezone*, is under its hourly limit, and is not the last speaker in
    that chat (no bot twice in a row); the least recently heard bot goes first.
 5. Just in time: a (bot, chat) is decided only when its send slot (the same limits the
@@ -35,6 +36,7 @@ from datetime import UTC, datetime
 
 from piyasa.runtime.buckets import DeliveryLimits, MemoryLimiter, SendKey
 from piyasa.runtime.roster import BotInfo, ChatInfo, Roster, is_active
+from piyasa.runtime.schedule import ScheduleError
 
 DEFAULT_TOPICS = ("bist", "fx", "crypto", "macro")
 HUMAN = -1
@@ -74,13 +76,17 @@ class Planner:
         max_lag_s: float | None = None,
         lead_s: float = 0.0,
         rng: random.Random | None = None,
+        on_bad_bot: Callable[[int, str], None] = lambda _b, _why: None,
     ) -> None:
+        """``on_bad_bot(bot_id, why)``: a bot whose schedule cannot be read was skipped (and
+        set disabled here); the fleet records it. Only that bot stops, never the planner."""
         self.roster = roster
         self.clock = clock
         self.wall = wall
         self.pacer = MemoryLimiter(limits or DeliveryLimits(), clock=clock)
         self.max_pending_per_chat = max_pending_per_chat
         self.rng = rng or random.Random()
+        self.on_bad_bot = on_bad_bot
         self.last_speaker: dict[int, int] = {}  # chat id -> bot id, or HUMAN
         self.last_spoke: dict[tuple[int, int], float] = {}  # (chat, bot) -> when
         self.hourly: dict[int, deque[float]] = {}
@@ -158,10 +164,19 @@ class Planner:
         return (
             bot.enabled
             and chat.enabled
+            and self.roster.pair_ok(bot.id, chat.id)
             and self.last_speaker.get(chat.id) != bot.id
-            and is_active(bot.active_hours, bot.timezone, now_utc)
+            and self._active(bot, now_utc)
             and self._hourly_ok(bot, now)
         )
+
+    def _active(self, bot: BotInfo, now_utc: datetime) -> bool:
+        try:
+            return is_active(bot.active_hours, bot.timezone, now_utc)
+        except ScheduleError as exc:  # the roster validates; this is the last line of defence
+            bot.enabled = False
+            self.on_bad_bot(bot.id, str(exc))
+            return False
 
     def _topic(self, bot: BotInfo, chat: ChatInfo, hint: str | None = None) -> str:
         chat_topics = [t for t in chat.topics if t]

@@ -1,13 +1,13 @@
-"""Receiving: long polling per fleet bot (default) or webhooks with a secret token.
+"""Receiving: long polling per fleet bot (default, ``piyasa.runtime.intake``) or webhooks
+with a secret token.
 
 Every fleet bot in a group may see the same human message; it is stored once (unique
 chat + Telegram message id, plus a small in-memory memo so most duplicates never reach
-the database). A message that replies to or @mentions a fleet bot becomes a reply request
-the planner answers before new chatter.
-
-Two pollers on one token make Telegram answer 409 "terminated by other getUpdates
-request". Each poller advertises itself in the cache (``fleet:poller:<bot id>`` =
-instance id), so the error can name the other instance when it shares our cache (Redis).
+the database). The memo only learns a message once the database has it, so a store that
+failed is not mistaken for a duplicate when the update comes again. A message that
+replies to or @mentions a fleet bot becomes a reply request the planner answers before
+new chatter, once: if a store raised after its commit went through (the answer was lost
+on the way), the next delivery finds the row and hands the unanswered request over then.
 """
 
 from __future__ import annotations
@@ -21,11 +21,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramConflictError,
-    TelegramUnauthorizedError,
-)
 from aiogram.types import Message as TgMessage
 from aiogram.types import Update
 from aiohttp import web
@@ -37,9 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from piyasa.db.base import utcnow
 from piyasa.db.models import Message
 from piyasa.db.runtime_models import ReplyRequest
-from piyasa.logs import REDACTOR
+from piyasa.runtime.intake import Poller, store_update
 from piyasa.runtime.planner import PendingReply
-from piyasa.runtime.roster import Roster
+from piyasa.runtime.roster import ChatInfo, Roster
+
+__all__ = ["Ingest", "Poller", "WebhookReceiver", "webhook_secret"]
 
 log = logging.getLogger(__name__)
 WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -67,19 +64,18 @@ class Ingest:
         self.roster = roster
         self.on_human = on_human
         self.on_reply = on_reply
-        self._memo: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self._memo: OrderedDict[tuple[int, int], None] = OrderedDict()  # stored for sure
         self._memo_size = memo_size
-        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
+        # one store at a time per message: the other bots' copies wait, then hit the memo
+        self._locks: dict[tuple[int, int], tuple[asyncio.Lock, list[int]]] = {}
+        self._unsure: OrderedDict[tuple[int, int], None] = OrderedDict()  # a store raised
         self.stored = 0
         self.duplicates = 0
 
-    def _seen(self, key: tuple[int, int]) -> bool:
-        if key in self._memo:
-            return True
+    def _remember(self, key: tuple[int, int]) -> None:
         self._memo[key] = None
         while len(self._memo) > self._memo_size:
             self._memo.popitem(last=False)
-        return False
 
     def _targets(self, msg: TgMessage, roster: Roster) -> list[int]:
         by_tg = {b.telegram_id: b.id for b in roster.bots.values() if b.telegram_id}
@@ -96,7 +92,11 @@ class Ingest:
         return targets
 
     async def handle(self, update: Update) -> bool:
-        """Store a human message once; True when this call stored it."""
+        """Store a human message once; True when this call stored it.
+
+        Raises when the database did not take it: nothing is remembered then, and the
+        caller must not confirm the update to Telegram (it comes again).
+        """
         msg = update.message or update.edited_message
         if msg is None or msg.from_user is None:
             return False
@@ -111,9 +111,32 @@ class Ingest:
         if chat is None:
             return False  # not a fleet chat
         key = (chat.id, msg.message_id)
-        if self._seen(key):
+        if key in self._memo:
             self.duplicates += 1
             return False
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                if key in self._memo:
+                    self.duplicates += 1
+                    return False
+                try:
+                    return await self._store(key, msg, chat, roster)
+                except BaseException:
+                    self._unsure[key] = None
+                    while len(self._unsure) > self._memo_size:
+                        self._unsure.popitem(last=False)
+                    raise
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[key]
+
+    async def _store(
+        self, key: tuple[int, int], msg: TgMessage, chat: ChatInfo, roster: Roster
+    ) -> bool:
+        assert msg.from_user is not None
         text = msg.text or msg.caption or ""
         name = msg.from_user.full_name or msg.from_user.username or str(msg.from_user.id)
         values = {
@@ -137,18 +160,32 @@ class Ingest:
             .returning(Message.id)
         )
         targets = self._targets(msg, roster)
+        unsure = key in self._unsure
+        request: ReplyRequest | None = None
         async with self.sessions() as session, session.begin():
             message_id = (await session.execute(stmt)).scalar_one_or_none()
-            if message_id is None:
-                self.duplicates += 1
-                return False
-            request = None
-            if targets:
+            if message_id is not None and targets:
                 request = ReplyRequest(
                     message_id=message_id, chat_id=chat.id, target_bot_id=targets[0]
                 )
                 session.add(request)
                 await session.flush()
+            elif message_id is None and unsure and targets:
+                # An earlier try here raised after its commit: its request was never handed.
+                request = await session.scalar(
+                    select(ReplyRequest)
+                    .join(Message, Message.id == ReplyRequest.message_id)
+                    .where(
+                        Message.chat_id == chat.id,
+                        Message.telegram_message_id == msg.message_id,
+                        ReplyRequest.answered_at.is_(None),
+                    )
+                )
+        self._remember(key)
+        self._unsure.pop(key, None)
+        if message_id is None and not unsure:
+            self.duplicates += 1
+            return False
         self.stored += 1
         self.on_human(chat.id, name, text)
         if request is not None:
@@ -156,7 +193,7 @@ class Ingest:
                 PendingReply(
                     request_id=request.id,
                     chat_id=chat.id,
-                    target_bot_id=targets[0],
+                    target_bot_id=request.target_bot_id,
                     tg_message_id=msg.message_id,
                     human_name=name,
                     text=text,
@@ -191,91 +228,6 @@ class Ingest:
         ]
 
 
-class Poller:
-    """getUpdates long polling for one bot, with a clear story for 409 conflicts."""
-
-    def __init__(
-        self,
-        bot_id: int,
-        username: str | None,
-        get_bot: Callable[[], Any],
-        ingest: Ingest,
-        cache: Any,
-        instance: str,
-        on_error: Callable[[str, str], None],
-        timeout: int = 20,
-    ) -> None:
-        self.bot_id = bot_id
-        self.username = username
-        self.get_bot = get_bot
-        self.ingest = ingest
-        self.cache = cache
-        self.instance = instance
-        self.on_error = on_error
-        self.timeout = timeout
-        self.offset: int | None = None
-        self.conflicts = 0
-        self.last_conflict: str | None = None
-
-    @property
-    def _key(self) -> str:
-        return f"fleet:poller:{self.bot_id}"
-
-    def conflict_message(self, other: str | None) -> str:
-        who = f"@{self.username}" if self.username else f"bot {self.bot_id}"
-        where = (
-            f"instance {other} is polling it too"
-            if other and other != self.instance
-            else "another process (not sharing this cache) is polling it too"
-        )
-        return (
-            f"409 Conflict for {who}: Telegram ended our getUpdates because {where}. "
-            "Stop the other instance (another `piyasa up` with this token, or a script using "
-            "it), or switch this fleet to webhook mode."
-        )
-
-    async def run(self) -> None:
-        backoff = 1.0
-        while True:
-            try:
-                await self.cache.set(self._key, self.instance, ttl=self.timeout * 3)
-                updates = await self.get_bot().get_updates(
-                    offset=self.offset,
-                    timeout=self.timeout,
-                    allowed_updates=["message", "edited_message"],
-                    request_timeout=self.timeout + 10,
-                )
-                backoff = 1.0
-                for update in updates:
-                    self.offset = update.update_id + 1
-                    try:
-                        await self.ingest.handle(update)
-                    except Exception as exc:  # one bad update must not stop the poller
-                        self.on_error(
-                            f"poll bot={self.bot_id}",
-                            REDACTOR(f"ingest: {type(exc).__name__}: {exc}"),
-                        )
-            except TelegramConflictError:
-                other = await self.cache.get(self._key)
-                self.conflicts += 1
-                self.last_conflict = self.conflict_message(other)
-                self.on_error(f"poll bot={self.bot_id}", self.last_conflict)
-                log.error("%s", self.last_conflict)
-                await asyncio.sleep(min(60.0, backoff * 5))
-                backoff = min(60.0, backoff * 2)
-            except TelegramUnauthorizedError:
-                self.on_error(
-                    f"poll bot={self.bot_id}", "401 Unauthorized: the bot token is wrong or revoked"
-                )
-                await asyncio.sleep(300.0)
-            except TelegramAPIError as exc:
-                self.on_error(
-                    f"poll bot={self.bot_id}", REDACTOR(f"{type(exc).__name__}: {exc.message}")
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(60.0, backoff * 2)
-
-
 class WebhookReceiver:
     """Webhook mode: ``setWebhook`` with a per-bot secret_token, and the aiohttp handler.
 
@@ -283,10 +235,17 @@ class WebhookReceiver:
     ``X-Telegram-Bot-Api-Secret-Token`` get 401 and are not processed.
     """
 
-    def __init__(self, secret_key: str, ingest: Ingest, get_bot: Callable[[int], Any]) -> None:
+    def __init__(
+        self,
+        secret_key: str,
+        ingest: Ingest,
+        get_bot: Callable[[int], Any],
+        on_error: Callable[[str, str], None] = lambda _w, _e: None,
+    ) -> None:
         self.secret_key = secret_key
         self.ingest = ingest
         self.get_bot = get_bot
+        self.on_error = on_error
 
     async def register(self, bot_id: int, base_url: str) -> None:
         await self.get_bot(bot_id).set_webhook(
@@ -308,7 +267,9 @@ class WebhookReceiver:
             update = Update.model_validate(data, context={"bot": self.get_bot(bot_id)})
         except Exception:
             return web.Response(status=400, text="not a Telegram update")
-        await self.ingest.handle(update)
+        if not await store_update(self.ingest, update, self.on_error, f"webhook bot={bot_id}"):
+            # not stored: an error status makes Telegram deliver it again later
+            return web.Response(status=503, text="not stored yet; deliver again")
         return web.Response(status=200)
 
 

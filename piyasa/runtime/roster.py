@@ -1,50 +1,26 @@
-"""The fleet as the planner sees it: bots, chats, who talks where; loaded from the DB."""
+"""The fleet as the planner sees it: bots, chats, who talks where; loaded from the DB.
+
+Bots and pairs the fleet disabled (``disabled_reason``, see ``piyasa.runtime.disable``)
+are loaded as such: a disabled bot is not ``enabled``, a disabled pair is left out of its
+chat's members and refused by ``pair_ok``. A bot whose schedule does not validate is
+loaded disabled too, with the validator's message, and listed in ``invalid`` so the
+fleet records it; the rest of the roster loads as usual.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from piyasa.db.models import Bot, Chat
 from piyasa.db.runtime_models import BotChat
+from piyasa.runtime.schedule import ScheduleError, is_active, parse_active_hours, validate_schedule
 
-
-def parse_active_hours(spec: str) -> list[tuple[time, time | None]]:
-    """ "09:00-18:00", "22:00-02:00" (wraps midnight), "00:00-24:00", comma separated."""
-    out: list[tuple[time, time | None]] = []
-    for part in (spec or "00:00-24:00").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        start_s, _, end_s = part.partition("-")
-        sh, sm = (int(x) for x in start_s.strip().split(":"))
-        eh, em = (int(x) for x in end_s.strip().split(":"))
-        out.append((time(sh, sm), None if eh >= 24 else time(eh, em)))
-    return out or [(time(0, 0), None)]
-
-
-def is_active(spec: str, tz: str, now_utc: datetime) -> bool:
-    """Is ``now_utc`` inside the bot's active hours in its own timezone?"""
-    try:
-        zone = ZoneInfo(tz or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = now_utc.astimezone(zone).time().replace(tzinfo=None)
-    for start, end in parse_active_hours(spec):
-        if end is None:
-            if local >= start:
-                return True
-        elif start <= end:
-            if start <= local < end:
-                return True
-        elif local >= start or local < end:  # wraps midnight
-            return True
-    return False
+__all__ = ["BotInfo", "ChatInfo", "Roster", "is_active", "load_roster", "parse_active_hours"]
 
 
 @dataclass
@@ -59,6 +35,8 @@ class BotInfo:
     hourly_limit: int
     enabled: bool
     token_encrypted: str = field(repr=False, default="")
+    disabled_reason: str | None = None  # set when the fleet (not an operator) disabled it
+    disabled_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -82,10 +60,18 @@ class ChatInfo:
 
 
 @dataclass
+class PairDisabled:
+    reason: str
+    at: datetime | None
+
+
+@dataclass
 class Roster:
     bots: dict[int, BotInfo] = field(default_factory=dict)
     chats: dict[int, ChatInfo] = field(default_factory=dict)
     members: dict[int, list[int]] = field(default_factory=dict)  # chat id -> bot ids
+    disabled_pairs: dict[tuple[int, int], PairDisabled] = field(default_factory=dict)
+    invalid: dict[int, str] = field(default_factory=dict)  # bot id -> why its data is bad
 
     def by_tg_chat(self) -> dict[int, ChatInfo]:
         return {c.telegram_id: c for c in self.chats.values()}
@@ -93,17 +79,41 @@ class Roster:
     def bots_in(self, chat_id: int) -> list[BotInfo]:
         return [self.bots[b] for b in self.members.get(chat_id, []) if b in self.bots]
 
+    def pair_ok(self, bot_id: int, chat_id: int) -> bool:
+        """False when the fleet disabled this bot in this chat."""
+        return (bot_id, chat_id) not in self.disabled_pairs
+
+    def disable_pair(self, bot_id: int, chat_id: int, reason: str, at: datetime | None) -> None:
+        self.disabled_pairs[(bot_id, chat_id)] = PairDisabled(reason, at)
+        members = self.members.get(chat_id)
+        if members and bot_id in members:
+            self.members[chat_id] = [b for b in members if b != bot_id]
+
+    def disable_bot(self, bot_id: int, reason: str, at: datetime | None) -> None:
+        bot = self.bots.get(bot_id)
+        if bot is not None:
+            bot.enabled, bot.disabled_reason, bot.disabled_at = False, reason, at
+
 
 async def load_roster(sessions: async_sessionmaker[AsyncSession]) -> Roster:
     async with sessions() as session:
         bots = (await session.scalars(select(Bot))).all()
         chats = (await session.scalars(select(Chat))).all()
         links = (
-            await session.execute(select(BotChat.bot_id, BotChat.chat_id, BotChat.enabled))
+            await session.execute(
+                select(
+                    BotChat.bot_id,
+                    BotChat.chat_id,
+                    BotChat.enabled,
+                    BotChat.listed,
+                    BotChat.disabled_reason,
+                    BotChat.disabled_at,
+                )
+            )
         ).all()
     roster = Roster()
     for b in bots:
-        roster.bots[b.id] = BotInfo(
+        info = roster.bots[b.id] = BotInfo(
             id=b.id,
             telegram_id=b.telegram_id,
             username=b.username,
@@ -114,7 +124,15 @@ async def load_roster(sessions: async_sessionmaker[AsyncSession]) -> Roster:
             hourly_limit=int(b.hourly_limit or 0),
             enabled=bool(b.enabled),
             token_encrypted=b.token_encrypted,
+            disabled_reason=b.disabled_reason,
+            disabled_at=b.disabled_at,
         )
+        if info.enabled:
+            try:
+                validate_schedule(info.active_hours, info.timezone)
+            except ScheduleError as exc:
+                roster.invalid[b.id] = str(exc)
+                info.enabled, info.disabled_reason = False, str(exc)
     for c in chats:
         roster.chats[c.id] = ChatInfo(
             id=c.id,
@@ -125,11 +143,15 @@ async def load_roster(sessions: async_sessionmaker[AsyncSession]) -> Roster:
             enabled=bool(c.enabled),
         )
     explicit: dict[int, list[int]] = {}
-    for bot_id, chat_id, enabled in links:
-        explicit.setdefault(chat_id, [])
-        if enabled:
-            explicit[chat_id].append(bot_id)
+    for bot_id, chat_id, enabled, listed, reason, at in links:
+        if listed:
+            explicit.setdefault(chat_id, [])
+            if enabled:
+                explicit[chat_id].append(bot_id)
+        if reason:
+            roster.disabled_pairs[(bot_id, chat_id)] = PairDisabled(reason, at)
     all_bots = sorted(roster.bots)
     for chat_id in roster.chats:
-        roster.members[chat_id] = sorted(explicit[chat_id]) if chat_id in explicit else all_bots
+        members = sorted(explicit[chat_id]) if chat_id in explicit else all_bots
+        roster.members[chat_id] = [b for b in members if roster.pair_ok(b, chat_id)]
     return roster

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import aiohttp
 from aiogram.types import Update
 from aiohttp import web
 from sqlalchemy import func, select
 
+from piyasa.cache import MemoryCache
 from piyasa.db.models import Message
 from piyasa.db.runtime_models import OutboxItem, ReplyRequest
 from piyasa.runtime.fleet import Fleet
-from piyasa.runtime.receiver import WEBHOOK_SECRET_HEADER, Ingest, Poller, webhook_secret
+from piyasa.runtime.receiver import WEBHOOK_SECRET_HEADER, Ingest, webhook_secret
 from piyasa.runtime.roster import load_roster
-from piyasa.runtime.telegram import TelegramClients
+from piyasa.services import Services
 from tests.runtime.helpers import namespace, seed, until, with_sandbox
 
 HUMAN = 5_000_001
@@ -108,42 +106,40 @@ async def test_a_mention_is_answered_before_new_chatter_end_to_end(services, san
     assert after and after[0].reply_to_tg_message_id == question["message_id"]
 
 
-async def test_two_pollers_on_one_token_name_the_other_instance(services, sandbox, cache):
+async def test_two_pollers_on_one_token_name_the_other_instance(services, sandbox):
+    """Two instances on one database, each with its own in-process cache (no Redis)."""
     bots, _chats = await seed(services, sandbox, bots=1, chats=1)
-    services.cache = cache  # with a shared cache (Redis) the other instance can be named
     fleet = fleet_for(services, sandbox)
-    await fleet.start()
-    rogue_clients = TelegramClients(sandbox.base_url)
-    rogue_clients.set_token(bots[0].id, services.box.decrypt(bots[0].token_encrypted))
-    rogue = Poller(
-        bots[0].id,
-        "fleet0_bot",
-        lambda: rogue_clients.poller(bots[0].id),
-        fleet.ingest,
-        cache,
-        "other-host:4242:abcdef",
-        lambda _w, _e: None,
+    other_services = Services(
+        services.settings, services.engine, services.sessions, MemoryCache(), services.box
     )
+    other = fleet_for(other_services, sandbox)
+    await fleet.start()
     try:
         await sandbox.wait_for_poller(bots[0].telegram_id)
-        task = asyncio.create_task(rogue.run())
-        poller = fleet.pollers[bots[0].id]
-        await until(lambda: poller.conflicts >= 1, 5, "the fleet's poller sees a 409")
-        snap = fleet.snapshot()
-        text = snap["pollers"][str(bots[0].id)]["last_conflict"]
+        await other.start()
+        ours, theirs = fleet.pollers[bots[0].id], other.pollers[bots[0].id]
+        await until(lambda: ours.conflicts >= 1 and theirs.conflicts >= 1, 60, "both see 409")
+        text = fleet.snapshot()["pollers"][str(bots[0].id)]["last_conflict"]
         assert "409" in text and "@fleet0_bot" in text
-        assert "instance other-host:4242:abcdef is polling it too" in text
+        assert f"instance {other.instance} is polling it too" in text
         assert "Stop the other instance" in text
-        assert any(e["error"] == text for e in snap["recent_errors"])
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        assert f"instance {fleet.instance} is polling it too" in theirs.last_conflict
+        assert any(e["error"] == text for e in fleet.snapshot()["recent_errors"])
+        calls = sandbox.calls("getUpdates", bot_id=bots[0].telegram_id)
+        assert any(
+            c["error_code"] == 409
+            and c["description"]
+            == "Conflict: terminated by other getUpdates request; "
+            "make sure that only one bot instance is running"
+            for c in calls
+        )
     finally:
+        await other.stop()
         await fleet.stop()
-        await rogue_clients.close()
-    # Without a shared cache the message still says what to do.
-    lone = Poller(1, None, lambda: None, fleet.ingest, cache, "me", lambda *_: None)
-    assert "another process (not sharing this cache)" in lone.conflict_message(None)
+    # A poller that is not a Piyasa instance on this database cannot be named.
+    lone = fleet.pollers.get(bots[0].id) or ours
+    assert "another process (not a Piyasa instance on this database)" in lone.conflict_message(None)
 
 
 async def test_webhook_mode_checks_the_secret_token(services, sandbox):

@@ -51,7 +51,12 @@ async def restart_workers(services: Services) -> int:
 
 
 def reset_breakers(services: Services, bot_id: int | None = None) -> int:
-    """Close one bot's circuit breaker, or (None) every bot's and the LLM's."""
+    """Close one bot's circuit breaker, or (None) every bot's and the LLM's.
+
+    This lets calls through again; it does not make anything healthy. The LLM component
+    stays as it was until a real call (a generation, or the fleet's probe, started at
+    once) gets an answer, so a reset on a still-dead endpoint posts no "Resolved".
+    """
     return int(fleet_of(services).control.reset_breaker(bot_id))
 
 

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from piyasa.admin.health.history import History, Transition
+from piyasa.admin.health.llm_probe import LLMProbe
 from piyasa.admin.health.model import HealthEvent, Reading, Snapshot, State, overall_of
 from piyasa.admin.health.probes import (
     DatabaseProbe,
     HostProbe,
     HttpTargetsProbe,
-    LLMProbe,
     Probe,
     ProbeContext,
     RedisProbe,

@@ -180,6 +180,16 @@ class TelegramSandbox:
         if member_id in w.bots:
             w.chat_member_update(w.bots[member_id], group, old, group.status[member_id])
 
+    def delete_group(self, chat_id: int) -> None:
+        """The group is gone: every bot call naming it gets 400 "Bad Request: chat not found"
+        (what Telegram answers for a deleted chat, or one the bot was never in)."""
+        self.world.groups.pop(chat_id, None)
+
+    def revoke_token(self, token: str) -> None:
+        """BotFather's /revoke: the token stops working at once; every call made with it
+        gets 401 "Unauthorized", as on Telegram."""
+        self.world.tokens.pop(token, None)
+
     def set_admin(self, chat_id: int, member_id: int, admin: bool = True) -> None:
         group = self.world.groups[chat_id]
         old = group.status.get(member_id, "left")
