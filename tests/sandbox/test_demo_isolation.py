@@ -146,7 +146,7 @@ async def test_migration_removes_demo_rows_an_older_version_left(
 ) -> None:
     engine = create_engine(db_url)
     try:
-        await migrate.upgrade(engine, "0006")  # the revision before 0007
+        await migrate.upgrade(engine, "0007")  # the revision before 0008 (the models' schema)
         settings = _settings(tmp_path / "data")
         services = Services.build(settings, engine=engine)
         await demo.seed_database(services)  # what 0.1 did to the database in use
@@ -155,7 +155,7 @@ async def test_migration_removes_demo_rows_an_older_version_left(
             real = await s.scalar(select(User).where(User.username == "realadmin"))
             real.identities.append(Identity(provider="telegram", external_id="900002"))
         await migrate.upgrade(engine)
-        assert "migration 0007: removed demo rows" in capfd.readouterr().out
+        assert "migration 0008: removed demo rows" in capfd.readouterr().out
         async with engine.connect() as conn:
             users = (await conn.execute(text("SELECT username FROM users"))).scalars().all()
             ids = (await conn.execute(text("SELECT external_id FROM identities"))).scalars().all()

@@ -7,8 +7,8 @@ deletes what was left behind (rows cascade: identities, keys, codes, memberships
 messages, outbox) and prints what it removed. Downgrade restores nothing: demo rows
 never belonged in a production database.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30 16:30:00
 """
 
@@ -19,8 +19,8 @@ import hashlib
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -67,7 +67,7 @@ def upgrade() -> None:
     found = {table: n for table, n in removed.items() if n}
     if found:
         listed = ", ".join(f"{n} {table}" for table, n in found.items())
-        print(f"migration 0007: removed demo rows an older version left here: {listed}")
+        print(f"migration 0008: removed demo rows an older version left here: {listed}")
 
 
 def downgrade() -> None:

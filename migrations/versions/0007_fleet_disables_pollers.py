@@ -11,8 +11,8 @@ ADD COLUMN); the downgrade drops them with native ALTER TABLE ... DROP COLUMN (S
 3.35+), never by copying ``bots``: with foreign keys on, dropping the old copy would
 cascade-delete every message and outbox row of the fleet.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 10:00:00
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
