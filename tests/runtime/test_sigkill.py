@@ -1,7 +1,8 @@
 """SIGKILL the fleet's process with messages in the outbox, start it again: exactly once.
 
 The Telegram sandbox lives in this (the test's) process, so killing the fleet's process
-does not kill the record of what Telegram accepted.
+does not kill the record of what Telegram accepted. Fresh fleet processes are the point
+here: each test SIGKILLs one mid-work and lets a second one finish, so none is shared.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from piyasa.db.models import Message, Setting
 from piyasa.db.runtime_models import OutboxItem
 from tests.runtime.helpers import outbox_states, seed, until
+from tests.waiting import finishes
 
 pytestmark = pytest.mark.slow
 
@@ -97,10 +99,10 @@ async def finish(services, sandbox, proc: asyncio.subprocess.Process) -> None:
             st = await outbox_states(services)
             return not any(st.get(k) for k in ("queued", "claimed", "sending"))
 
-        await until(drained, 40, "every decided message delivered after the restart")
+        await until(drained, "every decided message delivered after the restart")
     finally:
         proc.terminate()
-        await proc.wait()
+        await finishes(proc.wait(), "the second fleet process to exit after SIGTERM")
 
 
 @pytest.fixture
@@ -129,7 +131,7 @@ async def test_sigkill_while_sends_are_held_back_then_exactly_once(services, san
             refused = [c for c in sandbox.calls("sendMessage") if c["error_code"] == 429]
             return sum(st.values()) >= 8 and len(refused) >= 2  # one head per chat
 
-        await until(backlog, 30, "a backlog held back by 429s")
+        await until(backlog, "a backlog held back by 429s")
     finally:
         await kill(proc)
     assert sandbox.sent() == []  # nothing got through before the kill
@@ -148,7 +150,7 @@ async def test_sigkill_mid_stream_duplicates_only_from_the_ambiguous_rows(
     proc = await spawn(services, sandbox.base_url)
     second = await spawn(services, sandbox.base_url, wait=True)
     try:
-        await until(lambda: len(sandbox.sent()) >= 15, 30, "messages flowing")
+        await until(lambda: len(sandbox.sent()) >= 15, "messages flowing")
     finally:
         await kill(proc)
     states = await outbox_states(services)
