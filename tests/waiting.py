@@ -38,8 +38,8 @@ def hang(what: str, ceiling: float = HANG_S, output: Output = None) -> Assertion
     """The failure of a wait that reached its ceiling."""
     message = f"still waiting for {what} after {ceiling:.0f} s (the hang ceiling)"
     text = output() if callable(output) else output
-    if text:
-        message += f"; output:\n{text[-3000:]}"
+    if text:  # the process output, or whatever else shows where it got stuck
+        message += f":\n{text[-3000:]}"
     return AssertionError(message)
 
 
