@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.procs import base_env, run_cli
+from tests.waiting import HANG_S
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,10 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_benchmark_prints_json_with_its_baseline(name: str, tmp_path: Path) -> None:
     args, keys = CASES[name]
-    result = run_cli(["bench", name, "--json", *args], base_env(tmp_path / "data"), timeout=180)
+    # A benchmark starts several processes in a row (`setup` times whole start-ups): twice
+    # the ceiling of one wait.
+    env = base_env(tmp_path / "data")
+    result = run_cli(["bench", name, "--json", *args], env, ceiling=2 * HANG_S)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
     for key in keys:

@@ -6,7 +6,6 @@ import pytest
 
 from chatops.commands import load_all
 from chatops.telegram.surface import TelegramSurface
-from piyasa.sandbox.telegram import TelegramSandbox
 from piyasa.services import Services
 from tests.chatops.harness import (
     ADMIN_BOT_TOKEN,
@@ -17,6 +16,7 @@ from tests.chatops.harness import (
     seed_people,
     with_admin_settings,
 )
+from tests.waiting import PatientSandbox
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def people(services: Services) -> dict[str, int]:
 
 
 async def start_telegram(services: Services, registry=None) -> AsyncIterator[TelegramWorld]:  # type: ignore[no-untyped-def]
-    sb = TelegramSandbox(enforce_limits=False)
+    sb = PatientSandbox(enforce_limits=False)
     bot = sb.add_bot(ADMIN_BOT_TOKEN, "piyasa_test_admin_bot", "Piyasa Admin")
     for role, (uid, _slack) in PEOPLE.items():
         sb.add_user(uid, f"{role.title()} Person", f"{role}_person", "en")

@@ -9,6 +9,7 @@ from typing import Any
 from piyasa.admin.users import add_user
 from piyasa.config import Secret
 from piyasa.services import Services
+from tests.waiting import until
 
 ADMIN_BOT_TOKEN = "7100000000:TEST-admin-bot-token-for-chatops-tests"
 ADMIN_GROUP = -1007100000001
@@ -94,24 +95,13 @@ def buttons(message: dict) -> list[tuple[str, str]]:
     return [(b["text"], b.get("callback_data", "")) for row in kb for b in row]
 
 
-async def wait_answer(sb: Any, qid: str, timeout: float = 5.0) -> dict:  # noqa: ASYNC109
+async def wait_answer(sb: Any, qid: str) -> dict:
     """The bot's answerCallbackQuery for press ``qid``."""
-    import asyncio
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        waiter = sb.world.notifier.waiter()
-        for answer in sb.callback_answers:
-            if answer["callback_query_id"] == qid:
-                return answer
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError(f"press {qid} was never answered")
-        try:
-            await asyncio.wait_for(waiter.wait(), remaining)
-        except TimeoutError:
-            pass
+    def answered() -> dict | None:
+        return next((a for a in sb.callback_answers if a["callback_query_id"] == qid), None)
+
+    return await until(answered, f"the bot's answer to press {qid}", interval=0.005)
 
 
 async def audit_count(services: Services) -> int:
@@ -124,36 +114,25 @@ async def audit_count(services: Services) -> int:
         return int(await session.scalar(select(func.max(AuditEntry.id))) or 0)
 
 
-async def next_audit(
-    services: Services,
-    before: int,
-    timeout: float = 5.0,  # noqa: ASYNC109
-    action: str | None = None,
-) -> Any:
+async def next_audit(services: Services, before: int, action: str | None = None) -> Any:
     """The first audit row after mark ``before`` (for ``action``, when given).
 
     Audit rows are written after the reply, so an earlier request's row can land after
     the mark was taken; naming the action keeps a late row from being mistaken for ours.
     """
-    import asyncio
-
     from sqlalchemy import select
 
     from piyasa.db.models import AuditEntry
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     stmt = select(AuditEntry).where(AuditEntry.id > before).order_by(AuditEntry.id).limit(1)
     if action is not None:
         stmt = stmt.where(AuditEntry.action == action[:64])
-    while True:
+
+    async def row() -> Any:
         async with services.sessions() as session:
-            row = await session.scalar(stmt)
-        if row is not None:
-            return row
-        if loop.time() > deadline:
-            raise TimeoutError(f"no audit row for {action or 'any action'} was written")
-        await asyncio.sleep(0.005)
+            return await session.scalar(stmt)
+
+    return await until(row, f"an audit row for {action or 'any action'}", interval=0.005)
 
 
 def registry_for_tests() -> Any:
@@ -208,20 +187,3 @@ def registry_for_tests() -> Any:
         return View(blocks=[Text(f"page {n}")], pager=Pager("pages.page", n, 3))
 
     return reg
-
-
-async def wait_until(sb: Any, predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-    """Wait for a sandbox state change making ``predicate()`` true."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        waiter = sb.world.notifier.waiter()
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError("condition not reached")
-        try:
-            await asyncio.wait_for(waiter.wait(), min(remaining, 0.05))
-        except TimeoutError:
-            pass

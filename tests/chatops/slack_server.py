@@ -8,7 +8,6 @@ beyond 3000 and button values beyond 2000 are ``invalid_blocks``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -20,6 +19,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.waiting import until
 
 BOT_TOKEN = "xoxb-test-0000000000-piyasa"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -69,7 +70,6 @@ class SlackServer:
     _runner: web.AppRunner | None = None
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _urls: Any = field(default_factory=lambda: itertools.count(1))
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- server -------------------------------------------------------------------
     async def start(self) -> str:
@@ -94,22 +94,15 @@ class SlackServer:
         self.responses[rid] = []
         return f"{self.base}/response/{rid}"
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_response(self, url: str, count: int = 1, timeout: float = 5.0) -> list[dict]:  # noqa: ASYNC109
+    async def wait_response(self, url: str, count: int = 1) -> list[dict]:
+        """The posts to response URL ``url``, once there are ``count`` of them."""
         rid = url.rsplit("/", 1)[1]
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(self.responses[rid]) < count:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise TimeoutError(f"response_url got {len(self.responses[rid])} posts")
-            ev = self._changed
-            try:
-                await asyncio.wait_for(ev.wait(), remaining)
-            except TimeoutError:
-                pass
+        await until(
+            lambda: len(self.responses[rid]) >= count,
+            f"{count} post(s) to response_url {rid}",
+            interval=0.005,
+            output=lambda: f"got {len(self.responses[rid])}",
+        )
         return self.responses[rid]
 
     async def _response(self, request: web.Request) -> web.Response:
@@ -122,7 +115,6 @@ class SlackServer:
         if len(self.responses[rid]) >= 5:
             return web.Response(status=404, text="used_url")  # five uses per response_url
         self.responses[rid].append(body)
-        self._notify()
         return web.Response(text="ok")
 
     async def _upload(self, request: web.Request) -> web.Response:
@@ -153,7 +145,6 @@ class SlackServer:
         if method in self.fail_next:
             return web.json_response({"ok": False, "error": self.fail_next.pop(method)})
         result = handler(args)
-        self._notify()
         return web.json_response(result)
 
     # -- Web API methods ----------------------------------------------------------

@@ -22,8 +22,8 @@ from tests.chatops.harness import (
     next_audit,
     registry_for_tests,
     wait_answer,
-    wait_until,
 )
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ async def test_bot_leaves_groups_that_are_not_admin_chats(tg) -> None:
     mark = tg.sb.mark()
     await tg.sb.send_user_message(PEOPLE["unlinked"][0], STRANGER_GROUP, "/help")
     # the bot answers nothing there and leaves
-    await wait_until(tg.sb, lambda: (tg.bot_id, STRANGER_GROUP) in tg.sb.left_chats)
+    await until(lambda: (tg.bot_id, STRANGER_GROUP) in tg.sb.left_chats, "the bot to leave")
     assert not [
         e
         for e in tg.sb.events[mark:]

@@ -10,7 +10,6 @@ import aiohttp
 from chatops.startup import Surfaces
 from chatops.telegram.surface import WEBHOOK_PATH
 from chatops.web.server import make_web_app, start_web
-from piyasa.sandbox.telegram import TelegramSandbox
 from tests.chatops.harness import (
     ADMIN_BOT_TOKEN,
     ADMIN_GROUP,
@@ -19,10 +18,11 @@ from tests.chatops.harness import (
     next_audit,
     with_admin_settings,
 )
+from tests.waiting import PatientSandbox
 
 
 async def test_webhook_mode_answers_and_refuses_a_wrong_secret(services, people) -> None:  # type: ignore[no-untyped-def]
-    sb = TelegramSandbox(enforce_limits=False)
+    sb = PatientSandbox(enforce_limits=False)
     bot = sb.add_bot(ADMIN_BOT_TOKEN, "piyasa_test_admin_bot", "Piyasa Admin")
     uid = PEOPLE["viewer"][0]
     sb.add_user(uid, "Viewer Person", "viewer_person", "en")
@@ -48,7 +48,7 @@ async def test_webhook_mode_answers_and_refuses_a_wrong_secret(services, people)
 
         mark, before = sb.mark(), await audit_count(services)
         await sb.send_private(uid, bot.id, "/whoami")
-        reply = await sb.wait_for_message(chat_id=uid, bot_id=bot.id, after=mark, timeout=10)
+        reply = await sb.wait_for_message(chat_id=uid, bot_id=bot.id, after=mark)
         assert "user_viewer" in reply["text"]
         await next_audit(services, before, action="whoami")  # its row lands after the reply
 

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.procs import base_env, run_cli
+
 
 def piyasa(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIYASA_")}
-    env["PIYASA_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "piyasa.cli", *args],
-        input=stdin or "",
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    # stdin is always a pipe (never a terminal), as the "no password set" check needs.
+    return run_cli(list(args), base_env(data_dir), stdin=stdin or "")
 
 
 @pytest.mark.slow

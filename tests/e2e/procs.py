@@ -7,10 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+
+from tests.waiting import HANG_S, hang, wait_until
 
 
 def free_port() -> int:
@@ -53,49 +55,67 @@ class PiyasaProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_http(self, path: str, status: int = 200, timeout: float = 20.0) -> float:
-        """Poll until ``path`` answers ``status``; returns seconds waited."""
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"piyasa exited {self.proc.returncode}:\n{self.output()}")
+    def wait_http(self, path: str, status: int = 200) -> None:
+        """Poll until ``path`` answers ``status``; fail at once if the process exits."""
+
+        def answered() -> bool:
+            self._alive(f"{path} to answer {status}")
             try:
-                with urllib.request.urlopen(self.http_url + path, timeout=2) as resp:
-                    if resp.status == status:
-                        return time.monotonic() - start
+                with urllib.request.urlopen(self.http_url + path, timeout=5) as resp:
+                    return resp.status == status
+            except urllib.error.HTTPError as exc:  # 503 from /readyz while parts start
+                return exc.code == status
             except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{path} not {status} after {timeout}s:\n{self.output()}")
+                return False
 
-    def wait_output(self, needle: str, timeout: float = 20.0) -> None:
-        start = time.monotonic()
-        while needle not in self.output():
-            if self.proc.poll() is not None or time.monotonic() - start > timeout:
-                raise AssertionError(f"{needle!r} never printed:\n{self.output()}")
-            time.sleep(0.05)
+        wait_until(answered, f"{path} to answer {status}", interval=0.1, output=self.output)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    def wait_output(self, needle: str) -> None:
+        """Wait until the process has printed ``needle``; fail at once if it exits."""
+
+        def printed() -> bool:
+            self._alive(repr(needle))
+            return needle in self.output()
+
+        wait_until(printed, f"{needle!r} in the output", output=self.output)
+
+    def _alive(self, what: str) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(
+                f"piyasa exited {self.proc.returncode} while we waited for {what}:\n"
+                + self.output()[-3000:]
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit; returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(HANG_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"did not stop within {timeout}s:\n{self.output()}") from None
+                raise hang(f"piyasa to exit after signal {sig}", output=self.output) from None
         self._log.close()
         return self.proc.returncode
 
 
 def run_cli(
-    args: list[str], env: Mapping[str, str], timeout: float = 60.0, stdin: str | None = None
-):  # type: ignore[no-untyped-def]
-    return subprocess.run(
-        [sys.executable, "-m", "piyasa.cli", *args],
-        env=dict(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    args: list[str], env: Mapping[str, str], ceiling: float = HANG_S, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `piyasa ARGS` to completion; a run still going after ``ceiling`` is a hang."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "piyasa.cli", *args],
+            env=dict(env),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=ceiling,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = [
+            x.decode(errors="replace") if isinstance(x, bytes) else x or ""
+            for x in (exc.stdout, exc.stderr)
+        ]
+        raise hang(f"`piyasa {' '.join(args)}` to exit", ceiling, "".join(out)) from None

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import sys
 import urllib.parse
 from pathlib import Path
 
@@ -19,51 +16,33 @@ import pytest
 
 from piyasa.sandbox.demo import ADMIN_BOT_TOKEN, ADMIN_GROUP_ID, ADMIN_USER_ID
 from tests.chatops.slack_server import SIGNING_SECRET, SlackServer, sign
+from tests.e2e.procs import PiyasaProcess, base_env
+from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADMIN_BOT_ID = int(ADMIN_BOT_TOKEN.split(":")[0])
 STRANGER = 900003  # seeded in the sandbox, never linked
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_http(url: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(url) as r:
-                    if r.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if loop.time() > deadline:
-                raise TimeoutError(url)
-            await asyncio.sleep(0.1)
-
-
 class Sandbox:
     def __init__(self, base: str) -> None:
         self.base = base + "/sandbox/api"
 
-    async def callback_answer(
-        self, http: aiohttp.ClientSession, qid: str, within_s: float = 10.0
-    ) -> str:
+    async def callback_answer(self, http: aiohttp.ClientSession, qid: str) -> str:
         """Follow the sandbox's event stream until the bot answers callback ``qid``."""
-        after, deadline = 0, asyncio.get_running_loop().time() + within_s
-        while asyncio.get_running_loop().time() < deadline:
+        after = 0
+
+        async def answered() -> str | None:
+            nonlocal after
             async with http.get(self.base + "/events", params={"after": after, "timeout": 5}) as r:
                 page = await r.json()
+            after = page["last"]
             for event in page["events"]:
                 if qid in json.dumps(event) and "answer" in event["type"]:
                     return json.dumps(event, ensure_ascii=False)
-            after = page["last"]
-        raise AssertionError(f"callback {qid} never answered")
+            return None
+
+        return await until(answered, f"the bot's answer to callback {qid}")
 
     async def say(
         self, http: aiohttp.ClientSession, user: int, text: str, chat: int | None = None
@@ -73,22 +52,19 @@ class Sandbox:
         async with http.post(self.base + "/messages", json=body) as r:
             assert r.status == 200, await r.text()
 
-    async def reply(
-        self, http: aiohttp.ClientSession, chat: int, after: int, wait_s: float = 15
-    ) -> dict:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        while loop.time() < deadline:
+    async def reply(self, http: aiohttp.ClientSession, chat: int, after: int) -> dict:
+        """The admin bot's first message in ``chat`` after message id ``after``."""
+
+        async def mine() -> dict | None:
             async with http.get(
                 f"{self.base}/chats/{chat}/messages", params={"after_id": after}
             ) as r:
                 msgs = await r.json()
                 msgs = msgs.get("messages", msgs) if isinstance(msgs, dict) else msgs
-            mine = [m for m in msgs if (m.get("from") or {}).get("id") == ADMIN_BOT_ID]
-            if mine:
-                return mine[0]
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"no reply in chat {chat}")
+            found = [m for m in msgs if (m.get("from") or {}).get("id") == ADMIN_BOT_ID]
+            return found[0] if found else None
+
+        return await until(mine, f"the admin bot's reply in chat {chat}", interval=0.1)
 
     async def last_id(self, http: aiohttp.ClientSession, chat: int) -> int:
         async with http.get(f"{self.base}/chats/{chat}/messages") as r:
@@ -100,31 +76,21 @@ class Sandbox:
 async def test_piyasa_up_chatops(tmp_path: Path) -> None:
     slack = SlackServer()
     await slack.start()
-    http_port, sandbox_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIYASA_")}
-    env.update(
-        PIYASA_DATA_DIR=str(tmp_path / "data"),
-        PIYASA_HTTP_PORT=str(http_port),
-        PIYASA_SANDBOX_PORT=str(sandbox_port),
+    env = base_env(
+        tmp_path / "data",
         PIYASA_LANG="en",
         PIYASA_SLACK_BOT_TOKEN=slack.token,
         PIYASA_SLACK_SIGNING_SECRET=SIGNING_SECRET,
         PIYASA_SLACK_API_URL=slack.base + "/api/",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "piyasa.cli",
-        "up",
-        "--sandbox",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    web = f"http://127.0.0.1:{http_port}"
-    sb = Sandbox(f"http://127.0.0.1:{sandbox_port}")
+    # Output goes to a file: a pipe nobody reads while the test runs could fill and block it.
+    proc = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up.log")
+    web = proc.http_url
+    sb = Sandbox(f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}")
     try:
-        await wait_http(web + "/healthz")
+        # Ready, not only alive: the admin bot and the Slack app must be running. The
+        # blocking waits run in a thread, so the local Slack in this loop keeps answering.
+        await asyncio.to_thread(proc.wait_http, "/readyz")
         async with aiohttp.ClientSession() as http:
             # an admin's /help in the admin group lists the commands
             after = await sb.last_id(http, ADMIN_GROUP_ID)
@@ -184,7 +150,6 @@ async def test_piyasa_up_chatops(tmp_path: Path) -> None:
             ) as r:
                 assert r.status == 401
     finally:
-        proc.terminate()
-        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+        code = await asyncio.to_thread(proc.stop)
         await slack.stop()
-    assert proc.returncode == 0, out.decode()[-2000:]
+    assert code == 0, proc.output()[-2000:]

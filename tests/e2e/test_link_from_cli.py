@@ -1,4 +1,6 @@
-"""Break-glass linking: a code printed by `piyasa user link-code` works in the running bot."""
+"""Break-glass linking: a code printed by `piyasa user link-code` works in the running bot.
+(The module's one test starts the one `piyasa up` it needs: there is nothing to share.)
+"""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 
 from piyasa.sandbox.demo import ADMIN_BOT_TOKEN
 from tests.e2e.procs import PiyasaProcess, base_env, run_cli
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 ADMIN_BOT_ID = int(ADMIN_BOT_TOKEN.split(":")[0])
@@ -26,7 +29,9 @@ async def _private_reply(http: aiohttp.ClientSession, api: str, text: str) -> st
         assert r.status == 200, await r.text()
     async with http.get(f"{api}/events", params={"after": 0, "timeout": 0}) as r:
         after = (await r.json())["last"]
-    for _ in range(60):
+
+    async def answer() -> str | None:
+        nonlocal after
         async with http.get(
             f"{api}/chats/{NEWCOMER}/messages", params={"bot_id": ADMIN_BOT_ID}
         ) as r:
@@ -39,8 +44,10 @@ async def _private_reply(http: aiohttp.ClientSession, api: str, text: str) -> st
         if answers:
             return answers[-1]["text"]
         async with http.get(f"{api}/events", params={"after": after, "timeout": 1}) as r:
-            after = (await r.json())["last"]
-    raise AssertionError(f"the bot never answered {text!r}")
+            after = (await r.json())["last"]  # the long poll: back as soon as anything happens
+        return None
+
+    return await until(answer, f"the bot's answer to {text!r}", interval=0)
 
 
 async def test_cli_link_code_links_a_telegram_account_in_the_running_bot(tmp_path: Path) -> None:
@@ -54,8 +61,8 @@ async def test_cli_link_code_links_a_telegram_account_in_the_running_bot(tmp_pat
 
     proc = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up.log")
     try:
-        proc.wait_http("/healthz", timeout=60)
-        proc.wait_output("Telegram admin bot", timeout=60)
+        proc.wait_http("/readyz")  # the admin bot is polling the sandbox
+        proc.wait_output("Telegram admin bot")
         api = f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}/sandbox/api"
         async with aiohttp.ClientSession() as http:
             linked = await _private_reply(http, api, f"/link {code}")

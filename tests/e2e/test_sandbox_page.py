@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from chatops.web.server import make_web_app
 from piyasa.config import Settings, load_settings
 from tests.e2e.chromium import ARTIFACTS, FLAGS, profile_dir, require_chromium
+from tests.waiting import finishes, until
 
 pytestmark = pytest.mark.e2e
 
@@ -53,11 +54,11 @@ class Page:
         mid = next(self.ids)
         fut = self.pending[mid] = asyncio.get_running_loop().create_future()
         await self.ws.send_str(json.dumps({"id": mid, "method": method, "params": params}))
-        return await asyncio.wait_for(fut, 15)
+        return await finishes(fut, f"Chromium's answer to {method}")
 
     async def until_event(self, method: str) -> dict[str, Any]:
         while True:
-            event = await asyncio.wait_for(self.events.get(), 15)
+            event = await finishes(self.events.get(), f"the {method} event")
             if event["method"] == method:
                 return event
 
@@ -76,18 +77,18 @@ class Page:
             raise AssertionError(result["exceptionDetails"])
         return result["result"].get("value")
 
-    async def wait_for(self, expression: str, what: str, within_s: float = 15.0) -> Any:
+    async def wait_for(self, expression: str, what: str) -> Any:
         """Poll a DOM condition (the page updates itself through its long poll)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within_s
-        while True:
+        last_text = ""
+
+        async def seen() -> Any:
+            nonlocal last_text
             value = await self.js(expression)
-            if value:
-                return value
-            if loop.time() > deadline:
-                text = await self.js("document.body.innerText")
-                raise AssertionError(f"{what} not seen within {within_s}s; page:\n{text[-1500:]}")
-            await asyncio.sleep(0.1)
+            if not value:
+                last_text = await self.js("document.body.innerText")
+            return value
+
+        return await until(seen, what, interval=0.1, output=lambda: f"page:\n{last_text[-1500:]}")
 
     async def screenshot(self, path: Path) -> None:
         shot = await self.send("Page.captureScreenshot", format="png")
@@ -109,10 +110,11 @@ async def chromium() -> AsyncIterator[Page]:
         )
         port_file = Path(profile) / "DevToolsActivePort"
         try:
-            for _ in range(300):  # Chromium writes the port once it listens
-                if port_file.exists() and port_file.read_text().count("\n") >= 1:
-                    break
-                await asyncio.sleep(0.05)
+            await until(  # Chromium writes the port once it listens
+                lambda: port_file.exists() and port_file.read_text().count("\n") >= 1,
+                "Chromium's DevToolsActivePort file",
+                interval=0.05,
+            )
             port = int(port_file.read_text().split()[0])
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
@@ -144,6 +146,16 @@ async def piyasa_up(tmp_path: Path) -> AsyncIterator[str]:
     )
     running = await app.start(settings, sandbox=True, printer=lambda _line: None)
     try:
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> bool:  # every part started: the admin bot, the sandbox
+                try:
+                    async with http.get(running.web_url + "/readyz") as resp:
+                        return resp.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await until(ready, "/readyz to answer 200", interval=0.1)
         yield running.web_url + running.sandbox.guard.entry_path()
     finally:
         await running.stop()

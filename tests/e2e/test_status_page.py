@@ -19,11 +19,12 @@ from piyasa.db.base import Base
 from piyasa.db.engine import create_engine
 from piyasa.services import Services
 from tests.e2e.chromium import ARTIFACTS, FLAGS, profile_dir, require_chromium
+from tests.waiting import finishes
 
 pytestmark = pytest.mark.e2e
 
 
-async def _chromium(*args: str, timeout_s: float = 45.0) -> str:
+async def _chromium(*args: str) -> str:
     with profile_dir() as profile:
         proc = await asyncio.create_subprocess_exec(
             "chromium",
@@ -34,8 +35,8 @@ async def _chromium(*args: str, timeout_s: float = 45.0) -> str:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-        except TimeoutError:
+            out, err = await finishes(proc.communicate(), f"chromium {args[0]} to exit")
+        except AssertionError:
             proc.kill()
             await proc.wait()
             raise

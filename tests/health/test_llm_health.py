@@ -24,7 +24,6 @@ from piyasa.sandbox.telegram import TelegramSandbox
 from piyasa.services import Services
 from tests.runtime.helpers import FleetClock, drive, namespace, seed, until, with_sandbox
 
-CEILING_S = 120.0  # only catches hangs
 FAST = Thresholds(interval_s=3600.0, probe_timeout_s=2.0)  # rounds run when the test says
 
 
@@ -84,8 +83,8 @@ async def test_a_quiet_fleet_probes_the_endpoint_and_a_dead_one_reads_critical(
     await fleet.start()
     try:
         # No generation succeeded within the window (none ran): the fleet probes by itself.
-        await until(lambda: probes(server), CEILING_S, "a probe of the endpoint")
-        await until(lambda: fleet.generator.outcomes.last_probe_ok, CEILING_S, "its answer")
+        await until(lambda: probes(server), "a probe of the endpoint")
+        await until(lambda: fleet.generator.outcomes.last_probe_ok, "its answer")
         reading = await llm_reading(services, fleet)
         assert reading.state is State.HEALTHY, reading.summary
         assert reading.details["last_success_by"] == "probe"
@@ -97,7 +96,6 @@ async def test_a_quiet_fleet_probes_the_endpoint_and_a_dead_one_reads_critical(
             fleet,
             lambda: fleet.generator.outcomes.last_probe_ok is False,
             LLM_IDLE_PROBE_S / 4,
-            CEILING_S,
             "a failed probe",
         )
         reading = await llm_reading(services, fleet)
@@ -112,7 +110,6 @@ async def test_a_quiet_fleet_probes_the_endpoint_and_a_dead_one_reads_critical(
             fleet,
             lambda: fleet.generator.outcomes.last_probe_ok,
             0.5,
-            CEILING_S,
             "a probe answered again",
         )
         assert (await llm_reading(services, fleet)).state is State.HEALTHY
@@ -137,14 +134,12 @@ async def test_reset_breaker_on_a_dead_endpoint_posts_no_false_resolved(
     await fleet.start()
     await alerter.start()
     try:
-        await until(lambda: fleet.generated >= 1, CEILING_S, "the LLM answering")
+        await until(lambda: fleet.generated >= 1, "the LLM answering")
         assert (await health.run_all_now()).get("llm").state is State.HEALTHY
         server.set_failing(500)
-        await drive(
-            clock, fleet, lambda: fleet.generator.breaker.state == "open", 0.5, CEILING_S, "open"
-        )
+        await drive(clock, fleet, lambda: fleet.generator.breaker.state == "open", 0.5, "open")
         assert (await health.run_all_now()).get("llm").state is State.CRITICAL
-        await until(lambda: [n.kind for n in posted] == ["firing"], CEILING_S, "the alert")
+        await until(lambda: [n.kind for n in posted] == ["firing"], "the alert")
         clock.advance(LLM_SUCCESS_WINDOW_S)  # the last success is now older than the window
 
         calls = len(server.requests)
@@ -153,7 +148,7 @@ async def test_reset_breaker_on_a_dead_endpoint_posts_no_false_resolved(
         reading = (await health.run_all_now()).get("llm")
         assert reading.state is State.CRITICAL, reading.summary
         # the endpoint is asked again (a generation or the probe the reset started) ...
-        await drive(clock, fleet, lambda: len(server.requests) > calls + 1, 0.5, CEILING_S, "calls")
+        await drive(clock, fleet, lambda: len(server.requests) > calls + 1, 0.5, "calls")
         reading = (await health.run_all_now()).get("llm")
         assert reading.state is State.CRITICAL, reading.summary  # ... and is still dead
         assert [n.kind for n in posted] == ["firing"]  # no "Resolved", no second alert
@@ -168,12 +163,11 @@ async def test_reset_breaker_on_a_dead_endpoint_posts_no_false_resolved(
                 and not fleet.generator.outcomes.failing
             ),
             0.5,
-            CEILING_S,
             "a real answer",
         )
         assert (await health.run_all_now()).get("llm").state is State.HEALTHY
-        await until(lambda: [n.kind for n in posted] == ["firing", "resolved"], CEILING_S, "")
-        await drive(clock, fleet, lambda: fleet.generated > generated, 0.5, CEILING_S, "again")
+        await until(lambda: [n.kind for n in posted] == ["firing", "resolved"], "")
+        await drive(clock, fleet, lambda: fleet.generated > generated, 0.5, "again")
     finally:
         await alerter.stop()
         await health.stop()

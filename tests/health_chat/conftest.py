@@ -23,6 +23,7 @@ from piyasa.services import Services
 from tests.chatops.conftest import slack_server, start_telegram  # noqa: F401  (fixture)
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, TelegramWorld, seed_people
 from tests.health.conftest import Scripted
+from tests.waiting import HANG_S
 
 FAST = Thresholds(interval_s=0.2, probe_timeout_s=1.0)
 
@@ -71,7 +72,8 @@ async def hw(services: Services) -> AsyncIterator[Any]:
     people = await seed_people(services)
     probes = {"database": Scripted("database"), "redis": Scripted("redis")}
     health = await start_health(services, list(probes.values()))
-    live = services.extras["health.live"] = LiveViews(interval_s=0.05, duration_s=30.0)
+    # A live view that outlasts the test (one test sets its own short duration).
+    live = services.extras["health.live"] = LiveViews(interval_s=0.05, duration_s=HANG_S)
     async for world in start_telegram(services):
         world.user_ids = people
         alerter = await start_alerter(services, world.surface)

@@ -11,6 +11,7 @@ from piyasa.services import Services
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, wait_answer
 from tests.health.conftest import Scripted
 from tests.health_chat.conftest import FAST, button, group_texts, kb
+from tests.waiting import HANG_S, finishes, until
 
 
 class Recorder:
@@ -31,8 +32,11 @@ class Recorder:
             self.changed.notify_all()
 
     async def until(self, n: int) -> list[tuple[str, str]]:
-        async with self.changed:
-            await asyncio.wait_for(self.changed.wait_for(lambda: len(self.got) >= n), 5)
+        async def got_n() -> None:
+            async with self.changed:
+                await self.changed.wait_for(lambda: len(self.got) >= n)
+
+        await finishes(got_n(), f"{n} notice(s) in the sink", output=lambda: str(self.got))
         return [(x.kind, x.component) for x in self.got]
 
 
@@ -66,7 +70,7 @@ async def test_once_per_transition_suppressed_while_held_and_resolved(services: 
 async def test_a_short_recovery_inside_the_hold_posts_nothing(services: Services) -> None:
     dep = Scripted("dep", State.CRITICAL)
     health = HealthService(services, probes=[dep], thresholds=FAST, record_stop=False)
-    alerter = Alerter(health, resolve_after_s=30)
+    alerter = Alerter(health, resolve_after_s=HANG_S)  # the hold outlasts anything but a hang
     sink = Recorder()
     alerter.add_sink("rec", sink)
     await health.start()
@@ -236,6 +240,4 @@ async def test_slack_alert_channel_gets_the_alert_and_authorizes_each_presser(
 
 
 async def until_posted(server, n: int) -> None:  # type: ignore[no-untyped-def]
-    from tests.runtime.helpers import until
-
-    await until(lambda: len(server.posted) >= n, 5, f"{n} Slack posts")
+    await until(lambda: len(server.posted) >= n, f"{n} Slack posts")

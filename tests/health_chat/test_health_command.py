@@ -5,6 +5,7 @@ from __future__ import annotations
 from chatops.commands.health import signature
 from tests.chatops.harness import ADMIN_GROUP, wait_answer
 from tests.health_chat.conftest import State, button, kb
+from tests.waiting import finishes
 
 
 async def test_overview_lines_details_and_actions_by_role(hw) -> None:
@@ -42,11 +43,13 @@ async def test_live_mode_edits_only_when_something_changed(hw) -> None:
     live_msg = await hw.sb.wait_for_message(chat_id=ADMIN_GROUP, edits=True, after=mark)
     assert "Live: updated when something changes" in live_msg["text"]
     assert "⏹ Stop live" in kb(live_msg)
-    session = await hw.live.wait_for_session()
+    session = await finishes(hw.live.wait_for_session(), "a live view session")
 
     # Ten looks at an unchanged snapshot (fresh rounds keep coming): not one edit.
     rounds = hw.health.snapshot().sequence
-    await hw.live.wait_ticks(session, session.ticks + 10)
+    await finishes(
+        hw.live.wait_ticks(session, session.ticks + 10), "ten more looks by the live view"
+    )
     assert hw.health.snapshot().sequence > rounds
     assert len(hw.sb.calls("editMessageText")) == edits_before + 1
     assert session.edits == 0
@@ -63,7 +66,9 @@ async def test_live_mode_edits_only_when_something_changed(hw) -> None:
     )
     assert "🔴 Redis — redis is critical" in changed["text"]
     assert "⏹ Stop live" in kb(changed) and "🔎 Redis" in kb(changed)
-    await hw.live.wait_ticks(session, session.ticks + 10)
+    await finishes(
+        hw.live.wait_ticks(session, session.ticks + 10), "ten more looks by the live view"
+    )
     assert session.edits == 1
 
     # Stop: the message leaves live mode; nothing edits it afterwards.
@@ -79,9 +84,9 @@ async def test_live_mode_ends_by_itself_and_never_repeats_a_message(hw) -> None:
     hw.live.duration_s = 0.6
     reply = await hw.say("viewer", "/health live", group=True)
     assert "Live: updated" in reply["text"]
-    session = await hw.live.wait_for_session()
+    session = await finishes(hw.live.wait_for_session(), "a live view session")
     mark = hw.sb.mark()
-    await session.task
+    await finishes(session.task, "the live view to end by itself")
     ended = await hw.sb.wait_for_message(chat_id=ADMIN_GROUP, edits=True, after=mark)
     assert "Live view ended" in ended["text"] and "📡 Live" in kb(ended)
     assert not [c for c in hw.sb.calls("editMessageText") if not c["ok"]]

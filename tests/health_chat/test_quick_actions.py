@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -10,7 +9,7 @@ from piyasa.admin import audit
 from piyasa.logs import RING, RedactingFilter
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE
 from tests.health_chat.conftest import State, button, kb
-from tests.runtime.helpers import until
+from tests.runtime.helpers import gate_passes, until
 
 OPERATOR = PEOPLE["operator"][0]
 
@@ -35,7 +34,7 @@ async def press_confirmed(fw: Any, message: dict, label: str) -> dict:
 
 
 async def test_pause_stops_every_send_and_resume_restarts_them(fw) -> None:
-    await until(lambda: fleet_sends(fw) >= 2, 10, "the fleet chatting")
+    await until(lambda: fleet_sends(fw) >= 2, "the fleet chatting")
     panel = await open_actions(fw)
     done = await press_confirmed(fw, panel, "Pause fleet")
     assert "Fleet paused" in done["text"] and "▶️ Resume fleet" in kb(done)
@@ -46,12 +45,15 @@ async def test_pause_stops_every_send_and_resume_restarts_them(fw) -> None:
             (r.action, r.result, r.actor) for r in rows
         ]
 
-    await until(paused_row, 5, "the audit row of the pause")
+    await until(paused_row, "the audit row of the pause")
     assert fw.fleet.gate.paused
 
-    await asyncio.sleep(0.3)  # a send already on the wire may still land
+    await fw.fleet.gate.quiesce()  # a send already on the wire may still land
     paused_at = fleet_sends(fw)
-    await asyncio.sleep(1.0)  # observation window: the fleet would send several meanwhile
+    # Watch the gate look at its queues a few times (not a stretch of the clock, which a
+    # slow machine could fill with nothing): a paused gate sends nothing in any of them.
+    await gate_passes(fw.fleet, 5)
+    await fw.fleet.gate.quiesce()
     assert fleet_sends(fw) == paused_at
 
     snap = await fw.health.run_all_now()
@@ -59,7 +61,7 @@ async def test_pause_stops_every_send_and_resume_restarts_them(fw) -> None:
     mark = await fw.press("operator", OPERATOR, done, button(done, "Resume fleet"))
     resumed = await fw.sb.wait_for_message(chat_id=OPERATOR, edits=True, after=mark)
     assert "Fleet resumed" in resumed["text"]
-    await until(lambda: fleet_sends(fw) > paused_at, 10, "sends after resume")
+    await until(lambda: fleet_sends(fw) > paused_at, "sends after resume")
 
 
 async def test_restart_workers_restarts_them(fw) -> None:
@@ -69,7 +71,9 @@ async def test_restart_workers_restarts_them(fw) -> None:
     assert f"{len(group)} workers restarted" in done["text"]
     restarted = [e for e in fw.fleet.recent_errors if e["kind"] == "restarted"]
     assert {e["where"] for e in restarted} == {w.name for w in group}
-    await until(lambda: fw.fleet.supervisor.active() == fw.fleet.supervisor.total(), 5)
+    await until(
+        lambda: fw.fleet.supervisor.active() == fw.fleet.supervisor.total(), "every worker back"
+    )
 
 
 async def test_an_open_breaker_alerts_and_the_reset_button_fixes_it(fw) -> None:

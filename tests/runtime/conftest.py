@@ -4,9 +4,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from piyasa.sandbox.telegram import TelegramSandbox
 from tests.conftest import REDIS_URL, SKIP_REDIS, redis_available
 from tests.runtime.helpers import FleetClock
+from tests.waiting import PatientSandbox
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -26,8 +26,8 @@ def clock() -> FleetClock:
 
 
 @pytest.fixture
-async def sandbox(clock: FleetClock) -> AsyncIterator[TelegramSandbox]:
-    sb = TelegramSandbox(clock=clock)
+async def sandbox(clock: FleetClock) -> AsyncIterator[PatientSandbox]:
+    sb = PatientSandbox(clock=clock)
     await sb.start("127.0.0.1", 0)
     yield sb
     await sb.stop()

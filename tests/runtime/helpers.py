@@ -1,9 +1,10 @@
-"""Building blocks for runtime tests: a sandbox world, seeded DB rows, condition waits."""
+"""Building blocks for runtime tests: a sandbox world, seeded DB rows, condition waits
+(``until`` is tests.waiting's; ``drive`` also moves the test's clock)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import inspect
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from piyasa.db.models import Bot, Chat
 from piyasa.db.runtime_models import BotChat, OutboxItem
 from piyasa.sandbox.telegram import SandboxClock
 from piyasa.services import Services
+from tests.waiting import until
 
 
 class FleetClock(SandboxClock):
@@ -31,9 +33,20 @@ class FleetClock(SandboxClock):
     def __init__(self) -> None:
         super().__init__(time.time())
         self.offset = 0.0
+        self._held: float | None = None
 
     def now(self) -> float:
-        return time.time() + self.offset
+        return (time.time() if self._held is None else self._held) + self.offset
+
+    def hold(self) -> None:
+        """From now on only :meth:`advance` moves this clock, not real time.
+
+        For a test that reads what is left of a cool-down or a ``retry_after``: with real
+        time flowing, the seconds a slow machine spends between the event and the check
+        would count against it (a stopwatch in disguise). Move it with ``drive``.
+        """
+        if self._held is None:
+            self._held = time.time()
 
     def advance(self, seconds: float) -> float:
         if seconds < 0:
@@ -114,50 +127,32 @@ def with_sandbox(services: Services, url: str, redis_url: str = "") -> Services:
     return services
 
 
-async def until(
-    check: Callable[[], Awaitable[Any] | Any], limit_s: float = 10.0, what: str = "condition"
-) -> Any:
-    """Poll ``check`` (sync or async) until truthy; fail after ``limit_s`` seconds."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def drive(
     clock: FleetClock,
     fleet: Any,
     check: Callable[[], Awaitable[Any] | Any],
     step_s: float = 0.5,
-    limit_s: float = 10.0,
     what: str = "condition",
 ) -> Any:
     """Move ``clock`` forward ``step_s`` at a time (waking the gate) until ``check`` holds.
 
-    ``limit_s`` bounds the real time spent; the simulated time is ``step_s`` per round.
+    The simulated time is ``step_s`` per round; the real time is bounded only by HANG_S.
     """
-    deadline = time.monotonic() + limit_s
-    while True:
+
+    async def step() -> Any:
         value = check()
-        if asyncio.iscoroutine(value):
+        if inspect.isawaitable(value):
             value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit_s}s (real) waiting for {what}")
-        clock.advance(step_s)
-        if fleet.gate is not None:
-            fleet.gate.notify()
-        await asyncio.sleep(0.02)
+        if not value:
+            clock.advance(step_s)
+            if fleet.gate is not None:
+                fleet.gate.notify()
+        return value
+
+    return await until(step, f"{what} (the clock moving {step_s} s a round)")
 
 
-async def gate_passes(fleet: Any, n: int = 3, limit_s: float = 5.0) -> None:
+async def gate_passes(fleet: Any, n: int = 3) -> None:
     """Wait until the gate has looked at its queues ``n`` more times (nothing moves time)."""
     start = fleet.gate.passes
 
@@ -165,7 +160,7 @@ async def gate_passes(fleet: Any, n: int = 3, limit_s: float = 5.0) -> None:
         fleet.gate.notify()
         return fleet.gate.passes >= start + n
 
-    await until(done, limit_s, f"{n} gate passes")
+    await until(done, f"{n} gate passes")
 
 
 async def outbox_states(services: Services) -> dict[str, int]:

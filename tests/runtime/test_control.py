@@ -30,7 +30,7 @@ async def rate_over(fleet: Fleet, clock, seconds: float) -> float:
     """Decisions per simulated minute over ``seconds`` of simulated time."""
     before = decided(fleet)
     target = clock.now() + seconds
-    await drive(clock, fleet, lambda: clock.now() >= target, 1.0, 15, f"{seconds}s to pass")
+    await drive(clock, fleet, lambda: clock.now() >= target, 1.0, f"{seconds}s to pass")
     return (decided(fleet) - before) * 60.0 / seconds
 
 
@@ -58,7 +58,7 @@ async def test_rate_scale_and_pause_take_effect_within_seconds(services, sandbox
         assert 50 <= await rate_over(fleet, clock, 30) <= 70
         # the settings table (another instance, an admin surface): picked up by the refresh
         await write_setting(services, "max_msgs_per_min", 120)
-        await until(lambda: fleet.settings_store.number("max_msgs_per_min") == 120, 3, "refresh")
+        await until(lambda: fleet.settings_store.number("max_msgs_per_min") == 120, "refresh")
         await rate_over(fleet, clock, 5)
         assert 105 <= await rate_over(fleet, clock, 30) <= 135
         await fleet.control.set_scale(0.25)  # 120 x 0.25 = 30/min
@@ -66,7 +66,7 @@ async def test_rate_scale_and_pause_take_effect_within_seconds(services, sandbox
         assert 20 <= await rate_over(fleet, clock, 30) <= 40
         # pause through the table: no decision and no send while paused
         await write_setting(services, "fleet_paused", True)
-        await until(lambda: fleet.gate.paused, 3, "pause applied")
+        await until(lambda: fleet.gate.paused, "pause applied")
         await fleet.gate.quiesce()  # a dispatch under way when the pause landed may still send
         sends = len(sandbox.calls("sendMessage"))
         assert await rate_over(fleet, clock, 20) == 0
@@ -79,7 +79,6 @@ async def test_rate_scale_and_pause_take_effect_within_seconds(services, sandbox
             fleet,
             lambda: len(sandbox.calls("sendMessage")) > sends,
             0.5,
-            5,
             "sending again after resume",
         )
     finally:
@@ -116,7 +115,7 @@ async def test_a_crashed_worker_is_restarted_with_backoff_and_the_reason_recorde
     )
     await fleet.start()
     try:
-        await until(lambda: sandbox.sent(), 10, "messages after the restarts")
+        await until(lambda: sandbox.sent(), "messages after the restarts")
         worker = fleet.supervisor.workers["generator-0"]
         assert worker.restarts == 2 and worker.backoff == 0.1  # 0.05, then doubled
         snap = fleet.snapshot()
@@ -129,7 +128,7 @@ async def test_a_crashed_worker_is_restarted_with_backoff_and_the_reason_recorde
             async with services.sessions() as session:
                 return (await session.scalars(select(WorkerEvent))).all()
 
-        rows = await until(lambda: _two(events), 5, "worker_events rows")
+        rows = await until(lambda: _two(events), "worker_events rows")
     finally:
         await fleet.stop()
     assert {(r.worker, r.kind) for r in rows} == {("generator-0", "crashed")}

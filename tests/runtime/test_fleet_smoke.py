@@ -17,7 +17,7 @@ async def test_fleet_chats_in_order_without_429(services, sandbox, limiter_url):
     )
     await fleet.start()
     try:
-        await until(lambda: len(sandbox.sent()) >= 12, 15, "12 messages delivered")
+        await until(lambda: len(sandbox.sent()) >= 12, "12 messages delivered")
     finally:
         await fleet.stop()
     for chat in chats:

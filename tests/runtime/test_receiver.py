@@ -51,7 +51,7 @@ async def test_a_human_message_seen_by_several_fleet_bots_is_stored_once(service
         for b in bots:
             await sandbox.wait_for_poller(b.telegram_id)
         msg = await sandbox.send_user_message(HUMAN, chat, "bugün borsa nasıl?")
-        await until(lambda: fleet.ingest.stored + fleet.ingest.duplicates >= 3, 5, "3 updates")
+        await until(lambda: fleet.ingest.stored + fleet.ingest.duplicates >= 3, "3 updates")
         # Another process (its own memo) sees the same update: the database refuses it.
         other = Ingest(
             services.sessions,
@@ -81,12 +81,11 @@ async def test_a_mention_is_answered_before_new_chatter_end_to_end(services, san
     try:
         for b in bots:
             await sandbox.wait_for_poller(b.telegram_id)
-        await until(lambda: len(sandbox.sent()) >= 6, 10, "chatter going")
+        await until(lambda: len(sandbox.sent()) >= 6, "chatter going")
         question = await sandbox.send_user_message(HUMAN, chat, "@fleet1_bot dolar ne olur?")
         reply = await sandbox.wait_for_message(
             lambda m: (m.get("reply_to_message") or {}).get("message_id") == question["message_id"],
             chat_id=chat,
-            timeout=5,
         )
         assert reply["from"]["id"] == bots[1].telegram_id  # the addressed bot answers
     finally:
@@ -119,7 +118,7 @@ async def test_two_pollers_on_one_token_name_the_other_instance(services, sandbo
         await sandbox.wait_for_poller(bots[0].telegram_id)
         await other.start()
         ours, theirs = fleet.pollers[bots[0].id], other.pollers[bots[0].id]
-        await until(lambda: ours.conflicts >= 1 and theirs.conflicts >= 1, 60, "both see 409")
+        await until(lambda: ours.conflicts >= 1 and theirs.conflicts >= 1, "both pollers see a 409")
         text = fleet.snapshot()["pollers"][str(bots[0].id)]["last_conflict"]
         assert "409" in text and "@fleet0_bot" in text
         assert f"instance {other.instance} is polling it too" in text
@@ -168,7 +167,7 @@ async def test_webhook_mode_checks_the_secret_token(services, sandbox):
         assert all(h is not None and h.secret_token for h in hooks)
         assert hooks[0].secret_token != hooks[1].secret_token  # one secret per bot
         await sandbox.send_user_message(HUMAN, chat, "selam")  # delivered with the secret
-        await until(lambda: fleet.ingest.stored == 1, 5, "the update stored")
+        await until(lambda: fleet.ingest.stored == 1, "the update stored")
         roster = await load_roster(services.sessions)
         update = {
             "update_id": 99,

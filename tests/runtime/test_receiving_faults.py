@@ -25,8 +25,8 @@ from piyasa.db.runtime_models import OutboxItem, ReplyRequest, WorkerEvent
 from piyasa.runtime.fleet import Fleet
 from piyasa.services import Services
 from tests.runtime.helpers import namespace, seed, until, with_sandbox
+from tests.waiting import HANG_S as CEILING_S  # only catches hangs
 
-CEILING_S = 120.0  # only catches hangs
 HUMAN = 5_000_002
 
 
@@ -101,8 +101,8 @@ async def test_a_database_fault_while_a_human_writes_loses_nothing(services, san
         async with database_fault(services) as kill_waiting:
             question = await sandbox.send_user_message(HUMAN, chat, "@fleet1_bot dolar ne olur?")
             if kill_waiting is not None:  # PostgreSQL: the connection dies under the insert
-                await until(kill_waiting, CEILING_S, "the fleet's insert waiting on the lock")
-            await until(lambda: store_failures(fleet), CEILING_S, "a failed store reported")
+                await until(kill_waiting, "the fleet's insert waiting on the lock")
+            await until(lambda: store_failures(fleet), "a failed store reported")
             assert fleet.ingest.stored == 0
         # The database is back: the update comes again, is stored once and answered once.
         reply = await sandbox.wait_for_message(
@@ -111,7 +111,7 @@ async def test_a_database_fault_while_a_human_writes_loses_nothing(services, san
             timeout=CEILING_S,
         )
         assert reply["from"]["id"] == bots[1].telegram_id
-        await until(lambda: not fleet.planner.replies, CEILING_S, "no reply left to decide")
+        await until(lambda: not fleet.planner.replies, "no reply left to decide")
     finally:
         await fleet.stop()
     async with services.sessions() as session:
@@ -155,7 +155,7 @@ async def test_a_leftover_webhook_is_removed_in_polling_mode_and_nothing_pending
     fleet = polling_fleet(services, sandbox)
     await fleet.start()
     try:
-        await until(lambda: fleet.ingest.stored == 1, CEILING_S, "the pending message stored")
+        await until(lambda: fleet.ingest.stored == 1, "the pending message stored")
         poller = fleet.pollers[bots[0].id]
         assert poller.conflicts == 0 and poller.last_conflict is None  # no "another process"
         assert poller.webhooks_removed == 1
@@ -185,7 +185,7 @@ async def test_a_leftover_webhook_is_removed_in_polling_mode_and_nothing_pending
                     ).all()
                 )
 
-        rows = await until(event, CEILING_S, "the event row")
+        rows = await until(event, "the event row")
         assert "@fleet0_bot still had a webhook set" in (rows[0].detail or "")
     finally:
         await fleet.stop()

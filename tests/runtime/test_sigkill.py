@@ -1,17 +1,20 @@
 """SIGKILL the fleet's process with messages in the outbox, start it again: exactly once.
 
 The Telegram sandbox lives in this (the test's) process, so killing the fleet's process
-does not kill the record of what Telegram accepted.
+does not kill the record of what Telegram accepted. Fresh fleet processes are the point
+here: each test SIGKILLs one mid-work and lets a second one finish, so none is shared.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +22,7 @@ from sqlalchemy import select
 from piyasa.db.models import Message, Setting
 from piyasa.db.runtime_models import OutboxItem
 from tests.runtime.helpers import outbox_states, seed, until
+from tests.waiting import finishes
 
 pytestmark = pytest.mark.slow
 
@@ -41,17 +45,31 @@ async def spawn(services, sandbox_url: str, wait: bool = False) -> asyncio.subpr
         env["PIYASA_DATABASE_URL"] = os.environ.get(
             "_PIYASA_TEST_DB_URL", env["PIYASA_DATABASE_URL"]
         )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "piyasa.runtime",
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    log = Path(s.data_dir) / f"fleet-{len(_children)}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:  # noqa: ASYNC230 - the child keeps its own copy of the fd
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "piyasa.runtime",
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    proc.log = log  # type: ignore[attr-defined]
     _children.append(proc)
     return proc
+
+
+def output(proc: asyncio.subprocess.Process) -> str:
+    return proc.log.read_text(errors="replace")  # type: ignore[attr-defined]
+
+
+def alive(proc: asyncio.subprocess.Process) -> None:
+    """Stop waiting at once, with its output, if the fleet process we wait on has exited."""
+    if proc.returncode is not None:
+        raise AssertionError(f"the fleet process exited {proc.returncode}:\n{output(proc)}")
 
 
 async def set_rate(services, per_min: float) -> None:
@@ -77,7 +95,8 @@ async def decided_texts(services) -> list[str]:
 
 async def kill(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
-        os.kill(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it exited, not yet reaped
+            os.kill(proc.pid, signal.SIGKILL)
     await proc.wait()
 
 
@@ -94,13 +113,19 @@ async def finish(services, sandbox, proc: asyncio.subprocess.Process) -> None:
     try:
 
         async def drained():
+            alive(proc)
             st = await outbox_states(services)
             return not any(st.get(k) for k in ("queued", "claimed", "sending"))
 
-        await until(drained, 40, "every decided message delivered after the restart")
+        await until(
+            drained,
+            "every decided message delivered after the restart",
+            output=lambda: output(proc),
+        )
     finally:
-        proc.terminate()
-        await proc.wait()
+        if proc.returncode is None:
+            proc.terminate()
+        await finishes(proc.wait(), "the second fleet process to exit after SIGTERM")
 
 
 @pytest.fixture
@@ -125,11 +150,12 @@ async def test_sigkill_while_sends_are_held_back_then_exactly_once(services, san
     try:
 
         async def backlog():
+            alive(proc)
             st = await outbox_states(services)
             refused = [c for c in sandbox.calls("sendMessage") if c["error_code"] == 429]
             return sum(st.values()) >= 8 and len(refused) >= 2  # one head per chat
 
-        await until(backlog, 30, "a backlog held back by 429s")
+        await until(backlog, "a backlog held back by 429s", output=lambda: output(proc))
     finally:
         await kill(proc)
     assert sandbox.sent() == []  # nothing got through before the kill
@@ -148,7 +174,12 @@ async def test_sigkill_mid_stream_duplicates_only_from_the_ambiguous_rows(
     proc = await spawn(services, sandbox.base_url)
     second = await spawn(services, sandbox.base_url, wait=True)
     try:
-        await until(lambda: len(sandbox.sent()) >= 15, 30, "messages flowing")
+
+        def flowing() -> bool:
+            alive(proc)
+            return len(sandbox.sent()) >= 15
+
+        await until(flowing, "messages flowing", output=lambda: output(proc))
     finally:
         await kill(proc)
     states = await outbox_states(services)

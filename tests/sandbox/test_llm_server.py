@@ -12,6 +12,7 @@ from aiohttp import web
 
 from piyasa.sandbox.chatter import detect_topic
 from piyasa.sandbox.llm_server import FakeOpenAIServer, count_tokens
+from tests.waiting import HANG_S, finishes
 
 KEY = "sk-test-0123456789"
 MODEL = "gpt-4o-mini"
@@ -292,18 +293,19 @@ async def test_injected_hang_times_out_the_client(
     with pytest.raises(openai.APITimeoutError):
         await client.chat.completions.create(model=MODEL, messages=chat(), timeout=0.3)
     assert server[0].stats["timeout"] == 1
-    resp = await client.chat.completions.create(model=MODEL, messages=chat(), timeout=5)
+    resp = await client.chat.completions.create(model=MODEL, messages=chat(), timeout=HANG_S)
     assert resp.choices[0].message.content
 
 
-async def test_stop_releases_hanging_requests_quickly() -> None:
-    srv = FakeOpenAIServer(api_keys={KEY}, latency=(0.0, 0.0), seed=2)
+async def test_stop_releases_hanging_requests() -> None:
+    # A hang far longer than the ceiling: stop() only returns in time if it ends the hang.
+    srv = FakeOpenAIServer(api_keys={KEY}, latency=(0.0, 0.0), seed=2, max_hang=10 * HANG_S)
     base_url = await srv.start()
     srv.set_failing(timeout=True)
     async with openai.AsyncOpenAI(api_key=KEY, base_url=base_url, max_retries=0) as c:
         with pytest.raises(openai.APITimeoutError):
             await c.models.list(timeout=0.2)
-    await srv.stop()  # would take max_hang (60 s) if hangs were not released
+    await finishes(srv.stop(), "stop() to release the hanging request")
 
 
 def test_latency_is_validated_and_changeable() -> None:

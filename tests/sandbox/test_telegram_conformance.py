@@ -28,6 +28,7 @@ from aiogram.types import (
 from aiohttp import ClientSession, web
 
 from piyasa.sandbox.telegram import SandboxClock, TelegramSandbox
+from tests.waiting import HANG_S, finishes
 
 TOKEN = "123456:ABC-def"
 BOT_ID = 123456
@@ -152,9 +153,9 @@ async def test_dispatcher_polling_answers_a_user(sb: TelegramSandbox, bot: Bot) 
         dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
     )
     try:
-        await sb.wait_for_poller(BOT_ID)
+        await sb.wait_for_poller(BOT_ID, timeout=HANG_S)
         await sb.send_private(AYSE, BOT_ID, "/start")
-        reply = await sb.wait_for_message(chat_id=AYSE)
+        reply = await sb.wait_for_message(chat_id=AYSE, timeout=HANG_S)
         assert reply["text"] == "Merhaba Ayşe"
         assert reply["chat"] == {
             "id": AYSE,
@@ -286,7 +287,7 @@ async def test_two_pollers_conflict(sb: TelegramSandbox, bot: Bot) -> None:
     assert sb.base_url
     pending = await bot.get_updates()  # the my_chat_member update from joining the group
     first = asyncio.create_task(bot.get_updates(offset=pending[-1].update_id + 1, timeout=5))
-    await sb.wait_for_poller(BOT_ID)
+    await sb.wait_for_poller(BOT_ID, timeout=HANG_S)
     second = make_bot(sb.base_url)
     try:
         assert await second.get_updates(timeout=0) == []
@@ -322,8 +323,8 @@ async def test_webhook_delivery_with_secret_and_retry(sb: TelegramSandbox, bot: 
         with pytest.raises(TelegramConflictError, match="webhook is active"):
             await bot.get_updates()
         await sb.send_private(AYSE, BOT_ID, "/start")
-        first = await asyncio.wait_for(received.get(), 5)
-        second = await asyncio.wait_for(received.get(), 5)
+        first = await finishes(received.get(), "the webhook's first delivery")
+        second = await finishes(received.get(), "the webhook's retry after the 500")
         assert first == second  # refused with 500, delivered again unchanged
         assert second[0] == "s3cr3t-tok"
         assert second[1]["message"]["text"] == "/start"

@@ -9,7 +9,7 @@ from typing import Any
 
 from piyasa.config import Secret, load_settings
 from piyasa.sandbox.llm_server import FakeOpenAIServer
-from piyasa.sandbox.telegram import TelegramSandbox
+from tests.waiting import PatientSandbox
 
 ADMIN_TOKEN = "7200000000:SETUP-admin-bot-token-for-the-tests-0"
 FLEET_TOKEN = "7200000001:SETUP-fleet-bot-1-token-for-the-test-0"
@@ -24,7 +24,7 @@ PASSWORD = "correct horse battery staple 42"
 
 @dataclass
 class Sandbox:
-    sb: TelegramSandbox
+    sb: PatientSandbox
     url: str
     llm: FakeOpenAIServer
     llm_url: str
@@ -37,7 +37,7 @@ class Sandbox:
 
 
 async def start_sandbox() -> Sandbox:
-    sb = TelegramSandbox(enforce_limits=False)
+    sb = PatientSandbox(enforce_limits=False)
     admin = sb.add_bot(ADMIN_TOKEN, "kurulum_admin_bot", "Piyasa Admin")
     fleet = sb.add_bot(FLEET_TOKEN, "borsa_sohbet_bot", "Borsa Sohbet")
     sb.add_bot(FLEET_TOKEN_2, "ikinci_bot", "İkinci")
@@ -74,7 +74,7 @@ def buttons(message: dict) -> list[tuple[str, str]]:
 class Person:
     """Someone in a private chat with the admin bot; counts what they had to do."""
 
-    sb: TelegramSandbox
+    sb: PatientSandbox
     user_id: int
     bot_id: int
     messages: int = 0
@@ -82,30 +82,28 @@ class Person:
     sent_ids: list[int] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)
 
-    async def _wait(self, mark: int, expect: str, timeout: float) -> dict:  # noqa: ASYNC109
+    async def _wait(self, mark: int, expect: str) -> dict:
         self.last = await self.sb.wait_for_message(
             (lambda m: expect in (m.get("text") or "")) if expect else None,
             chat_id=self.user_id,
             bot_id=self.bot_id,
             after=mark,
             edits=True,
-            timeout=timeout,
         )
         return self.last
 
-    async def say(self, text: str, expect: str = "", timeout: float = 10.0) -> dict:  # noqa: ASYNC109
+    async def say(self, text: str, expect: str = "") -> dict:
         mark = self.sb.mark()
         msg = await self.sb.send_user_message(self.user_id, self.user_id, text, bot_id=self.bot_id)
         self.messages += 1
         self.sent_ids.append(msg["message_id"])
-        return await self._wait(mark, expect, timeout)
+        return await self._wait(mark, expect)
 
     async def tap(
         self,
         label: str,
         message: dict | None = None,
         expect: str = "",
-        timeout: float = 15.0,  # noqa: ASYNC109
     ) -> dict:
         message = message or self.last
         found = [data for text, data in buttons(message) if label in text]
@@ -118,7 +116,7 @@ class Person:
             self.user_id, self.user_id, message["message_id"], found[0], bot_id=self.bot_id
         )
         self.taps += 1
-        return await self._wait(mark, expect, timeout)
+        return await self._wait(mark, expect)
 
     def has(self, label: str, message: dict | None = None) -> bool:
         return any(label in text for text, _ in buttons(message or self.last))

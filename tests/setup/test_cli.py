@@ -21,6 +21,7 @@ from piyasa.config import ConfigError, load_settings
 from piyasa.crypto import SecretBox
 from tests.e2e.procs import base_env
 from tests.setup.helpers import ADMIN_TOKEN, PASSWORD, Sandbox, start_sandbox
+from tests.waiting import finishes
 
 
 @pytest.fixture
@@ -41,7 +42,12 @@ async def cli(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    try:
+        out, err = await finishes(proc.communicate(), f"`piyasa {' '.join(args)}` to exit")
+    except AssertionError:
+        proc.kill()
+        await proc.wait()
+        raise
     return proc.returncode or 0, out.decode(), err.decode()
 
 

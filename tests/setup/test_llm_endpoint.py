@@ -22,9 +22,9 @@ from piyasa.admin.setup import verify
 from piyasa.config import load_settings
 from tests.setup.conftest import ADMIN_GROUP, World
 from tests.setup.helpers import LLM_KEY, NEWCOMER, start_sandbox
+from tests.waiting import HANG_S as CEILING_S  # only catches hangs
 
 pytestmark = pytest.mark.e2e
-CEILING_S = 120.0  # catches hangs only
 
 
 @dataclass

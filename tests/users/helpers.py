@@ -6,6 +6,7 @@ from typing import Any
 
 from tests.chatops.harness import PEOPLE, TelegramWorld, buttons
 from tests.chatops.slack_server import slack_buttons
+from tests.waiting import until
 
 
 def token_for(message: dict, label: str) -> str:
@@ -41,22 +42,13 @@ async def slack_tap(slack: Any, server: Any, sid: str, message: dict, label: str
     return (await server.wait_response(url))[-1]
 
 
-async def slack_upload(server: Any, suffix: str, timeout: float = 5.0) -> dict:  # noqa: ASYNC109
+async def slack_upload(server: Any, suffix: str) -> dict:
     """The completed upload whose filename ends with ``suffix`` (uploads follow the ack)."""
-    import asyncio
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        event = server._changed
-        done = [
+    def done() -> dict | None:
+        found = [
             u for u in server.uploads if str(u.get("filename")).endswith(suffix) and "channel" in u
         ]
-        if done:
-            return done[-1]
-        if loop.time() > deadline:
-            raise TimeoutError(f"no completed upload of *{suffix}")
-        try:
-            await asyncio.wait_for(event.wait(), deadline - loop.time())
-        except TimeoutError:
-            pass
+        return found[-1] if found else None
+
+    return await until(done, f"a completed upload of *{suffix}", interval=0.005)
