@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tests.waiting import HANG_S, hang, wait_until
 
@@ -51,6 +53,20 @@ class PiyasaProcess:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.env['PIYASA_HTTP_PORT']}"
+
+    def sandbox_key(self) -> str:
+        """The demo sandbox's per-run key, from the `sandbox chat:` link it printed once."""
+        self.wait_output("/sandbox?key=")
+        return self.output().split("/sandbox?key=", 1)[1].split()[0]
+
+    def sandbox_api(self, path: str) -> Any:
+        """GET the demo sandbox's JSON API (``/sandbox/api/PATH``) with the run's key."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.env['PIYASA_SANDBOX_PORT']}/sandbox/api/{path}",
+            headers={"X-Sandbox-Key": self.sandbox_key()},
+        )
+        with urllib.request.urlopen(request, timeout=HANG_S) as resp:
+            return json.load(resp)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -91,7 +91,8 @@ async def test_piyasa_up_chatops(tmp_path: Path) -> None:
         # Ready, not only alive: the admin bot and the Slack app must be running. The
         # blocking waits run in a thread, so the local Slack in this loop keeps answering.
         await asyncio.to_thread(proc.wait_http, "/readyz")
-        async with aiohttp.ClientSession() as http:
+        key = await asyncio.to_thread(proc.sandbox_key)  # the demo's API needs the run's key
+        async with aiohttp.ClientSession(headers={"X-Sandbox-Key": key}) as http:
             # an admin's /help in the admin group lists the commands
             after = await sb.last_id(http, ADMIN_GROUP_ID)
             await sb.say(http, ADMIN_USER_ID, "/help", chat=ADMIN_GROUP_ID)

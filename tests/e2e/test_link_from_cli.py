@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
-import re
+import asyncio
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from piyasa.sandbox.demo import ADMIN_BOT_TOKEN
+from piyasa.sandbox.demo import ADMIN_BOT_TOKEN, ADMIN_GROUP_ID, seed_sandbox
+from piyasa.sandbox.telegram import TelegramSandbox
 from tests.e2e.procs import PiyasaProcess, base_env, run_cli
 from tests.waiting import until
 
@@ -51,19 +52,30 @@ async def _private_reply(http: aiohttp.ClientSession, api: str, text: str) -> st
 
 
 async def test_cli_link_code_links_a_telegram_account_in_the_running_bot(tmp_path: Path) -> None:
-    env = base_env(tmp_path / "data", PIYASA_LANG="en")
+    """Production mode (an admin bot token), against a Bot API server of the test's own:
+    the demo sandbox never sees the configured database, so it could not show this."""
+    sb = TelegramSandbox()
+    seed_sandbox(sb)
+    url = await sb.start("127.0.0.1", 0)
+    env = base_env(
+        tmp_path / "data",
+        PIYASA_LANG="en",
+        PIYASA_ADMIN_BOT_TOKEN=ADMIN_BOT_TOKEN,
+        PIYASA_TELEGRAM_API_URL=url,
+        PIYASA_ADMIN_CHAT_IDS=str(ADMIN_GROUP_ID),
+    )
     assert run_cli(["migrate"], env).returncode == 0
     added = run_cli(["user", "add", "mehmet", "--role", "operator"], env)
     assert added.returncode == 0, added.stderr
     printed = run_cli(["user", "link-code", "mehmet"], env)
     assert printed.returncode == 0, printed.stderr
-    code = re.search(r"[0-9A-Z]{4}(?:-[0-9A-Z]{4}){3}", printed.stdout).group(0)
+    code = printed.stdout.strip()
 
-    proc = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up.log")
+    proc = PiyasaProcess(["up"], env, tmp_path / "up.log")
     try:
-        proc.wait_http("/readyz")  # the admin bot is polling the sandbox
-        proc.wait_output("Telegram admin bot")
-        api = f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}/sandbox/api"
+        # Blocking waits in a thread: the Bot API server answers from this loop.
+        await asyncio.to_thread(proc.wait_http, "/readyz")  # the admin bot is polling
+        api = f"{url}/sandbox/api"
         async with aiohttp.ClientSession() as http:
             linked = await _private_reply(http, api, f"/link {code}")
             assert "mehmet" in linked
@@ -72,4 +84,6 @@ async def test_cli_link_code_links_a_telegram_account_in_the_running_bot(tmp_pat
             reused = await _private_reply(http, api, f"/link {code}")
             assert "mehmet" not in reused, reused  # single use: refused the second time
     finally:
-        assert proc.stop() == 0, proc.output()
+        code = await asyncio.to_thread(proc.stop)
+        await sb.stop()
+    assert code == 0, proc.output()

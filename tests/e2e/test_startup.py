@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.procs import PiyasaProcess, base_env, run_cli
+from tests.waiting import HANG_S
 
 pytestmark = pytest.mark.e2e
-HANG_S = 120.0
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -32,7 +32,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def _stopped_cleanly(proc: PiyasaProcess) -> None:
-    code = proc.stop(signal.SIGTERM, timeout=HANG_S)
+    code = proc.stop(signal.SIGTERM)
     out = proc.output()
     assert code == 0, out
     assert "Stopped." in out, out
@@ -45,9 +45,11 @@ def test_sigterm_at_a_start_point_exits_0_and_leaves_the_schema_whole(
 ) -> None:
     env = base_env(tmp_path / "data", PIYASA_START_HOLD=point)
     proc = PiyasaProcess(["up"], env, tmp_path / "up.log")
-    proc.wait_output(f"start-up held at {point}", timeout=HANG_S)
+    proc.wait_output(f"start-up held at {point}")
     _stopped_cleanly(proc)
-    status = run_cli(["migrate", "--status"], {**env, "PIYASA_START_HOLD": ""}, timeout=HANG_S)
+    demo_db = tmp_path / "data" / "demo" / "piyasa-demo.db"  # the demo's own database
+    status_env = {**env, "PIYASA_START_HOLD": "", "PIYASA_DATABASE_URL": f"sqlite:///{demo_db}"}
+    status = run_cli(["migrate", "--status"], status_env)
     assert status.returncode == 0, status.stderr
     if point in ("web", "imports"):  # stopped before the database was touched
         assert "at empty" in status.stdout, status.stdout
@@ -58,10 +60,10 @@ def test_sigterm_at_a_start_point_exits_0_and_leaves_the_schema_whole(
 
 def test_sigterm_while_polling_and_again_during_shutdown(tmp_path: Path) -> None:
     proc = PiyasaProcess(["up"], base_env(tmp_path / "data"), tmp_path / "up.log")
-    proc.wait_http("/readyz", 200, timeout=HANG_S)
+    proc.wait_http("/readyz", 200)
     assert "Ready in " in proc.output()
     proc.proc.send_signal(signal.SIGTERM)
-    proc.wait_output("Stopping…", timeout=HANG_S)
+    proc.wait_output("Stopping…")
     _stopped_cleanly(proc)  # a second SIGTERM, during shutdown itself
 
 
@@ -70,7 +72,7 @@ def test_healthz_answers_while_readyz_names_the_part_still_starting(tmp_path: Pa
         ["up"], base_env(tmp_path / "data", PIYASA_START_HOLD="sandbox"), tmp_path / "up.log"
     )
     try:
-        proc.wait_output("start-up held at sandbox", timeout=HANG_S)
+        proc.wait_output("start-up held at sandbox")
         assert _get(proc.http_url + "/healthz")[0] == 200
         code, body = _get(proc.http_url + "/readyz")
         ready = json.loads(body)

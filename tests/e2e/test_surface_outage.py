@@ -17,9 +17,9 @@ import pytest
 
 from piyasa.sandbox.telegram import TelegramSandbox
 from tests.e2e.procs import PiyasaProcess, base_env, free_port
+from tests.waiting import HANG_S
 
 pytestmark = pytest.mark.e2e
-HANG_S = 120.0
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
 
 
@@ -76,10 +76,10 @@ async def test_unreachable_bot_api_then_it_comes_back(tmp_path: Path) -> None:
         assert _status(proc.http_url + "/") == 200
         sb.add_bot(token=TOKEN, username="piyasa_admin_bot", first_name="Piyasa Admin")
         await sb.start("127.0.0.1", port)  # the Bot API is back: the retry starts the bot
-        await asyncio.to_thread(proc.wait_http, "/readyz", 200, HANG_S)
+        await asyncio.to_thread(proc.wait_http, "/readyz", 200)
         assert "Telegram admin bot @piyasa_admin_bot" in proc.output()
     finally:
-        code = await asyncio.to_thread(proc.stop, timeout=HANG_S)
+        code = await asyncio.to_thread(proc.stop)
         await sb.stop()
     assert code == 0 and "Traceback" not in proc.output(), proc.output()
 
@@ -97,6 +97,6 @@ async def test_revoked_admin_token_keeps_the_status_page_up(tmp_path: Path) -> N
         assert _status(proc.http_url + "/metrics") == 200
         assert proc.proc.poll() is None
     finally:
-        code = await asyncio.to_thread(proc.stop, timeout=HANG_S)
+        code = await asyncio.to_thread(proc.stop)
         await sb.stop()
     assert code == 0 and "Traceback" not in proc.output(), proc.output()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.e2e
 
 
-def _wait_for_fleet_chatter(sandbox_port: str) -> None:
+def _wait_for_fleet_chatter(proc: PiyasaProcess) -> None:
     """Every demo group gets messages from the fleet's bots (not from the admin bot)."""
     from piyasa.sandbox.demo import FLEET, GROUPS
 
@@ -29,9 +30,7 @@ def _wait_for_fleet_chatter(sandbox_port: str) -> None:
 
     def every_group_heard_the_fleet() -> bool:
         for chat_id in list(waiting):
-            url = f"http://127.0.0.1:{sandbox_port}/sandbox/api/chats/{chat_id}/messages"
-            with urllib.request.urlopen(url) as resp:
-                messages = json.load(resp)["messages"]
+            messages = proc.sandbox_api(f"chats/{chat_id}/messages")["messages"]
             if any((m.get("from") or {}).get("id") in fleet_ids for m in messages):
                 waiting.discard(chat_id)
         return not waiting
@@ -56,12 +55,12 @@ def test_up_without_tokens_serves_healthz_and_stops_cleanly(tmp_path: Path) -> N
         assert "applied migrations empty -> " in out
         assert "Telegram sandbox (no PIYASA_ADMIN_BOT_TOKEN configured)" in out
         assert f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}" in out
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}/sandbox/api/state"
-        ) as resp:
-            state = json.load(resp)
-        assert len(state["bots"]) >= 5
-        _wait_for_fleet_chatter(env["PIYASA_SANDBOX_PORT"])
+        anonymous = f"http://127.0.0.1:{env['PIYASA_SANDBOX_PORT']}/sandbox/api/state"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(anonymous)
+        assert refused.value.code == 401  # the demo admin's chats need the run's key
+        assert len(proc.sandbox_api("state")["bots"]) >= 5
+        _wait_for_fleet_chatter(proc)
     finally:
         code = proc.stop(signal.SIGTERM)
     assert code == 0, proc.output()
@@ -71,8 +70,14 @@ def test_up_without_tokens_serves_healthz_and_stops_cleanly(tmp_path: Path) -> N
 
 def test_second_start_finds_schema_current_and_sigint_stops(tmp_path: Path) -> None:
     env = base_env(tmp_path / "data")
-    assert run_cli(["migrate"], env).returncode == 0
-    proc = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up.log")
+    assert run_cli(["migrate"], env).returncode == 0  # the configured database
+    first = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up1.log")
+    try:
+        first.wait_http("/readyz")
+        assert "applied migrations empty -> " in first.output()  # the demo's own database
+    finally:
+        assert first.stop(signal.SIGTERM) == 0
+    proc = PiyasaProcess(["up", "--sandbox"], env, tmp_path / "up2.log")
     try:
         proc.wait_http("/readyz")  # running, so SIGINT stops a started process
         assert "schema up to date" in proc.output()
@@ -84,8 +89,11 @@ def test_second_start_finds_schema_current_and_sigint_stops(tmp_path: Path) -> N
     ("extra", "needle"),
     [
         ({"PIYASA_DATABASE_URL": "mongodb://localhost/x"}, "PIYASA_DATABASE_URL"),
-        (
-            {"PIYASA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+        (  # with a token: the demo (no token) never uses the configured database
+            {
+                "PIYASA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                "PIYASA_ADMIN_BOT_TOKEN": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ",
+            },
             "cannot reach the database",
         ),
         ({"PIYASA_ADMIN_BOT_TOKEN": "12345"}, "PIYASA_ADMIN_BOT_TOKEN"),
