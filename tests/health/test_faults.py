@@ -28,6 +28,7 @@ from piyasa.config import Settings
 from piyasa.db.base import Base
 from piyasa.db.engine import create_engine, make_sessionmaker
 from piyasa.services import Services
+from tests.conftest import skip_or_fail
 from tests.e2e.procs import free_port
 from tests.health.conftest import UP, EventWaiter
 from tests.waiting import HANG_S, wait_until
@@ -92,7 +93,7 @@ class OwnRedis:
 @pytest.fixture
 def own_redis() -> Iterator[OwnRedis]:
     if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed")
+        skip_or_fail("redis-server is not installed")
     server = OwnRedis()
     server.start()
     yield server
@@ -222,7 +223,7 @@ class OwnPostgres:
 def own_postgres() -> Iterator[OwnPostgres]:
     bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL's initdb (/usr/lib/postgresql/*/bin) is not installed")
+        skip_or_fail("PostgreSQL's initdb (/usr/lib/postgresql/*/bin) is not installed")
     server = OwnPostgres(bindir)
     server.start()
     yield server

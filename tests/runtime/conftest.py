@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import REDIS_URL, SKIP_REDIS, redis_available
+from tests.conftest import REDIS_URL, SKIP_REDIS, redis_available, skip_or_fail
 from tests.runtime.helpers import FleetClock
 from tests.waiting import PatientSandbox
 
@@ -15,7 +15,7 @@ def limiter_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return ""
     if not redis_available():
-        pytest.skip(SKIP_REDIS)
+        skip_or_fail(SKIP_REDIS)
     return REDIS_URL
 
 
