@@ -25,7 +25,7 @@ def test_startup_benchmark_prints_json_with_its_baseline(tmp_path: Path) -> None
     result = run_cli(
         ["bench", "startup", "--json", "--runs", "1", "--ceiling", "120"],
         base_env(tmp_path / "data"),
-        timeout=WHOLE_RUN_CEILING_S,
+        ceiling=WHOLE_RUN_CEILING_S,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
