@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -14,26 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from piyasa.bench._procs import clean_env, free_port
+
+__all__ = ["PiyasaProcess", "base_env", "free_port", "run_cli"]
 from tests.waiting import HANG_S, hang, wait_until
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """A clean environment: no PIYASA_* or OPENAI_* leaking in from the developer's shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIYASA_", "OPENAI_"))}
-    env.update(
-        PIYASA_DATA_DIR=str(data_dir),
-        PIYASA_HTTP_PORT=str(free_port()),
-        PIYASA_SANDBOX_PORT=str(free_port()),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
+base_env = clean_env  # one definition: the benchmarks launch `piyasa up` the same way
 
 
 class PiyasaProcess:
