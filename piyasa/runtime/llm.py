@@ -288,6 +288,8 @@ class Generator:
     breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker("llm", 5, 5.0))
     prices: Mapping[str, Any] = field(default_factory=dict)
     outcomes: LLMOutcomes = field(default_factory=LLMOutcomes)
+    #: generations sent to the provider and not yet answered (the breaker may open meanwhile)
+    in_flight: int = 0
 
     async def generate(self, prompt: Prompt) -> Generation:
         if not self.breaker.allow():
@@ -295,6 +297,7 @@ class Generator:
                 "server", f"LLM provider {self.provider.name} paused by its circuit breaker"
             )
         start = time.perf_counter()
+        self.in_flight += 1
         try:
             text, tin, tout, cached, model = await self.provider.complete(prompt)
         except LLMError as exc:
@@ -306,6 +309,8 @@ class Generator:
             elif exc.kind != "bad_request":
                 self.breaker.failure(str(exc))
             raise
+        finally:
+            self.in_flight -= 1
         self.breaker.success()
         self.outcomes.success("generation")
         latency_ms = int((time.perf_counter() - start) * 1000)

@@ -78,7 +78,13 @@ async def test_llm_errors_are_classified_and_the_provider_breaker_opens(services
         clock.hold()  # the cool-down left is read below: only the test moves time
         await fleet.start()
         try:
-            await drive(clock, fleet, lambda: fleet.generator.breaker.state == "open", 0.5, "open")
+            # calls sent before the breaker opened (a generation, the health probe) may still be
+            # on their way: wait them out
+            gen = fleet.generator
+            opened = lambda: (  # noqa: E731
+                gen.breaker.state == "open" and not gen.in_flight and not gen.outcomes._probing
+            )
+            await drive(clock, fleet, opened, 0.5, "open")
             # generations ask for 300 tokens; the fleet's health probes for 1
             generations = len([r for r in llm.requests if r.get("max_tokens") != 1])
             calls = len(llm.requests)
