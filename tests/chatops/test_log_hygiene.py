@@ -41,9 +41,12 @@ def db_url(tmp_path: Path) -> str:
 
 
 @contextmanager
-def debug_logging(tmp_path: Path) -> Iterator[Callable[[], dict[str, str]]]:
+def debug_logging(
+    tmp_path: Path, secrets: list[str] | None = None
+) -> Iterator[Callable[[], dict[str, str]]]:
     """Logging as `piyasa up` sets it from PIYASA_LOG_LEVEL=DEBUG; yields a function that
-    returns what every handler on the root logger wrote, and the ring. Stream handlers
+    returns what every handler on the root logger wrote, and the ring (``secrets``: the
+    configured secrets `piyasa up` gives the redactor; the secret key by default). Stream handlers
     writing elsewhere (stderr) are pointed at buffers; pytest's own handlers write to
     buffers already (renewed per test phase, so they are read where they are). Levels of
     every logger are restored afterwards."""
@@ -54,7 +57,7 @@ def debug_logging(tmp_path: Path) -> Iterator[Callable[[], dict[str, str]]]:
     saved = {n: lg.level for n, lg in manager.loggerDict.items() if isinstance(lg, logging.Logger)}
     root = logging.getLogger()
     saved_root = root.level
-    setup_logging(settings.log_level, [settings.secret_key.reveal()])
+    setup_logging(settings.log_level, secrets or [settings.secret_key.reveal()])
     assert logging.getLogger("piyasa").isEnabledFor(logging.DEBUG)
     swapped: list[tuple[logging.StreamHandler, object]] = []
     for handler in root.handlers:
