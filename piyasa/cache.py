@@ -160,14 +160,15 @@ class RedisCache:
 
         self.url = url
         self.namespace = namespace
-        # One immediate retry (a pooled connection that died with a restarted server
-        # reconnects), no backoff: redis-py's default retries with backoff for seconds.
+        # One immediate retry on a dropped connection (a pooled one that died with a
+        # restarted server reconnects), none on a timeout, no backoff: redis-py's default
+        # retries with backoff for seconds while a chat answer is due in about 2 s.
         self.client = aioredis.from_url(
             url,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_timeout=2,
             health_check_interval=30,
-            retry=Retry(NoBackoff(), 1),
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self.local = MemoryCache()
         self.down = False
