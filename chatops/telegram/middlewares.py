@@ -159,11 +159,12 @@ class Outcome(BaseMiddleware):
             return None
         except Exception as exc:
             log.exception("telegram request failed")
+            halt = pipeline.failure(ctx, exc)
             try:
-                await show_halt(ctx, Halt(pipeline.error_view(ctx), "error"))
+                await show_halt(ctx, halt)
             except Exception:
                 log.warning("could not tell the user about the failure")
-            await pipeline.audit(ctx, "error", type(exc).__name__)
+            await pipeline.audit(ctx, halt.result, halt.detail)
             return None
         if result is not UNHANDLED and ctx.spec is not None:
             await pipeline.audit(ctx, "ok")
@@ -226,6 +227,7 @@ class Authorize(BaseMiddleware):
     async def __call__(self, handler: Next, event: TelegramObject, data: dict[str, Any]) -> Any:
         if get_flag(data, FLAG) is not None:
             ctx: Context = data["ctx"]
+            pipeline.check_parts(ctx)
             pipeline.authorize(ctx)
             await pipeline.check_exposed(ctx)
             pipeline.check_private(ctx)
