@@ -64,7 +64,9 @@ def debug_logging(
         if isinstance(handler, logging.StreamHandler) and not isinstance(
             handler.stream, io.StringIO
         ):
-            swapped.append((handler, handler.setStream(io.StringIO())))
+            # not setStream: it flushes the old stream, which an earlier test may have closed
+            swapped.append((handler, handler.stream))
+            handler.stream = io.StringIO()
     RING.lines.clear()
 
     def outputs() -> dict[str, str]:
@@ -83,7 +85,7 @@ def debug_logging(
         yield outputs
     finally:
         for handler, stream in swapped:
-            handler.setStream(stream)  # type: ignore[arg-type]
+            handler.stream = stream
         root.setLevel(saved_root)
         for name, level in saved.items():
             logger = manager.loggerDict.get(name)
