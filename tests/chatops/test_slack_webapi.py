@@ -142,3 +142,20 @@ async def test_a_rate_limit_longer_than_we_wait_says_when_to_try_again(
     text = slack_text(answer)
     assert i18n.t(slack_live.lang, "slack.error.ratelimited", seconds=120) in text
     assert "120" in text and i18n.t(slack_live.lang, "error.internal") not in text
+
+
+async def test_a_file_slack_refuses_is_explained_not_dropped(slack_live, slack_server) -> None:
+    """`/piyasa mfa` sends its QR code as a file to the user's DM: without files:write
+    the upload fails after the ack, and the user is told why instead of waiting for it."""
+    lang = slack_live.lang
+    slack_server.fail_next["files.getUploadURLExternal"] = {
+        "error": "missing_scope",
+        "needed": "files:write",
+        "provided": "commands,chat:write",
+    }
+    status, _ack, url = await slack_live.slash("U0VIEWER", "mfa")
+    assert status == 200
+    (answer,) = await slack_server.wait_response(url)
+    text = slack_text(answer)
+    assert i18n.t(lang, "slack.error.missing_scope", scope="files:write") in text
+    assert slack_server.uploads == []
