@@ -56,15 +56,10 @@ def describe_failure(exc: BaseException) -> str:
 def describe_slack_failure(exc: BaseException) -> str:
     """One line for an ``auth.test`` that failed, secrets redacted (shown on /readyz and
     in the health component). Error codes: api.slack.com/methods/auth.test."""
+    from chatops.slack.errors import TOKEN_REFUSED, error_code
     from piyasa.logs import REDACTOR
 
-    code = ""
-    response = getattr(exc, "response", None)
-    if response is not None:
-        with contextlib.suppress(Exception):
-            code = str(response.get("error") or "")
-    from chatops.slack.errors import TOKEN_REFUSED
-
+    code = error_code(exc)
     if code in TOKEN_REFUSED:
         return (
             f"Slack refused the bot token ({code}): revoked or wrong; "

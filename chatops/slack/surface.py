@@ -68,9 +68,13 @@ class SlackResponder:
         ``response_url``, in the user's language; never the generic "try again"."""
         text = errors.explain(self._lang(), exc, bot_name=self.surface.bot_name)
         log.warning("slack %s failed: %s", what, errors.error_code(exc))
-        if self.response_url:
-            hook = AsyncWebhookClient(self.response_url, session=self.surface.http)
+        if not self.response_url:
+            return
+        hook = AsyncWebhookClient(self.response_url, session=self.surface.http)
+        try:
             await hook.send(text=text, response_type="ephemeral", replace_original=False)
+        except Exception as exc:  # response_url used up or expired: the log line stays
+            log.info("slack answer about %s not delivered: %s", what, type(exc).__name__)
 
     async def show(self, view: View, *, edit: bool = False) -> MessageRef | None:
         messages = await self.messages(view)
