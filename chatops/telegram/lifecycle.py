@@ -64,9 +64,23 @@ class FollowMigration(BaseRequestMiddleware):
         try:
             return await make_request(bot, method)
         except TelegramMigrateToChat as exc:
-            old = getattr(method, "chat_id", None)
             new = int(exc.migrate_to_chat_id)
-            if not isinstance(old, int) or old == new:
+            moved = retarget(method, new)
+            if moved is None:
                 raise
+            old, again = moved
             await follow(self.surface, old, new, "400")
-            return await make_request(bot, method.model_copy(update={"chat_id": new}))
+            return await make_request(bot, again)
+
+
+def retarget(method: Any, new: int) -> tuple[int, Any] | None:
+    """(old chat id, the same call naming ``new``) for a call that names a chat by its
+    numeric id, directly (``chat_id``) or through a command scope (``scope.chat_id``)."""
+    old = getattr(method, "chat_id", None)
+    if isinstance(old, int) and old != new:
+        return old, method.model_copy(update={"chat_id": new})
+    scope = getattr(method, "scope", None)
+    old = getattr(scope, "chat_id", None)
+    if scope is not None and isinstance(old, int) and old != new:
+        return old, method.model_copy(update={"scope": scope.model_copy(update={"chat_id": new})})
+    return None
