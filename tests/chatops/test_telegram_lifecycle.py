@@ -133,8 +133,6 @@ async def test_a_call_to_the_old_id_is_retried_on_the_new_one_and_stored(basic: 
     basic.sb.clock.advance(UPDATE_RETENTION_S + 60)  # type: ignore[attr-defined]
     surface = await basic.start()
     assert surface.admin_chat_ids == (BASIC_GROUP,)  # nothing told it yet
-    mark = basic.sb.mark()
-
     posted = await announce.to_admins(basic.services, lambda _l, _s: View.message("yedek tamam"))
 
     assert posted == 1
