@@ -196,6 +196,7 @@ async def step_up(ctx: Context, resume: dict[str, Any] | None = None) -> None:
             "invocation": ctx.invocation.to_dict() if ctx.invocation else None,
             "chat_id": ctx.chat_id,
             "chat_private": ctx.chat_private,
+            "thread_id": getattr(ctx.responder, "thread_id", None),  # a forum topic
             "resume": resume or {},
         },
         ttl=PENDING_TTL_S,
