@@ -188,29 +188,47 @@ async def slack_pointer(ctx: Context) -> View:
     return view
 
 
+def _code_alert(ctx: Context, result: codes.Redeemed) -> Alert:
+    """Why the typed code did not link the sender (throttled: with the minutes to wait)."""
+    return Alert("error", ctx.t(f"setup.code.{result.reason}", minutes=result.retry_in_min))
+
+
+async def _refuse_in_group(ctx: Context, code: str) -> View:
+    """Setup only runs in private. A code typed here (its message is deleted as a secret
+    argument) is voided only when it is the live one; anything else changes nothing and
+    counts as a wrong try for the sender and this chat."""
+    blocks: list[Any] = []
+    if code:
+        result = await codes.burn_seen_code(ctx.services, code, ctx.client.external_id, ctx.chat_id)
+        ctx.audit_params["outcome"] = "code_burned" if result.reason == "burned" else result.reason
+        if result.reason in ("burned", "throttled"):
+            blocks.append(_code_alert(ctx, result))
+    bot = await admin_bot_username(ctx)
+    blocks.append(Alert("warning", ctx.t("setup.group_refused", bot=f"@{bot}" if bot else "")))
+    view = View(blocks=blocks)
+    if bot:
+        view.row(Button(ctx.t("setup.slack.open"), url=f"https://t.me/{bot}?start=setup"))
+    return view
+
+
 @command("setup", role="public", order=30, args=(Arg("code", secret=True),))
 async def setup(ctx: Context) -> View:
     if ctx.surface == "slack":
         return await slack_pointer(ctx)
     code = ctx.args.get("code", "")
     if not ctx.chat_private:
-        if code:  # the group saw it: it must not work for anyone any more
-            await codes.burn_setup_code(ctx.services)
-            ctx.audit_params["outcome"] = "code_burned"
-        bot = await admin_bot_username(ctx)
-        view = View(
-            blocks=[Alert("warning", ctx.t("setup.group_refused", bot=f"@{bot}" if bot else ""))]
-        )
-        if bot:
-            view.row(Button(ctx.t("setup.slack.open"), url=f"https://t.me/{bot}?start=setup"))
-        return view
+        return await _refuse_in_group(ctx, code)
     if code and (ctx.actor is None or ctx.actor.level < 3):
         result = await codes.redeem_setup_code(
-            ctx.services, code, ctx.client.external_id, ctx.client.display_name
+            ctx.services,
+            code,
+            ctx.client.external_id,
+            ctx.client.display_name,
+            chat_id=ctx.chat_id,
         )
         ctx.audit_params["outcome"] = result.reason or "linked"
         if not result.ok:
-            return View(blocks=[Alert("error", ctx.t(f"setup.code.{result.reason}"))])
+            return View(blocks=[_code_alert(ctx, result)])
         ctx.actor = await identity.resolve(ctx.services, "telegram", ctx.client.external_id)
         ctx.target = result.username
         flash("success", "setup.code.ok", username=result.username)
