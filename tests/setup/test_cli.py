@@ -93,6 +93,7 @@ async def test_non_interactive_writes_a_sealed_0600_config_and_a_code(
     tmp_path: Path, box: Sandbox
 ) -> None:
     data = tmp_path / "data"
+    box.llm.api_keys.add("sk-from-the-environment-0000")  # setup now tries the key for real
     env = base_env(
         data,
         PIYASA_TELEGRAM_API_URL=box.url,
@@ -100,6 +101,7 @@ async def test_non_interactive_writes_a_sealed_0600_config_and_a_code(
         PIYASA_ADMIN_USERNAME="boss",
         PIYASA_ADMIN_PASSWORD=PASSWORD,
         OPENAI_API_KEY="sk-from-the-environment-0000",
+        OPENAI_BASE_URL=box.llm_url,
     )
     code, out, err = await cli(["setup", "--non-interactive", "--json"], env)
     assert code == 0, err
@@ -224,3 +226,52 @@ async def test_check_exit_code_from_a_real_process(tmp_path: Path) -> None:
     assert code == 1 and report["critical"] >= 1
     db = next(c for c in report["checks"] if c["name"] == "database")
     assert db["state"] == "critical" and "PIYASA_DATABASE_URL" in db["fix"]
+
+
+async def test_non_interactive_checks_every_connection_and_creates_nothing_on_failure(
+    tmp_path: Path, box: Sandbox
+) -> None:
+    """Issue 12 item 10: a malformed token, a common password, an unreachable Redis and a
+    rejected LLM key are all listed in one run, as a real process, and nothing exists after
+    it: no schema, no admin, no config file."""
+    import asyncpg
+
+    from tests.conftest import POSTGRES_URL, postgres_available, skip_or_fail
+
+    if not postgres_available():
+        skip_or_fail("PostgreSQL not reachable at PIYASA_TEST_POSTGRES_URL")
+    schema = "setup_pf_" + os.urandom(4).hex()
+    conn = await asyncpg.connect(POSTGRES_URL.replace("+asyncpg", ""))
+    await conn.execute(f'CREATE SCHEMA "{schema}"')
+    data = tmp_path / "data"
+    env = base_env(
+        data,
+        PIYASA_TELEGRAM_API_URL=box.url,
+        PIYASA_ADMIN_BOT_TOKEN="not-a-token",
+        PIYASA_ADMIN_USERNAME="boss",
+        PIYASA_ADMIN_PASSWORD="password1234",
+        PIYASA_DATABASE_URL=f"{POSTGRES_URL}?search_path={schema}",
+        PIYASA_REDIS_URL="redis://127.0.0.1:1/0",
+        OPENAI_API_KEY="sk-the-provider-never-issued-this",
+        OPENAI_BASE_URL=box.llm_url,
+    )
+    try:
+        code, out, err = await cli(["setup", "--non-interactive"], env)
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+    lines = [line for line in err.splitlines() if line.strip().startswith("✗")]
+    text = "\n".join(lines)
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    assert "PIYASA_ADMIN_BOT_TOKEN is not a Telegram bot token" in text
+    assert "PIYASA_ADMIN_PASSWORD" in text and "common passwords" in text
+    assert "PIYASA_REDIS_URL" in text and "127.0.0.1:1" in text
+    assert "LLM at" in text and "unauthorized" in text
+    assert len(lines) == 4, err
+    assert not tables  # no schema was created, so no admin either
+    assert not (data / ".env").exists()
+    assert "sk-the-provider" not in out + err
