@@ -180,12 +180,13 @@ async def interactive(settings, env: dict[str, str], term: Terminal) -> int:  # 
         say("No working admin bot token; run `piyasa setup` again when you have one.")
         return 1
 
+    plan = firstrun.Plan(token=token, config=firstrun.config_from_env(env, settings))
+    plan.config.pop("PIYASA_ADMIN_BOT_TOKEN", None)
+    await _ask_admin_chat(settings, plan, bot, term)
     services = await _services(settings)
     try:
         say("\nStep 3/4: the first admin account")
         admin = await firstrun.existing_admin(services)
-        plan = firstrun.Plan(token=token, config=firstrun.config_from_env(env, settings))
-        plan.config.pop("PIYASA_ADMIN_BOT_TOKEN", None)
         if admin:
             say(f"  ✓ admin account {admin!r} exists already")
         else:
@@ -245,3 +246,35 @@ async def _offer_totp(services, username: str, term: Terminal) -> None:  # type:
             return
         say("  ✗ that code does not match; check the phone's clock and try the next code")
     say("  Not turned on; you can do it later in the Telegram wizard (/setup).")
+
+
+async def _ask_admin_chat(settings, plan, bot: dict, term: Terminal) -> None:  # type: ignore[no-untyped-def]
+    """Where alerts go: an admin group, checked with getChat and getChatMember (the bot
+    can post and delete there). Empty skips it, with the warning that alerts go nowhere."""
+    from piyasa.admin.setup import preflight
+
+    say = term.say
+    if settings.admin_chat_ids:
+        say(f"  ✓ admin chat(s) {', '.join(map(str, settings.admin_chat_ids))} (alerts go there)")
+        return
+    say(
+        f"\nAlerts go to an admin group: create one, add @{bot['username']}, make it an "
+        "administrator with 'Delete messages', and give the group's id (e.g. -1001234567890)."
+    )
+    for _attempt in range(5):
+        raw = term.ask("Admin chat id (empty to skip): ").strip()
+        if not raw:
+            break
+        try:
+            chat_id = int(raw)
+        except ValueError:
+            say("  ✗ a chat id is a number like -1001234567890")
+            continue
+        title, problem = await preflight.admin_chat_problem(settings, plan.token, chat_id)
+        if problem:
+            say(f"  ✗ {problem}")
+            continue
+        plan.config["PIYASA_ADMIN_CHAT_IDS"] = str(chat_id)
+        say(f"  ✓ {title} ({chat_id}): alerts will be posted there")
+        return
+    say("  ! no admin chat: alerts have no destination until PIYASA_ADMIN_CHAT_IDS is set")

@@ -23,6 +23,9 @@ from tests.e2e.procs import base_env
 from tests.setup.helpers import ADMIN_TOKEN, PASSWORD, Sandbox, start_sandbox
 from tests.waiting import finishes
 
+ADMIN_CHAT = -1007200000550
+PLAIN_CHAT = -1007200000551
+
 
 @pytest.fixture
 async def box():  # type: ignore[no-untyped-def]
@@ -154,15 +157,28 @@ async def test_interactive_setup_verifies_the_token_and_turns_totp_on(
             return "ayse"
         if prompt.startswith("Turn on two-factor"):
             return "y"
+        if prompt.startswith("Admin chat id"):
+            return next(chats)
         if prompt.startswith("Code shown"):
             key = next(line for line in said if line.strip().startswith("key: ")).split()[-1]
             return pyotp.TOTP(key).now()
         raise AssertionError(prompt)
 
+    # issue 12 item 8: the admin chat is asked for and checked (getChat, getChatMember)
+    box.sb.add_group(ADMIN_CHAT, "Yöneticiler", members=[box.admin_bot_id])
+    box.sb.add_group(PLAIN_CHAT, "Sade", members=[box.admin_bot_id])
+    box.sb.set_admin(ADMIN_CHAT, box.admin_bot_id)
+    chats = iter(["-1007200000555", str(PLAIN_CHAT), str(ADMIN_CHAT)])
     term = Terminal(say=said.append, ask=ask, ask_secret=lambda _p: next(secrets))
     code = await interactive(settings, {}, term)
     text = "\n".join(said)
     assert code == 0, text
+    assert "cannot see chat -1007200000555" in text
+    assert f"in {PLAIN_CHAT} the admin bot is a plain member" in text
+    assert f"✓ Yöneticiler ({ADMIN_CHAT}): alerts will be posted there" in text
+    assert load_settings({"PIYASA_DATA_DIR": str(tmp_path / "data")}).admin_chat_ids == (
+        ADMIN_CHAT,
+    )
     assert "401 Unauthorized" in text  # the first token was refused, then asked again
     assert "✓ @kurulum_admin_bot (Piyasa Admin)" in text
     assert "refused: the password is too short" in text and "█" in text  # then the QR
@@ -210,6 +226,10 @@ async def test_check_json_exits_1_on_critical_with_the_fix(
     names = {c["name"]: c for c in report["checks"]}
     assert names["admin_bot"]["state"] == "warning" and "piyasa setup" in names["admin_bot"]["fix"]
     assert {"python", "packages", "disk", "database", "schema", "redis", "llm"} <= set(names)
+    # issue 12 item 8: no admin chat and no Slack alert channel -> alerts go nowhere
+    assert names["alerts"]["state"] == "warning"
+    assert "no destination" in names["alerts"]["summary"]
+    assert "PIYASA_ADMIN_CHAT_IDS" in names["alerts"]["fix"]
     monkeypatch.setenv("PIYASA_ADMIN_BOT_TOKEN", "7299999999:SETUP-a-token-telegram-never-issued-0")
     monkeypatch.setenv("PIYASA_REDIS_URL", "redis://127.0.0.1:1/0")
     code = await check.run(argparse.Namespace(json=False))

@@ -117,3 +117,21 @@ async def test_too_many_wrong_codes_say_how_long_to_wait_and_are_audited(
     text = await _group_says(world, TURKISH, f"/setup {WRONG}")
     assert "özel sohbette" in text
     assert await codes.pending_code(world.services)
+
+
+@pytest.mark.e2e
+async def test_health_warns_when_alerts_have_no_destination(world: World) -> None:
+    """Issue 12 item 8: with no admin chat and no Slack alert channel, /health says alerts
+    go nowhere; with the admin group configured it does not."""
+    import dataclasses
+
+    await add_user(world.services, "boss", "admin", telegram_id=NEWCOMER)
+    me = world.person(NEWCOMER)
+    reply = await me.say("/health")
+    assert "Alerts have no destination" not in reply["text"]
+    settings = world.services.settings
+    world.services.settings = dataclasses.replace(settings, admin_chat_ids=())
+    reply = await me.say("/health")
+    assert (
+        "Alerts have no destination" in reply["text"] and "PIYASA_ADMIN_CHAT_IDS" in reply["text"]
+    )
