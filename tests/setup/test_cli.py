@@ -129,6 +129,7 @@ async def test_non_interactive_writes_a_sealed_0600_config_and_a_code(
     code, out, err = await cli(["setup", "--non-interactive"], env)
     assert code == 0, err
     assert "Admin account: boss (existing)" in out and "/setup " in out
+    assert "! alerts have no destination" in out and "PIYASA_ADMIN_CHAT_IDS" in out
     assert "open a private chat with @kurulum_admin_bot" in out
 
 

@@ -144,6 +144,8 @@ async def validate(
         elif reason := passwords.problem(plan.password, plan.username):
             res.problems.append(f"PIYASA_ADMIN_PASSWORD: {passwords.PROBLEM_TEXT[reason]}")
     res.problems.extend(await preflight.connection_problems(settings, env or {}))
+    if not checks.alert_destinations(settings):
+        res.warnings.append(f"alerts have no destination; {checks.ALERTS_NOWHERE_FIX}")
     return res
 
 
