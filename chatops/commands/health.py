@@ -26,6 +26,7 @@ from piyasa.admin.health import actions
 from piyasa.admin.health.alerts import AlertNotice
 from piyasa.admin.health.model import Reading, Snapshot, State
 from piyasa.admin.identity import ROLE_LEVEL
+from piyasa.admin.setup.checks import alert_destinations
 from piyasa.db.availability import db_down
 
 log = logging.getLogger(__name__)
@@ -334,6 +335,8 @@ async def with_chat_rights(ctx: Context, view: View) -> View:
     """Warn (under the component lines) about each admin chat where the admin bot may not
     delete messages: a password typed there would stay readable. Read from a one-minute
     cache (:func:`piyasa.admin.admin_chats.cached`), never failing the overview."""
+    if not alert_destinations(ctx.services.settings):
+        view.blocks.insert(1, Alert("warning", ctx.t("health.alerts_nowhere")))
     try:
         rights = await admin_chats.cached(ctx.services)
     except Exception as exc:
