@@ -312,7 +312,8 @@ async def _start_fleet(running: Running, printer: Printer) -> Any:
     fleet = Fleet(running.services)
     running.services.extras["fleet"] = fleet
     await fleet.start()
-    running.stoppers.append(("fleet", fleet.stop))
+    services = running.services  # the wizard's database switch may replace the fleet
+    running.stoppers.append(("fleet", lambda: services.extras["fleet"].stop()))
     snap = fleet.snapshot()
     llm = snap["llm"]
     running.say(
@@ -346,7 +347,7 @@ async def _start_chat(running: Running, fleet: Any, printer: Printer) -> None:
     assert services is not None
     readiness = running.readiness
     web_app = make_web_app(services)
-    _mount_fleet_webhook(web_app, fleet)
+    _mount_fleet_webhook(web_app, services)
     surfaces = Surfaces(services, web_app, on_state=readiness.mark)
     attach(running.web_app, web_app)
     running.stoppers.append(("chat surfaces", surfaces.stop))
@@ -356,12 +357,13 @@ async def _start_chat(running: Running, fleet: Any, printer: Printer) -> None:
         running.stoppers.append(("alerts", await start_alerts(services, surfaces)))
 
 
-def _mount_fleet_webhook(web_app: web.Application, fleet: Any) -> None:
-    """Fleet bots in webhook mode post to /telegram/webhook/{bot_id}; 503 until active."""
+def _mount_fleet_webhook(web_app: web.Application, services: Services) -> None:
+    """Fleet bots in webhook mode post to /telegram/webhook/{bot_id}; 503 until active.
+    The fleet is looked up per request: the wizard's database switch starts a new one."""
     from aiohttp import web
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        handler = fleet.webhook_handler
+        handler = services.extras["fleet"].webhook_handler
         if handler is None:
             return web.json_response({"error": "fleet webhook mode is off"}, status=503)
         return await handler(request)

@@ -88,6 +88,8 @@ def start_detached(data_dir: Path, up_args: list[str], env: dict[str, str] | Non
             print(f"Piyasa is running in the background (pid {proc.pid}).")
             if info.web_url:
                 print(f"  web: {info.web_url}  (status page, /healthz)")
+            if db := re.search(r", database (\w+ \([^)]*\))", text):
+                print(f"  database: {db.group(1)}")  # masked; which one is live matters
             print(f"  log: {log}")
             print("  stop with `piyasa stop`, check with `piyasa status`")
             return 0

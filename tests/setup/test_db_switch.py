@@ -206,4 +206,3 @@ async def _somewhere(dbs: list[Db], model: Any, *where: Any) -> bool:
         except Exception:  # the target has no tables yet on today's code path
             continue
     return False
-

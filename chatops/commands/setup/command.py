@@ -23,6 +23,7 @@ from chatops.dialogs import STAY, Dialog, Step
 from chatops.views import Alert, Button, Fields, Text, View
 from piyasa.admin import identity
 from piyasa.admin.setup import codes, wizard
+from piyasa.admin.setup.dbswitch import Switched
 from piyasa.admin.users import UserError, get_user
 
 # --- step 6: summary ---------------------------------------------------------------------------
@@ -51,7 +52,7 @@ def summary_items(ctx: Context, data: dict[str, Any]) -> list[tuple[str, str]]:
         items.append(
             (
                 ctx.t("setup.sum.db"),
-                f"{OK} PostgreSQL {db.get('where', '')} ({ctx.t('setup.sum.restart')})",
+                f"{OK} PostgreSQL {db.get('where', '')} ({ctx.t('setup.sum.at_start')})",
             )
         )
     elif db.get("kind") == "postgresql":
@@ -89,9 +90,43 @@ async def choose_summary(ctx: Context, data: dict[str, Any], value: str) -> str 
     return None if value == "start" else STAY
 
 
+def switch_blocks(ctx: Context, switched: Switched) -> list[Any]:
+    """Which database is live after [Start system], and where the old one is."""
+    if not switched.ok:
+        return [
+            Alert(
+                "error", ctx.t("setup.db.switch_failed", reason=switched.reason, live=switched.live)
+            )
+        ]
+    blocks: list[Any] = [
+        Alert(
+            "success",
+            ctx.t(
+                "setup.db.switched",
+                live=switched.live,
+                fallback=switched.fallback,
+                rows=switched.rows,
+                tables=switched.tables,
+            ),
+        )
+    ]
+    if switched.env_overrides:
+        blocks.append(Alert("warning", ctx.t("setup.db.env_overrides", live=switched.live)))
+    return blocks
+
+
 async def finish(ctx: Context, data: dict[str, Any]) -> View:
-    applied = await wizard.apply(ctx.services, data, ctx.actor_label)
+    ref = progress = None
+    db = data.get("db") or {}
+    if db.get("kind") == "postgresql" and db.get("migrated"):
+        ref, progress = await storage.copy_progress(ctx, "setup.db.switching")
+    applied = await wizard.apply(ctx.services, data, ctx.actor_label, progress=progress)
+    if ref is not None:
+        done = ctx.t("setup.db.switching", pct=100)
+        await ctx.edit(ref, View(blocks=[Alert("info", done)]))
     ctx.audit_params.update(applied=applied.hot, restart=applied.restart)
+    if applied.database is not None:
+        ctx.audit_params["database"] = "switched" if applied.database.ok else "not_switched"
     if (data.get("adv") or {}).get("lang") in i18n.LANGS:
         ctx.lang = data["adv"]["lang"]
     blocks: list[Any] = [
@@ -106,6 +141,8 @@ async def finish(ctx: Context, data: dict[str, Any]) -> View:
     if applied.restart:
         names = ", ".join(ctx.t(f"setup.applied.{k}") for k in applied.restart)
         blocks.append(Alert("warning", ctx.t("setup.needs_restart", items=names)))
+    if applied.database is not None:
+        blocks.extend(switch_blocks(ctx, applied.database))
     return View(title=ctx.t("setup.sum.title"), blocks=blocks, edit=True)
 
 

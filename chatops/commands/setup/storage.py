@@ -11,7 +11,7 @@ from chatops.context import Context
 from chatops.dialogs import STAY
 from chatops.views import Alert, Fields, Text, View
 from piyasa.admin.setup import verify, wizard
-from piyasa.admin.setup.dbcopy import CopyError, copy_database
+from piyasa.admin.setup.dbcopy import CopyError, Progress, copy_database
 from piyasa.config import mask_url
 
 PROGRESS_EDIT_EVERY_S = 0.5
@@ -100,12 +100,12 @@ async def text_db(ctx: Context, data: dict[str, Any], text: str) -> str | None:
     return STAY
 
 
-async def _migrate(ctx: Context, db: dict[str, Any]) -> None:
-    """Copy everything with a live progress message, then check row counts."""
-    target = ctx.services.box.decrypt(db["url_enc"])
+async def copy_progress(ctx: Context, key: str) -> tuple[Any, Progress]:
+    """A live progress message for a copy (``key``: its catalog text with ``{pct}``), and
+    the callback that edits it at most every ``PROGRESS_EDIT_EVERY_S``."""
     ref = None
     if ctx.responder is not None:
-        ref = await ctx.send(View(blocks=[Alert("info", ctx.t("setup.db.copying", pct=0))]))
+        ref = await ctx.send(View(blocks=[Alert("info", ctx.t(key, pct=0))]))
     last = [0.0]
 
     async def progress(table: str, done: int, total: int, i: int, n: int) -> None:
@@ -117,6 +117,14 @@ async def _migrate(ctx: Context, db: dict[str, Any]) -> None:
         text = ctx.t("setup.db.copying_table", pct=pct, table=table, done=done, total=total)
         await ctx.edit(ref, View(blocks=[Alert("info", text)]))
 
+    return ref, progress
+
+
+async def _migrate(ctx: Context, db: dict[str, Any]) -> None:
+    """Copy everything with a live progress message, then check row counts. This proves
+    the target; the switch itself copies again at [Start system] (``wizard.apply``)."""
+    target = ctx.services.box.decrypt(db["url_enc"])
+    ref, progress = await copy_progress(ctx, "setup.db.copying")
     try:
         report = await copy_database(ctx.services.engine, target, progress=progress)
     except CopyError as exc:

@@ -1,10 +1,14 @@
 """Copy every table from one database to another (SQLite -> PostgreSQL, or back).
 
-Used by `piyasa db copy --to URL` and the wizard's [Migrate now]. Safe to re-run: the
-target is brought to the newest schema with Alembic, rows are upserted by primary key (a
-second run converges on the source instead of failing or duplicating), PostgreSQL
-sequences are moved past the copied ids, and every table's row count is compared at the
-end. The source is only read.
+Used by `piyasa db copy --to URL`, the wizard's [Migrate now] and its switch at [Start
+system]. Safe to re-run: the target is brought to the newest schema with Alembic, rows are
+upserted by primary key (a second run converges on the source instead of failing or
+duplicating), PostgreSQL sequences are moved past the copied ids, and every table's row
+count is compared at the end. The source is only read.
+
+``mirror=True`` (the switch) makes the target an exact copy in one transaction: rows the
+source no longer has (a finished wizard's state, delivered outbox rows) are removed too,
+and a failure or a count mismatch rolls the whole target back to what it was.
 """
 
 from __future__ import annotations
@@ -135,8 +139,15 @@ async def copy_database(
     *,
     progress: Progress | None = None,
     batch: int = BATCH,
+    mirror: bool = False,
 ) -> CopyReport:
-    """Copy all rows of every Piyasa table from ``source`` to ``target_url`` and verify."""
+    """Copy all rows of every Piyasa table from ``source`` to ``target_url`` and verify.
+
+    Returns the report (``ok`` when every table's count matches). Raises :class:`CopyError`
+    when the source is not at the newest schema, the target cannot be prepared, or (with
+    ``mirror``) the copy failed or the counts differ; a mirror copy that raises has left
+    the target as it was.
+    """
     from piyasa.admin.setup.verify import normalize_database_url
     from piyasa.db import migrate
     from piyasa.db.engine import create_engine
@@ -171,30 +182,17 @@ async def copy_database(
                 f"cannot prepare the target database at {mask_url(target_url)} "
                 f"({problem}: {name}); check the URL and that the server is running"
             ) from None
-        async with src.connect() as sconn:
-            present = await _existing(sconn)
-            tables = [t for t in _tables() if t.name in present]
-            for i, table in enumerate(tables):
-                tc = TableCopy(table.name, await _count(sconn, table))
-                report.tables.append(tc)
-                await _notify(progress, table.name, 0, tc.source_rows, i, len(tables))
-                order = list(table.primary_key.columns) or list(table.columns)[:1]
-                result = await sconn.stream(select(table).order_by(*order))
-                async with dst.begin() as dconn:
-                    async for part in result.mappings().partitions(batch):
-                        rows = [dict(r) for r in part]
-                        await dconn.execute(_upsert(dst.dialect.name, table, rows))
-                        tc.copied += len(rows)
-                        await _notify(
-                            progress, table.name, tc.copied, tc.source_rows, i, len(tables)
-                        )
-                    if dst.dialect.name == "postgresql":
-                        await _fix_sequences(dconn, table)
-        async with dst.connect() as dconn:
-            for tc in report.tables:
-                tc.target_rows = await _count(
-                    dconn, next(t for t in _tables() if t.name == tc.name)
-                )
+        if mirror:
+            try:
+                await _mirror(src, dst, report, progress, batch)
+            except CopyError:
+                raise
+            except Exception as exc:  # the type only: a driver message may quote row values
+                raise CopyError(
+                    f"the copy stopped ({type(exc).__name__}); the target was left as it was"
+                ) from None
+        else:
+            await _merge(src, dst, report, progress, batch)
         await _notify(progress, "", 0, 0, len(report.tables), len(report.tables))
     finally:
         report.seconds = time.perf_counter() - started
@@ -202,3 +200,86 @@ async def copy_database(
         if own_source:
             await src.dispose()
     return report
+
+
+async def _copy_table(
+    sconn: AsyncConnection,
+    dconn: AsyncConnection,
+    table: Table,
+    tc: TableCopy,
+    notify: Callable[[int], Awaitable[None]],
+    batch: int,
+) -> None:
+    order = list(table.primary_key.columns) or list(table.columns)[:1]
+    result = await sconn.stream(select(table).order_by(*order))
+    async for part in result.mappings().partitions(batch):
+        rows = [dict(r) for r in part]
+        await dconn.execute(_upsert(dconn.dialect.name, table, rows))
+        tc.copied += len(rows)
+        await notify(tc.copied)
+    if dconn.dialect.name == "postgresql":
+        await _fix_sequences(dconn, table)
+
+
+async def _merge(
+    src: AsyncEngine, dst: AsyncEngine, report: CopyReport, progress: Progress | None, batch: int
+) -> None:
+    """Upsert table by table (one transaction each), then count."""
+    async with src.connect() as sconn:
+        present = await _existing(sconn)
+        tables = [t for t in _tables() if t.name in present]
+        for i, table in enumerate(tables):
+            tc = TableCopy(table.name, await _count(sconn, table))
+            report.tables.append(tc)
+
+            async def notify(done: int, tc: TableCopy = tc, i: int = i) -> None:
+                await _notify(progress, tc.name, done, tc.source_rows, i, len(tables))
+
+            await notify(0)
+            async with dst.begin() as dconn:
+                await _copy_table(sconn, dconn, table, tc, notify, batch)
+    async with dst.connect() as dconn:
+        by_name = {t.name: t for t in _tables()}
+        for tc in report.tables:
+            tc.target_rows = await _count(dconn, by_name[tc.name])
+
+
+async def _snapshot(conn: AsyncConnection) -> None:
+    """Read every table from one snapshot, so the counts and rows agree across tables.
+
+    PostgreSQL: REPEATABLE READ. SQLite: an explicit BEGIN (the driver would run each
+    SELECT in its own implicit snapshot); in WAL mode writers go on meanwhile.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+    else:
+        await conn.exec_driver_sql("BEGIN")
+
+
+async def _mirror(
+    src: AsyncEngine, dst: AsyncEngine, report: CopyReport, progress: Progress | None, batch: int
+) -> None:
+    """Empty and refill every table in one target transaction; counts are checked before
+    it commits, so the target is either an exact copy or unchanged."""
+    async with src.connect() as sconn, dst.connect() as dconn:
+        await _snapshot(sconn)
+        present = await _existing(sconn)
+        tables = [t for t in _tables() if t.name in present]
+        async with dconn.begin():
+            for table in reversed(tables):  # children first: no foreign key is left dangling
+                await dconn.execute(table.delete())
+            for i, table in enumerate(tables):
+                tc = TableCopy(table.name, await _count(sconn, table))
+                report.tables.append(tc)
+
+                async def notify(done: int, tc: TableCopy = tc, i: int = i) -> None:
+                    await _notify(progress, tc.name, done, tc.source_rows, i, len(tables))
+
+                await notify(0)
+                await _copy_table(sconn, dconn, table, tc, notify, batch)
+                tc.target_rows = await _count(dconn, table)
+            if not report.ok:
+                bad = ", ".join(
+                    f"{t.name} {t.source_rows}≠{t.target_rows}" for t in report.mismatched
+                )
+                raise CopyError(f"row counts differ ({bad}); the target was left as it was")

@@ -13,9 +13,12 @@ Applying (hot reload vs restart):
 - Admin password / MFA -> the user row; the identity generation is bumped.
 - Language -> config file and the live settings; monitoring and backup schedule -> the
   settings table (``monitoring_enabled``, ``backup_schedule``), read by those services.
-- Database and Redis URLs -> the config file (sealed). The engine, cache and rate buckets
-  of a running process are built once at start, so these two need `piyasa restart`; the
-  summary says so instead of pretending.
+- Database -> last, once everything above is written: the running process copies the
+  live database to the new one with the fleet stopped and moves to it, and the config file
+  names it for `piyasa restart` (``piyasa.admin.setup.dbswitch``).
+- Redis URL -> the config file (sealed). The cache and rate buckets of a running process
+  are built once at start, so it needs `piyasa restart`; the summary says so instead of
+  pretending.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from sqlalchemy import select, update
 
 from piyasa.admin.identity import users_changed
 from piyasa.admin.setup.configfile import update_config
+from piyasa.admin.setup.dbcopy import Progress
+from piyasa.admin.setup.dbswitch import Switched, switch_database
 from piyasa.crypto import fingerprint
 from piyasa.db.models import Bot, Chat, Setting, User
 from piyasa.services import Services
@@ -119,6 +124,7 @@ class Applied:
     chats_added: int = 0
     fleet_bots: int = 0
     fleet_chats: int = 0
+    database: Switched | None = None  # the database switch, when the wizard asked for one
 
 
 async def _set(services: Services, key: str, value: Any, actor: str) -> None:
@@ -132,8 +138,14 @@ async def _set(services: Services, key: str, value: Any, actor: str) -> None:
             row.updated_by = actor
 
 
-async def apply(services: Services, data: dict[str, Any], actor: str) -> Applied:
-    """Write everything the wizard collected and make the running process use it."""
+async def apply(
+    services: Services, data: dict[str, Any], actor: str, *, progress: Progress | None = None
+) -> Applied:
+    """Write everything the wizard collected and make the running process use it.
+
+    A database switch comes last (``progress`` follows its copy): everything written
+    before it is copied, everything after it lands in the new database.
+    """
     from piyasa.db.base import utcnow
 
     out = Applied()
@@ -180,17 +192,16 @@ async def apply(services: Services, data: dict[str, Any], actor: str) -> Applied
         if url != services.settings.redis_url:
             config_updates["PIYASA_REDIS_URL"] = url
             out.restart.append("redis")
-    db = data.get("db") or {}
-    if db.get("kind") == "postgresql" and db.get("url_enc") and db.get("migrated"):
-        url = services.box.decrypt(db["url_enc"])
-        if url != services.settings.database_url:
-            config_updates["PIYASA_DATABASE_URL"] = url
-            out.restart.append("database")
     if config_updates:
         update_config(services.settings.data_dir, config_updates, services.box)
 
     await _set(services, COMPLETED_KEY, {"at": utcnow().isoformat(), "by": actor}, actor)
     await reload_running(services)
+    db = data.get("db") or {}
+    if db.get("kind") == "postgresql" and db.get("url_enc") and db.get("migrated"):
+        url = services.box.decrypt(db["url_enc"])
+        if url != services.settings.database_url:
+            out.database = await switch_database(services, url, progress=progress)
     fleet = services.extras.get("fleet")
     if fleet is not None:
         out.fleet_bots = len(fleet.roster.bots)
