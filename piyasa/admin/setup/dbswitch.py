@@ -29,7 +29,6 @@ from typing import Any
 
 from piyasa.admin.setup.configfile import update_config
 from piyasa.admin.setup.dbcopy import CopyError, Progress, copy_database
-from piyasa.config import mask_url
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,8 @@ class Switched:
     """What the switch did; ``ok`` False means nothing changed and ``reason`` says why."""
 
     ok: bool
-    live: str  # the database in use now, masked
-    fallback: str = ""  # the old database, kept as it was (masked); "" when not switched
+    live: str  # the database in use now: "PostgreSQL host:port/db" or "SQLite /path"
+    fallback: str = ""  # the old database, kept as it was; "" when not switched
     rows: int = 0
     tables: int = 0
     reason: str = ""
@@ -71,7 +70,7 @@ async def switch_database(
         reason = str(exc) if isinstance(exc, CopyError) else f"config file: {exc.strerror}"
         log.warning("database switch not done: %s", reason)
         await _restart_fleet(services, fleet)
-        return Switched(False, live=mask_url(old_url), reason=reason)
+        return Switched(False, live=describe(old_url), reason=reason)
     old_engine = services.engine
     new_engine = create_engine(target)
     services.sessions.configure(bind=new_engine)  # every holder of the factory moves with it
@@ -79,16 +78,24 @@ async def switch_database(
     services.settings = dataclasses.replace(services.settings, database_url=target)
     await old_engine.dispose()
     await _restart_fleet(services, fleet)
-    log.info("database switched to %s; %s kept as it was", mask_url(target), mask_url(old_url))
+    log.info("database switched to %s; %s kept as it was", describe(target), describe(old_url))
     env_url = os.environ.get("PIYASA_DATABASE_URL", "")
     return Switched(
         True,
-        live=mask_url(target),
-        fallback=mask_url(old_url),
+        live=describe(target),
+        fallback=describe(old_url),
         rows=report.rows,
         tables=len(report.tables),
         env_overrides=bool(env_url) and env_url != target,
     )
+
+
+def describe(url: str) -> str:
+    """A database as an operator names it, without credentials."""
+    from piyasa.admin.setup.verify import _where
+
+    kind = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+    return f"{kind} {_where(url)}"
 
 
 async def _restart_fleet(services: Services, stopped: Any) -> None:
