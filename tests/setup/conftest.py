@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,14 @@ from piyasa.admin.setup.codes import create_setup_code
 from piyasa.admin.users import add_user
 from piyasa.db.engine import create_engine
 from piyasa.db.migrate import upgrade
+from tests.conftest import (
+    SKIP_POSTGRES,
+    _drop_pg_schema,
+    _make_pg_schema,
+    postgres_available,
+    postgres_schema_url,
+    skip_or_fail,
+)
 from tests.setup.helpers import GROUP, Person, Sandbox, settings_for, start_sandbox, with_token
 
 ADMIN_GROUP = -1007200000900
@@ -71,6 +80,19 @@ async def open_world(data_dir: Path, database_url: str = "") -> AsyncIterator[Wo
     finally:
         await w.stop()
         await box.stop()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema (as a URL with ``search_path``), dropped afterwards."""
+    if not postgres_available():
+        skip_or_fail(SKIP_POSTGRES)
+    schema = "t_copy_" + uuid.uuid4().hex[:10]
+    await _make_pg_schema(schema)
+    try:
+        yield postgres_schema_url(schema)
+    finally:
+        await _drop_pg_schema(schema)
 
 
 @pytest.fixture

@@ -206,3 +206,52 @@ async def _somewhere(dbs: list[Db], model: Any, *where: Any) -> bool:
         except Exception:  # the target has no tables yet on today's code path
             continue
     return False
+
+
+async def test_a_switch_whose_copy_fails_changes_nothing_and_says_why(world, pg_url) -> None:  # type: ignore[no-untyped-def]
+    code = await world.admin_with_code("boss")
+    me = world.person(NEWCOMER)
+    await me.say(f"/setup {code}")
+    await me.tap("Next")
+    await me.tap("Later")
+    await me.tap("Later")
+    await me.tap("PostgreSQL")
+    await me.say(pg_url.replace("postgresql+asyncpg://", "postgresql://"), expect="Connected")
+    await me.tap("Migrate now", expect="Copied")
+    target = Db(pg_url)
+    try:
+        # the target now refuses a row the switch will send (the completed wizard)
+        async with target.engine.begin() as conn:
+            await conn.execute(
+                text("ALTER TABLE settings ADD CONSTRAINT refuse CHECK (key <> 'setup.completed')")
+            )
+        async with target.sessions() as s:
+            before = sorted((await s.scalars(select(Setting.key))).all())
+        await me.tap("Next")
+        await me.tap("Next")
+        reply = await me.tap("Start system", expect="System started")
+        assert "Database not switched: the copy stopped (IntegrityError)" in reply["text"]
+        assert "Piyasa stays on SQLite" in reply["text"]
+        # nothing changed: the target as it was, the config and the process on SQLite
+        async with target.sessions() as s:
+            assert sorted((await s.scalars(select(Setting.key))).all()) == before
+        assert load_settings({"PIYASA_DATA_DIR": str(world.data_dir)}).sqlite_default
+        assert world.services.settings.sqlite_default
+        await me.say("/whoami", expect="boss")
+        async with world.services.sessions() as s:  # later writes still land in SQLite
+            await until(
+                lambda: _somewhere([_Live(world)], AuditEntry, AuditEntry.action == "whoami"),
+                "the /whoami audit row in SQLite",
+            )
+            assert await s.scalar(select(Setting.key).where(Setting.key == "setup.completed"))
+        assert world.services.extras["fleet"].started  # the fleet runs again, on SQLite
+    finally:
+        await target.close()
+
+
+class _Live(Db):
+    """The database the in-process world runs on."""
+
+    def __init__(self, world: Any) -> None:
+        self.engine = world.services.engine
+        self.sessions = world.services.sessions

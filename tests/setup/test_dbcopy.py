@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, make_url, select, text
 
 from piyasa.admin.setup.dbcopy import CopyError, copy_database
 from piyasa.crypto import fingerprint
@@ -16,25 +15,7 @@ from piyasa.db.engine import create_engine, make_sessionmaker
 from piyasa.db.models import AuditEntry, Bot, Chat, Message, Setting, User
 from tests.conftest import (
     POSTGRES_URL,
-    SKIP_POSTGRES,
-    _drop_pg_schema,
-    _make_pg_schema,
-    postgres_available,
-    postgres_schema_url,
-    skip_or_fail,
 )
-
-
-@pytest.fixture
-async def pg_url():  # type: ignore[no-untyped-def]
-    if not postgres_available():
-        skip_or_fail(SKIP_POSTGRES)
-    schema = "t_copy_" + uuid.uuid4().hex[:10]
-    await _make_pg_schema(schema)
-    try:
-        yield postgres_schema_url(schema)
-    finally:
-        await _drop_pg_schema(schema)
 
 
 async def seeded_sqlite(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -95,6 +76,37 @@ async def test_copy_counts_match_rerun_is_safe_and_ids_continue(
         await src.dispose()
 
 
+async def test_mirror_copy_converges_exactly_or_leaves_the_target_as_it_was(
+    tmp_path: Path, pg_url: str
+) -> None:
+    src = await seeded_sqlite(tmp_path)
+    dst = create_engine(pg_url)
+    sessions = make_sessionmaker(dst)
+    try:
+        assert (await copy_database(src, pg_url)).ok
+        async with sessions() as s, s.begin():  # a row the source never had (or deleted)
+            s.add(Setting(key="setup.wizard.telegram.1.1", value={"step": 3}))
+        mirrored = await copy_database(src, pg_url, mirror=True)
+        assert mirrored.ok and mirrored.as_json()["tables"]["settings"]["target"] == 2
+        async with sessions() as s:
+            assert not await s.get(Setting, "setup.wizard.telegram.1.1")
+            assert await s.scalar(select(func.count()).select_from(Message)) == 1200
+        async with dst.begin() as conn:  # the target refuses a row half-way through
+            await conn.execute(
+                text("ALTER TABLE messages ADD CONSTRAINT no_m7 CHECK (text <> 'm7') NOT VALID")
+            )
+        async with sessions() as s, s.begin():
+            s.add(Setting(key="only.in.target", value=1))
+        with pytest.raises(CopyError, match=r"stopped \(IntegrityError\); the target was left"):
+            await copy_database(src, pg_url, mirror=True)
+        async with sessions() as s:  # rolled back as a whole: nothing deleted, nothing added
+            assert await s.get(Setting, "only.in.target")
+            assert await s.scalar(select(func.count()).select_from(Message)) == 1200
+    finally:
+        await dst.dispose()
+        await src.dispose()
+
+
 async def test_copy_refuses_an_unreachable_target_with_the_next_step(tmp_path: Path) -> None:
     src = await seeded_sqlite(tmp_path)
     try:
@@ -104,7 +116,9 @@ async def test_copy_refuses_an_unreachable_target_with_the_next_step(tmp_path: P
         await src.dispose()
 
 
-async def test_wizard_migrate_now_copies_with_progress_then_asks_for_restart(world, pg_url) -> None:  # type: ignore[no-untyped-def]
+async def test_wizard_migrate_now_copies_with_progress_then_start_system_switches(
+    world, pg_url
+) -> None:  # type: ignore[no-untyped-def]
     from piyasa.config import load_settings
     from tests.setup.helpers import NEWCOMER
 
@@ -124,9 +138,11 @@ async def test_wizard_migrate_now_copies_with_progress_then_asks_for_restart(wor
     assert progress, "no progress message"
     await me.tap("Next")
     await me.tap("Next")
-    reply = await me.tap("Start system")
-    assert "Waiting for a restart: database switch to PostgreSQL" in reply["text"]
-    assert "piyasa restart" in reply["text"]
+    reply = await me.tap("Start system", expect="System started")
+    # the switch happens here, in the running process: no restart is waited for
+    assert "is live now" in reply["text"] and "kept unchanged as a fallback" in reply["text"]
+    assert "Waiting for a restart" not in reply["text"]
+    assert world.services.settings.database_url.startswith("postgresql+asyncpg://")
     after = load_settings({"PIYASA_DATA_DIR": str(world.data_dir)})
     assert (
         after.database_url.startswith("postgresql+asyncpg://")
