@@ -127,6 +127,7 @@ class Identity(BaseMiddleware):
             ),
             callback=event if isinstance(event, CallbackQuery) else None,
             resumer=lambda pending: self.surface.resume(data["bot"], client, pending),
+            user_name=user.full_name,
         )
         data["ctx"] = ctx
         return await handler(event, data)
