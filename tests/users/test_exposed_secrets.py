@@ -17,7 +17,7 @@ from piyasa.admin.health.model import State
 from piyasa.admin.setup.checks import connection_checks
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, audit_count, next_audit
 from tests.chatops.slack_server import slack_text
-from tests.users.helpers import tap
+from tests.users.helpers import answer_in_group, tap
 
 OLD = "viewers-own-passphrase-9"
 NEW = "new-one-typed-in-group-7"
@@ -62,9 +62,10 @@ async def test_password_typed_in_a_group_the_bot_cleans(tg) -> None:
 
 async def test_add_user_password_typed_in_the_group_is_not_claimed_deleted(tg) -> None:
     step = await tg.say("admin", "/adduser", group=True)
-    step = await tg.say("admin", "newbie", group=True)
+    answer, step = await answer_in_group(tg, "admin", "newbie")  # a reply to its prompt
     await tap(tg, "admin", ADMIN_GROUP, step, "operator")
-    sent, reply = await _typed_in_group(tg, "admin", "Kırmızı-balık-uçar-7")
+    prompted = answer["reply_to_message"]["message_id"]  # the password step asks anew
+    sent, reply = await answer_in_group(tg, "admin", "Kırmızı-balık-uçar-7", after=prompted)
     assert i18n.t("en", "users.add.password_visible") in reply["text"]
     assert "I deleted your message" not in reply["text"] and "Step 3/6" in reply["text"]
     assert (ADMIN_GROUP, sent["message_id"]) not in tg.sb.deleted

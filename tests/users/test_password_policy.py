@@ -31,7 +31,7 @@ from tests.setup.helpers import (
     start_sandbox,
     with_token,
 )
-from tests.users.helpers import private, slack_tap, tap
+from tests.users.helpers import private, slack_answer, slack_token, tap
 
 WEAK = (
     "password1234",  # what the wizard accepted
@@ -115,12 +115,16 @@ async def slack_world(services: Services) -> AsyncIterator[tuple]:  # type: igno
 @asynccontextmanager
 async def slack_adduser(services: Services) -> AsyncIterator[Attempt]:
     async with slack_world(services) as (slack, server):
-        await slack.slash("U0ADMIN", "adduser")
-        _, ack, _ = await slack.slash("U0ADMIN", "deniz")
-        assert "Step 3/6" in slack_text(await slack_tap(slack, server, "U0ADMIN", ack, "viewer"))
+        _, _ack, url = await slack.slash("U0ADMIN", "adduser")
+        step = await slack_answer(slack, server, "U0ADMIN", "deniz", url)  # in the modal
+        _, url = await slack.press("U0ADMIN", slack_token(step, "viewer"))
+        assert "Step 3/6" in slack_text((await server.wait_response(url))[-1])
+        await server.wait_view("U0ADMIN", count=2)  # the password modal
 
         async def attempt(password: str) -> str:
-            return slack_text((await slack.slash("U0ADMIN", password))[1])
+            # a refusal shows under the modal's input, the next step in the conversation
+            answer = await slack_answer(slack, server, "U0ADMIN", password, url)
+            return answer["errors"]["answer"] if "errors" in answer else slack_text(answer)
 
         yield attempt
 
