@@ -379,7 +379,6 @@ class SlackClient:
         self.server = server
         self.url = events_url
         self.secret = secret
-        self._trigger = itertools.count(1)
 
     async def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
         async with (
