@@ -1,6 +1,7 @@
 """The one pipeline every request goes through, on every surface.
 
-Stages, in order: identify -> language -> bind (which spec, which args) -> authorize ->
+Stages, in order: identify -> language -> bind (which spec, which args) -> parts (during a
+database outage only ``needs=()`` specs run) -> authorize ->
 exposed secrets -> private-only -> arguments (incl. the edge checks of chatops.inputs) ->
 step-up -> confirmation -> execute -> audit. Each stage is a
 plain function; Telegram calls them from aiogram middlewares (an onion, reading the spec
@@ -19,6 +20,7 @@ from chatops.context import Client, Context, Invocation
 from chatops.views import Alert, Button, Text, View
 from piyasa.admin import audit as audit_log
 from piyasa.admin import auth, identity
+from piyasa.db.availability import availability, db_down, is_outage
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,33 @@ def bind(ctx: Context, invocation: Invocation) -> None:
     # Refused in check_args, not here: by then Telegram has deleted a message holding
     # secrets, and the refusal is audited like any other (a NUL is stored escaped).
     ctx.input_problem = inputs.check(ctx.spec.args, ctx.args)
+
+
+# -- parts ----------------------------------------------------------------------------------
+
+
+def check_parts(ctx: Context) -> None:
+    """While the database is unreachable, run only specs that need nothing of it (declared
+    ``needs=()``), for callers the last-known-good principals know; everything else is told
+    to try after recovery, in the caller's language. Runs before :func:`authorize`, so a
+    caller the snapshot does not know hears "database unavailable", not "link first"."""
+    spec = ctx.spec
+    if spec is None or not db_down(ctx.services):
+        return
+    if "db" in spec.needs or (ctx.actor is None and spec.level > 0):
+        raise refusal(ctx, "refuse.db_unavailable", "refused_db_unavailable")
+
+
+def failure(ctx: Context, exc: BaseException) -> Halt:
+    """What a request that raised shows: "database unavailable" when the database went
+    away under it (and the process now knows), the internal-error answer otherwise."""
+    if is_outage(exc):
+        availability(ctx.services).failed(exc)
+        halt = refusal(ctx, "refuse.db_unavailable", "refused_db_unavailable")
+    else:
+        halt = Halt(error_view(ctx), "error")
+    halt.detail = type(exc).__name__
+    return halt
 
 
 # -- authorize ------------------------------------------------------------------------------
@@ -167,6 +196,7 @@ async def step_up(ctx: Context, resume: dict[str, Any] | None = None) -> None:
             "invocation": ctx.invocation.to_dict() if ctx.invocation else None,
             "chat_id": ctx.chat_id,
             "chat_private": ctx.chat_private,
+            "thread_id": getattr(ctx.responder, "thread_id", None),  # a forum topic
             "resume": resume or {},
         },
         ttl=PENDING_TTL_S,
@@ -298,6 +328,7 @@ async def stages(
 ) -> View | None:
     """Every stage from bind to execute; raises :class:`Halt` when a stage stops it."""
     bind(ctx, invocation)
+    check_parts(ctx)
     authorize(ctx)
     await check_exposed(ctx)
     check_private(ctx)
@@ -318,7 +349,8 @@ async def run(
         view, result, detail = halt.view, halt.result, halt.detail
     except Exception as exc:
         log.exception("command %s failed", invocation.spec_id)
-        view, result, detail = error_view(ctx), "error", type(exc).__name__
+        halt = failure(ctx, exc)
+        view, result, detail = halt.view, halt.result, halt.detail
     if result != "hint":
         await audit(ctx, result, detail)
     return view, result

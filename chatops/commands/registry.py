@@ -7,6 +7,13 @@ Telegram command menu and the role sweep test all read the same declarations, so
 cannot drift apart.
 
 Roles: ``"public"`` (anyone, even unlinked), ``"viewer"`` < ``"operator"`` < ``"admin"``.
+
+``needs`` names the parts a spec cannot run without; by default ``("db",)``. A spec that
+reads only what a process holds (the health snapshot, the registry, the caller's
+principal) declares ``needs=()`` and keeps answering during a database outage, on the
+last-known-good principals; the pipeline (``chatops.pipeline.check_parts``) refuses the
+others with "the database is unavailable". Redis is no such part: the cache falls back to
+the process (``piyasa.cache``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,16 @@ Handler = Callable[["Context"], Awaitable["View | None"]]
 ConfirmText = Callable[["Context"], Awaitable[str]]
 StepUpRule = Callable[["Context"], Awaitable[bool]]
 ROLES = ("public", "viewer", "operator", "admin")
+PARTS = ("db",)
+DEFAULT_NEEDS: tuple[str, ...] = ("db",)
+
+
+def check_needs(spec_id: str, needs: tuple[str, ...]) -> tuple[str, ...]:
+    """``needs`` as given; ValueError naming ``spec_id`` for a part that does not exist."""
+    unknown = [n for n in needs if n not in PARTS]
+    if unknown:
+        raise ValueError(f"{spec_id}: unknown needs {unknown} (known: {PARTS})")
+    return tuple(needs)
 
 
 def required_level(role: str) -> int:
@@ -66,6 +83,8 @@ class Spec:
     # a private-only command typed in a group with its secrets: what to do about them now
     # that the group has seen them (e.g. force a password change); may return the answer
     on_exposed: Handler | None = None
+    # parts it cannot run without ("db"); () = read-only, answers during an outage
+    needs: tuple[str, ...] = DEFAULT_NEEDS
 
     @property
     def level(self) -> int:
@@ -146,6 +165,7 @@ class Command(Spec):
         private_only: bool = False,
         confirm_text: ConfirmText | None = None,
         step_up_if: StepUpRule | None = None,
+        needs: tuple[str, ...] = DEFAULT_NEEDS,
     ) -> Callable[[Handler], Handler]:
         """Declare a button action of this command (``role`` defaults to the command's)."""
 
@@ -166,6 +186,7 @@ class Command(Spec):
                 private_only=private_only,
                 confirm_text=confirm_text,
                 step_up_if=step_up_if,
+                needs=check_needs(aid, needs),
                 command=self,
             )
             if self.registry is not None:
@@ -205,6 +226,7 @@ class Registry:
         confirm_text: ConfirmText | None = None,
         step_up_if: StepUpRule | None = None,
         on_exposed: Handler | None = None,
+        needs: tuple[str, ...] = DEFAULT_NEEDS,
     ) -> Callable[[Handler], Command]:
         """Declare a command; the decorated function becomes ``Command.handler`` and the
         name is bound to the Command (so ``@mycmd.action("page")`` declares its buttons)."""
@@ -226,6 +248,7 @@ class Registry:
                 args=tuple(args),
                 step_up_if=step_up_if,
                 on_exposed=on_exposed,
+                needs=check_needs(name, needs),
                 capability=capability or _capability_of(fn),
                 hidden=hidden,
                 order=order,

@@ -1,5 +1,11 @@
 """Shows Views in a Telegram chat: send, edit in place, private follow-ups, files, and
-the ForceReply prompt of a dialog step waiting for a typed answer in a group."""
+the ForceReply prompt of a dialog step waiting for a typed answer in a group.
+
+In a forum supergroup every answer goes to the topic the request came from: a send
+without ``message_thread_id`` lands in General (Bot API, sendMessage: "Unique identifier
+for the target message thread (topic) of the forum"), so each send to the request's chat
+names ``thread_id``. Edits stay where the edited message is.
+"""
 
 from __future__ import annotations
 
@@ -43,9 +49,12 @@ class TelegramResponder:
         callback: CallbackQuery | None = None,
         resumer: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
         user_name: str = "",
+        thread_id: int | None = None,
     ) -> None:
+        """``thread_id``: the forum topic of the request (None: no topic, or General)."""
         self.bot = bot
         self.chat_id = chat_id
+        self.thread_id = thread_id
         self.user_id = user_id
         self.tokens = tokens
         self._lang = lang
@@ -119,6 +128,7 @@ class TelegramResponder:
                 force_reply=True, selective=True, input_field_placeholder=placeholder
             ),
             reply_parameters=reply,
+            message_thread_id=self.thread_id,  # in a forum: the topic the dialog runs in
         )
         if ask.sent is not None:
             await ask.sent(str(msg.message_id))
@@ -126,17 +136,23 @@ class TelegramResponder:
 
     async def send(self, view: View, chat_id: int | None = None) -> MessageRef | None:
         target = self.chat_id if chat_id is None else chat_id
+        thread = self.thread_id if target == self.chat_id else None
         rendered = await render.render(view, self._lang(), self._issuer(target))
         last = None
         for i, text in enumerate(rendered.texts):
             markup = rendered.markup if i == len(rendered.texts) - 1 else None
             last = await self.bot.send_message(
-                target, text, reply_markup=markup, protect_content=rendered.protect or None
+                target,
+                text,
+                message_thread_id=thread,
+                reply_markup=markup,
+                protect_content=rendered.protect or None,
             )
         for image in rendered.images:
             last = await self.bot.send_photo(
                 target,
                 BufferedInputFile(image.data, image.filename),
+                message_thread_id=thread,
                 caption=render.esc(image.caption)[: render.MAX_CAPTION] or None,
                 protect_content=rendered.protect or None,
             )
@@ -144,6 +160,7 @@ class TelegramResponder:
             last = await self.bot.send_document(
                 target,
                 BufferedInputFile(f.data, f.filename),
+                message_thread_id=thread,
                 caption=render.esc(f.caption)[: render.MAX_CAPTION] or None,
                 protect_content=rendered.protect or None,
             )
