@@ -6,9 +6,11 @@ at once, the messages carrying them deleted) and applied together by [Start syst
 (``piyasa.admin.setup.wizard.apply``), so Cancel really changes nothing. The state is also
 kept in the database, so after a restart `/setup` resumes at the same step.
 
-Who may run it: ``/setup CODE`` (the one-time code `piyasa setup` printed) links the
-sender to the first admin; after that, admins only. The command itself is public so that
-first message can reach it; every wizard action requires the admin role in the pipeline.
+Who may run it: admins — and, by the declared bootstrap rule :data:`SETUP_CODE`, anyone
+while a setup code waits: ``/setup CODE`` (the one-time code `piyasa setup` printed) links
+the sender to that admin, after which the pipeline checks the admin role again. The
+pipeline enforces both, /help lists /setup to whom they open it, and every wizard action
+requires the admin role.
 Slack cannot delete what a user typed, so there `/piyasa setup` shows the status and
 points to the Telegram wizard.
 """
@@ -22,7 +24,7 @@ import time
 from typing import Any
 
 from chatops import i18n, pipeline
-from chatops.commands.registry import Arg, command
+from chatops.commands.registry import Arg, Bootstrap, command
 from chatops.context import Context
 from chatops.dialogs import STAY, Dialog, Step
 from chatops.views import Alert, Button, Fields, Image, Text, View
@@ -710,7 +712,12 @@ async def slack_pointer(ctx: Context) -> View:
     return view
 
 
-@command("setup", role="public", order=30, args=(Arg("code", secret=True),))
+SETUP_CODE = Bootstrap("setup_code", codes.pending_code)
+"""While a setup code waits (a fresh install, or `piyasa setup` run again), whoever holds
+it may run /setup to become its admin; once it is redeemed, /setup is the admins' alone."""
+
+
+@command("setup", role="admin", bootstrap=SETUP_CODE, order=30, args=(Arg("code", secret=True),))
 async def setup(ctx: Context) -> View:
     if ctx.surface == "slack":
         return await slack_pointer(ctx)
@@ -726,7 +733,9 @@ async def setup(ctx: Context) -> View:
         if bot:
             view.row(Button(ctx.t("setup.slack.open"), url=f"https://t.me/{bot}?start=setup"))
         return view
-    if code and (ctx.actor is None or ctx.actor.level < 3):
+    if ctx.via_bootstrap:  # let in below admin by SETUP_CODE: only the code gets further
+        if not code:
+            return View(blocks=[Alert("info", ctx.t("setup.need_code", id=ctx.client.external_id))])
         result = await codes.redeem_setup_code(
             ctx.services, code, ctx.client.external_id, ctx.client.display_name
         )
@@ -736,14 +745,7 @@ async def setup(ctx: Context) -> View:
         ctx.actor = await identity.resolve(ctx.services, "telegram", ctx.client.external_id)
         ctx.target = result.username
         flash("success", "setup.code.ok", username=result.username)
-    if ctx.actor is None:
-        return View(blocks=[Alert("info", ctx.t("setup.need_code", id=ctx.client.external_id))])
-    if ctx.actor.locked:
-        raise pipeline.Halt(View(blocks=[Alert("error", ctx.t("refuse.locked"))]), "refused_locked")
-    if ctx.actor.level < 3:
-        raise pipeline.Halt(
-            View(blocks=[Alert("error", ctx.t("setup.admins_only"))]), "refused_not_admin"
-        )
+        await pipeline.authorize(ctx, allow_bootstrap=False)  # the code's account: admin?
     if await WIZ.state_data(ctx) is not None and not code:
         flash("info", "setup.resumed")
     return await WIZ.start(ctx, await _initial(ctx))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chatops import announce, dialogs, handover, i18n, menus
-from chatops.commands.registry import Arg, command
+from chatops.commands.registry import Arg, Param, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Image, Pager, Table, Text, View
 from piyasa.admin import auth, issue, passwords
@@ -397,10 +397,19 @@ async def _role_change(ctx: Context) -> View:
     )
 
 
-@users.action("role", confirm=True, confirm_text=_role_text, step_up_if=against_other_admin)
+# Nobody becomes admin through users.role: only make_admin (always with a step-up) or
+# bulk_admin does that, and the pipeline refuses any other value before the handler runs.
+BELOW_ADMIN = ("viewer", "operator")
+
+
+@users.action(
+    "role",
+    confirm=True,
+    confirm_text=_role_text,
+    step_up_if=against_other_admin,
+    params=(Param("role", BELOW_ADMIN, required=True),),
+)
 async def users_role(ctx: Context) -> View:
-    if ctx.params.get("role") == "admin":  # only make_admin (with step-up) may do that
-        return error_view(ctx, svc.UserError("use make_admin", "needs_stepup"))
     return await _role_change(ctx)
 
 
@@ -709,13 +718,11 @@ def _list_defaults() -> dict[str, Any]:
     confirm=True,
     confirm_text=lambda ctx: _preview_text(ctx),
     step_up_if=against_other_admin,
+    # deleting and making admins have their own actions, each with a step-up
+    params=(Param("op", ("lock", "unlock", "role"), required=True), Param("role", BELOW_ADMIN)),
 )
 async def users_bulk(ctx: Context) -> View:
     op, role, _ = _bulk_args(ctx)
-    if op not in ("lock", "unlock", "role") or (
-        op == "role" and role not in ("viewer", "operator")
-    ):
-        return error_view(ctx, svc.UserError("unknown bulk action", "bad_bulk"))
     return await _bulk_run(ctx, op, role)
 
 

@@ -226,7 +226,7 @@ class Authorize(BaseMiddleware):
     async def __call__(self, handler: Next, event: TelegramObject, data: dict[str, Any]) -> Any:
         if get_flag(data, FLAG) is not None:
             ctx: Context = data["ctx"]
-            pipeline.authorize(ctx)
+            await pipeline.authorize(ctx)
             await pipeline.check_exposed(ctx)
             pipeline.check_private(ctx)
             pipeline.check_args(ctx)
