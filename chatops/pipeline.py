@@ -100,9 +100,11 @@ async def opened(ctx: Context) -> frozenset[str]:
     """Commands above the caller's level that a bootstrap rule opens to them now (for
     /help, which lists exactly what the caller may run)."""
     return frozenset(
-        c.id
-        for c in ctx.registry.bootstraps()
-        if c.level > ctx.level and await bootstrap_open(ctx, c)
+        [
+            c.id
+            for c in ctx.registry.bootstraps()
+            if c.level > ctx.level and await bootstrap_open(ctx, c)
+        ]
     )
 
 

@@ -776,7 +776,7 @@ async def _on_role(ctx: Context, data: dict[str, Any], value: str) -> str | None
 
 
 async def _ask_password(ctx: Context, data: dict[str, Any]) -> View:
-    key = "users.add.ask_password" if ctx.chat_private else "users.add.ask_password_group"
+    key = "users.add.ask_password_group" if ctx.input_exposed else "users.add.ask_password"
     return View(
         blocks=[Text(ctx.t(key))],
         buttons=[[wizard.choice(ctx, ctx.t("users.add.generate"), "password", "generate")]],
@@ -793,7 +793,8 @@ async def _on_password_choice(ctx: Context, data: dict[str, Any], value: str) ->
 
 async def _on_password_text(ctx: Context, data: dict[str, Any], text: str) -> str | None:
     # The dialog tried to delete the message holding it (a secret step): say what happened.
-    if not ctx.chat_private:
+    # (A Slack slash command's text is seen by nobody else, even in a channel.)
+    if ctx.input_exposed:
         return (
             "users.add.password_visible" if ctx.secret_visible else "users.add.password_not_private"
         )
