@@ -6,6 +6,10 @@ by someone else or in another chat does not match its binding; all three answer 
 "expired or not yours", so a prober learns nothing. Buttons on a message the system posts
 to a chat for everyone there (an alert in the admin group) are bound to that chat and to
 ``ANY_USER``: the pipeline then authorizes each presser by role, like any other press.
+
+Tokens keep working when Redis goes away: the cache keeps a local copy of every token this
+process issued (``Cache.keep_local``) and issues new ones locally until Redis is back
+(:class:`piyasa.cache.RedisCache`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class ButtonTokens:
     def __init__(self, cache: Cache, ttl: float = DEFAULT_TTL_S) -> None:
         self.cache = cache
         self.ttl = ttl
+        keep_local = getattr(cache, "keep_local", None)
+        if keep_local is not None:
+            keep_local(_KEY)
 
     async def issue(
         self,

@@ -1,9 +1,10 @@
 """The one pipeline every request goes through, on every surface.
 
-Stages, in order: identify -> language -> bind (which spec, which args) -> authorize (role,
-or the spec's declared bootstrap rule) -> exposed secrets -> private-only -> arguments (incl.
-the edge checks of chatops.inputs, and the declared rules on button params) -> step-up ->
-confirmation -> execute -> audit. Each stage is a
+Stages, in order: identify -> language -> bind (which spec, which args) -> parts (during a
+database outage only ``needs=()`` specs run) -> authorize (role, or the spec's declared
+bootstrap rule) -> exposed secrets -> private-only -> arguments (incl. the edge checks of
+chatops.inputs, and the declared rules on button params) -> step-up -> confirmation ->
+execute -> audit. Each stage is a
 plain function; Telegram calls them from aiogram middlewares (an onion, reading the spec
 from handler flags), Slack and step-up resumption call :func:`run`, which chains the same
 functions. A stage that stops the request raises :class:`Halt` carrying the View to show
@@ -20,6 +21,7 @@ from chatops.context import Client, Context, Invocation
 from chatops.views import Alert, Button, Text, View
 from piyasa.admin import audit as audit_log
 from piyasa.admin import auth, identity
+from piyasa.db.availability import availability, db_down, is_outage
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,33 @@ def bind(ctx: Context, invocation: Invocation) -> None:
     ctx.input_problem = inputs.check(ctx.spec.args, ctx.args)
 
 
+# -- parts ----------------------------------------------------------------------------------
+
+
+def check_parts(ctx: Context) -> None:
+    """While the database is unreachable, run only specs that need nothing of it (declared
+    ``needs=()``), for callers the last-known-good principals know; everything else is told
+    to try after recovery, in the caller's language. Runs before :func:`authorize`, so a
+    caller the snapshot does not know hears "database unavailable", not "link first"."""
+    spec = ctx.spec
+    if spec is None or not db_down(ctx.services):
+        return
+    if "db" in spec.needs or (ctx.actor is None and spec.level > 0):
+        raise refusal(ctx, "refuse.db_unavailable", "refused_db_unavailable")
+
+
+def failure(ctx: Context, exc: BaseException) -> Halt:
+    """What a request that raised shows: "database unavailable" when the database went
+    away under it (and the process now knows), the internal-error answer otherwise."""
+    if is_outage(exc):
+        availability(ctx.services).failed(exc)
+        halt = refusal(ctx, "refuse.db_unavailable", "refused_db_unavailable")
+    else:
+        halt = Halt(error_view(ctx), "error")
+    halt.detail = type(exc).__name__
+    return halt
+
+
 # -- authorize ------------------------------------------------------------------------------
 
 
@@ -87,11 +116,13 @@ async def bootstrap_open(ctx: Context, spec: Any) -> bool:
     caller in now. Never a locked account; a rule that cannot be checked (database down)
     counts as closed, so an outage never opens a command."""
     boot = getattr(spec, "bootstrap", None)
-    if boot is None or (ctx.actor is not None and ctx.actor.locked):
+    if boot is None or (ctx.actor is not None and ctx.actor.locked) or db_down(ctx.services):
         return False
     try:
         return bool(await boot.is_open(ctx.services))
-    except Exception:
+    except Exception as exc:
+        if is_outage(exc):
+            availability(ctx.services).failed(exc)
         log.warning("bootstrap rule %s could not be checked: treated as closed", boot.name)
         return False
 
@@ -212,6 +243,7 @@ async def step_up(ctx: Context, resume: dict[str, Any] | None = None) -> None:
             "invocation": ctx.invocation.to_dict() if ctx.invocation else None,
             "chat_id": ctx.chat_id,
             "chat_private": ctx.chat_private,
+            "thread_id": getattr(ctx.responder, "thread_id", None),  # a forum topic
             "resume": resume or {},
         },
         ttl=PENDING_TTL_S,
@@ -346,6 +378,7 @@ async def stages(
 ) -> View | None:
     """Every stage from bind to execute; raises :class:`Halt` when a stage stops it."""
     bind(ctx, invocation)
+    check_parts(ctx)
     await authorize(ctx)
     await check_exposed(ctx)
     check_private(ctx)
@@ -366,7 +399,8 @@ async def run(
         view, result, detail = halt.view, halt.result, halt.detail
     except Exception as exc:
         log.exception("command %s failed", invocation.spec_id)
-        view, result, detail = error_view(ctx), "error", type(exc).__name__
+        halt = failure(ctx, exc)
+        view, result, detail = halt.view, halt.result, halt.detail
     if result != "hint":
         await audit(ctx, result, detail)
     return view, result

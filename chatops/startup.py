@@ -7,6 +7,10 @@
 Telegram runs when an admin bot token is configured; Slack when both its bot token and
 signing secret are. Routes are mounted in the constructor because aiohttp freezes its
 router once the app starts; they answer 503 until the surface is up.
+
+Neither surface ends `piyasa up`: a Bot API or Slack that is unreachable, or a token it
+refuses, is reported (``on_state``: /readyz; the health component, whose state change is
+the alert event the other surface posts) and retried with backoff (``RETRY_DELAYS_S``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -31,6 +35,7 @@ if TYPE_CHECKING:  # the surfaces import aiogram / slack_bolt: only when configu
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS_S = (2.0, 5.0, 15.0, 30.0, 60.0)  # between attempts to start a failed surface
+SLACK_CHECK_TIMEOUT_S = 10.0  # auth.test at start and on each retry
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -48,6 +53,26 @@ def describe_failure(exc: BaseException) -> str:
     return REDACTOR(f"{name}: {text}" if text else name)
 
 
+def describe_slack_failure(exc: BaseException) -> str:
+    """One line for an ``auth.test`` that failed, secrets redacted (shown on /readyz and
+    in the health component). Error codes: api.slack.com/methods/auth.test."""
+    from chatops.slack.errors import TOKEN_REFUSED, error_code
+    from piyasa.logs import REDACTOR
+
+    code = error_code(exc)
+    if code in TOKEN_REFUSED:
+        return (
+            f"Slack refused the bot token ({code}): revoked or wrong; "
+            "set a new one in PIYASA_SLACK_BOT_TOKEN"
+        )
+    if code:
+        return REDACTOR(f"Slack auth.test failed ({code})")
+    if isinstance(exc, TimeoutError):
+        return f"cannot reach the Slack Web API (no answer within {SLACK_CHECK_TIMEOUT_S:g} s)"
+    text = (str(exc).splitlines() or [""])[0][:200]
+    return REDACTOR(f"cannot reach the Slack Web API ({type(exc).__name__}: {text})")
+
+
 class Surfaces:
     def __init__(
         self,
@@ -61,7 +86,7 @@ class Surfaces:
         self.services = services
         self._registry = registry
         self._on_state = on_state
-        self._retry: asyncio.Task[None] | None = None
+        self._retries: dict[str, asyncio.Task[None]] = {}
         self.problems: dict[str, str | None] = {}
         self.telegram: TelegramSurface | None = None
         self.slack: SlackSurface | None = None
@@ -112,19 +137,13 @@ class Surfaces:
             try:
                 lines.append(await self._start_telegram())
             except Exception as exc:
-                reason = describe_failure(exc)
-                self._report("telegram", reason)
+                reason = self._telegram_failed(exc)
                 lines.append(
                     f"Telegram admin bot not started: {reason}; retrying in the background"
                 )
-                self._retry = asyncio.create_task(self._retry_telegram(), name="telegram-retry")
+                self._retry_later("telegram", self._start_telegram, self._telegram_failed)
         if settings.slack_bot_token and settings.slack_signing_secret:
-            from chatops.slack.surface import SlackSurface
-
-            self.slack = SlackSurface(self.services, self.registry)
-            await self.slack.start()
-            self._report("slack", None)
-            lines.append(f"Slack app: slash command /piyasa at {EVENTS_PATH}")
+            lines.append(await self._start_slack())
         for line in lines:
             log.info("%s", line)
         return lines
@@ -138,16 +157,84 @@ class Surfaces:
         admin_chats = ", ".join(map(str, self.services.settings.admin_chat_ids)) or "none"
         return f"Telegram admin bot @{self.telegram.username} ({mode}); admin chats: {admin_chats}"
 
-    async def _retry_telegram(self) -> None:
-        for attempt in itertools.count():
-            await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
-            try:
-                log.info("%s", await self._start_telegram())
-                return
-            except Exception as exc:
-                reason = describe_failure(exc)
-                self._report("telegram", reason)
-                log.warning("Telegram admin bot still not started: %s", reason)
+    async def _start_slack(self) -> str:
+        """Build the Slack app (its route verifies and answers from now on), then check
+        the bot token with ``auth.test``; a failure is reported and retried, never raised."""
+        from chatops.slack.health import SlackProbe
+        from chatops.slack.surface import SlackSurface
+
+        self.slack = SlackSurface(self.services, self.registry)
+        await self.slack.start()
+        health = self.services.extras.get("health")
+        if health is not None:
+            health.add_probe(SlackProbe(self))
+        try:
+            return await self._check_slack()
+        except Exception as exc:
+            reason = self._slack_failed(exc)
+            self._retry_later("slack", self._check_slack, self._slack_failed)
+            return f"Slack app not ready: {reason}; retrying in the background"
+
+    async def _check_slack(self) -> str:
+        assert self.slack is not None
+        who = await asyncio.wait_for(self.slack.check_token(), SLACK_CHECK_TIMEOUT_S)
+        self.slack.refused = None
+        self._report("slack", None)
+        team = who.get("team") or who.get("team_id") or "?"
+        return f"Slack app @{self.slack.bot_name} in {team}: slash command /piyasa at {EVENTS_PATH}"
+
+    def _slack_failed(self, exc: BaseException) -> str:
+        """Report a failed ``auth.test``; a refused token also changes what the Slack
+        route answers (see ``SlackSurface.refused``). Returns the reason."""
+        from slack_sdk.errors import SlackApiError
+
+        from chatops.slack.errors import TOKEN_REFUSED, error_code
+
+        reason = describe_slack_failure(exc)
+        if self.slack is not None and isinstance(exc, SlackApiError):
+            self.slack.refused = exc if error_code(exc) in TOKEN_REFUSED else None
+        self._report("slack", reason)
+        return reason
+
+    async def recheck_slack(self) -> str | None:
+        """``auth.test`` again (the health probe, once a minute): None when the token is
+        accepted; else the reason, reported, with a retry loop started."""
+        if self.slack is None or "slack" in self._retries:
+            return self.problems.get("slack")
+        try:
+            await self._check_slack()
+            return None
+        except Exception as exc:
+            reason = self._slack_failed(exc)
+            self._retry_later("slack", self._check_slack, self._slack_failed)
+            return reason
+
+    def _retry_later(
+        self,
+        surface: str,
+        start: Callable[[], Awaitable[str]],
+        failed: Callable[[BaseException], str],
+    ) -> None:
+        """Call ``start`` again after each of ``RETRY_DELAYS_S`` (then every last delay)
+        until it returns; ``failed(exc)`` reports each failure and returns the reason."""
+
+        async def retry() -> None:
+            for attempt in itertools.count():
+                await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
+                try:
+                    log.info("%s", await start())
+                    break
+                except Exception as exc:
+                    reason = failed(exc)
+                    log.warning("%s still not started: %s", surface.capitalize(), reason)
+            self._retries.pop(surface, None)
+
+        self._retries[surface] = asyncio.create_task(retry(), name=f"{surface}-retry")
+
+    def _telegram_failed(self, exc: BaseException) -> str:
+        reason = describe_failure(exc)
+        self._report("telegram", reason)
+        return reason
 
     def _report(self, surface: str, problem: str | None) -> None:
         self.problems[surface] = problem
@@ -155,11 +242,11 @@ class Surfaces:
             self._on_state(surface, problem)
 
     async def stop(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
+        for task in list(self._retries.values()):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._retry
-            self._retry = None
+                await task
+        self._retries.clear()
         self._telegram_ready = False
         if self.telegram is not None:
             await self.telegram.stop()

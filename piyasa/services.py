@@ -36,5 +36,8 @@ class Services:
         )
 
     async def close(self) -> None:
+        checker = self.extras.get("db.availability")  # piyasa.db.availability
+        if checker is not None:
+            await checker.stop()
         await self.cache.close()
         await self.engine.dispose()

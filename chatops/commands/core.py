@@ -9,6 +9,7 @@ from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Text, View
 from piyasa.admin import auth, identity, issue
 from piyasa.admin.users import Actor, UserError
+from piyasa.db.availability import db_down
 
 
 def cmd_prefix(ctx: Context) -> str:
@@ -19,7 +20,7 @@ def _line(ctx: Context, cmd: Command) -> str:
     return f"{cmd_prefix(ctx)}{cmd.usage()} — {ctx.t(cmd.help_key)}"
 
 
-@command("start", role="public", order=0, audit=True)
+@command("start", role="public", order=0, audit=True, needs=())
 async def start(ctx: Context) -> View:
     if ctx.actor is None:
         return View(
@@ -43,7 +44,7 @@ async def start(ctx: Context) -> View:
     )
 
 
-@command("help", role="public", order=1, args=(Arg("command"),))
+@command("help", role="public", order=1, args=(Arg("command"),), needs=())
 async def help_(ctx: Context) -> View:
     """Generated from the registry; only what the caller's level may run is ever shown."""
     level = ctx.level
@@ -76,11 +77,15 @@ async def help_(ctx: Context) -> View:
     return View(title=ctx.t("help.title"), blocks=blocks)
 
 
-@command("whoami", role="viewer", order=2)
+@command("whoami", role="viewer", order=2, needs=())
 async def whoami(ctx: Context) -> View:
     assert ctx.actor is not None
-    elevated = await auth.is_elevated(ctx.services, ctx.actor.user_id)
-    return View(
+    degraded = db_down(ctx.services)  # read-only: the principal is the last known one
+    if degraded:
+        elevated = ctx.t("whoami.unknown")
+    else:
+        elevated = ctx.t("yes" if await auth.is_elevated(ctx.services, ctx.actor.user_id) else "no")
+    view = View(
         title=ctx.t("whoami.title"),
         blocks=[
             Fields(
@@ -90,11 +95,14 @@ async def whoami(ctx: Context) -> View:
                     (ctx.t("whoami.account"), f"{ctx.surface} {ctx.client.external_id}"),
                     (ctx.t("whoami.language"), ctx.t(f"lang.name.{ctx.lang}")),
                     (ctx.t("whoami.mfa"), ctx.t("yes" if ctx.actor.totp_enabled else "no")),
-                    (ctx.t("whoami.elevated"), ctx.t("yes" if elevated else "no")),
+                    (ctx.t("whoami.elevated"), elevated),
                 ]
             )
         ],
     )
+    if degraded:
+        view.add(Alert("warning", ctx.t("whoami.snapshot")))
+    return view
 
 
 async def _link_exposed(ctx: Context) -> View:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from piyasa.admin.health import actions
 from piyasa.admin.health.alerts import AlertNotice
 from piyasa.admin.health.model import Reading, Snapshot, State
 from piyasa.admin.identity import ROLE_LEVEL
+from piyasa.admin.setup.checks import alert_destinations
+from piyasa.db.availability import db_down
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,29 @@ def _not_running(ctx: Context, part: str = "health") -> View:
 
 def _health(ctx: Context) -> Any:
     return ctx.extras.get("health")
+
+
+DB_UNREACHABLE = "database unreachable"
+
+
+def seen(ctx: Context, snap: Snapshot) -> Snapshot:
+    """``snap``, with the database shown critical when this process already knows it is
+    unreachable (a chat request found out before the next probe round did): /health must
+    never say "healthy" about the part that is down while it answers without it."""
+    if not db_down(ctx.services):
+        return snap
+    db = snap.get("database")
+    if db is not None and db.state is State.CRITICAL:
+        return snap
+    reading = Reading(
+        "database",
+        State.CRITICAL,
+        DB_UNREACHABLE,
+        checked_at=datetime.now(UTC),
+        error="unreachable",
+    )
+    components = {**snap.components, "database": reading}
+    return dataclasses.replace(snap, components=components, overall=State.CRITICAL)
 
 
 def component_line(lang: str, reading: Reading) -> str:
@@ -309,6 +335,8 @@ async def with_chat_rights(ctx: Context, view: View) -> View:
     """Warn (under the component lines) about each admin chat where the admin bot may not
     delete messages: a password typed there would stay readable. Read from a one-minute
     cache (:func:`piyasa.admin.admin_chats.cached`), never failing the overview."""
+    if not alert_destinations(ctx.services.settings):
+        view.blocks.insert(1, Alert("warning", ctx.t("health.alerts_nowhere")))
     try:
         rights = await admin_chats.cached(ctx.services)
     except Exception as exc:
@@ -322,31 +350,31 @@ async def with_chat_rights(ctx: Context, view: View) -> View:
     return view
 
 
-@command("health", role="viewer", order=30, args=(Arg("mode", choices=("live",)),))
+@command("health", role="viewer", order=30, args=(Arg("mode", choices=("live",)),), needs=())
 async def health(ctx: Context) -> View | None:
     hs = _health(ctx)
     if hs is None:
         return _not_running(ctx)
     if ctx.args.get("mode", "").lower() == "live":
         return await _start_live(ctx)
-    return await with_chat_rights(ctx, overview(ctx, hs.snapshot()))
+    return await with_chat_rights(ctx, overview(ctx, seen(ctx, hs.snapshot())))
 
 
-@health.action("overview")
+@health.action("overview", needs=())
 async def health_overview(ctx: Context) -> View:
     hs = _health(ctx)
     if hs is None:
         return _not_running(ctx)
     await _live(ctx).stop(_pressed_ref(ctx))
-    return _answer(ctx, await with_chat_rights(ctx, overview(ctx, hs.snapshot())))
+    return _answer(ctx, await with_chat_rights(ctx, overview(ctx, seen(ctx, hs.snapshot()))))
 
 
-@health.action("details")
+@health.action("details", needs=())
 async def health_details(ctx: Context) -> View:
     hs = _health(ctx)
     if hs is None:
         return _not_running(ctx)
-    snap = hs.snapshot()
+    snap = seen(ctx, hs.snapshot())
     reading = snap.get(str(ctx.params.get("c", "")))
     if reading is None:
         return _answer(ctx, overview(ctx, snap))
@@ -355,7 +383,7 @@ async def health_details(ctx: Context) -> View:
     return _answer(ctx, details_view(ctx, reading))
 
 
-@health.action("actions", role="operator")
+@health.action("actions", role="operator", needs=())
 async def health_actions(ctx: Context) -> View:
     """The quick-action panel."""
     fleet = ctx.extras.get("fleet")
@@ -406,7 +434,7 @@ async def health_restart(ctx: Context) -> View:
     return _result(ctx, "success", "health.done.restart", n=n)
 
 
-@health.action("reset", role="operator")
+@health.action("reset", role="operator", needs=())
 async def health_reset(ctx: Context) -> View:
     raw = str(ctx.params.get("bot", "all"))
     bot_id = int(raw) if raw.isdigit() else None
@@ -455,7 +483,7 @@ async def health_clear_cache(ctx: Context) -> View:
     )
 
 
-@health.action("run_checks", role="operator")
+@health.action("run_checks", role="operator", needs=())
 async def health_run_checks(ctx: Context) -> View:
     try:
         snap = await actions.run_checks(ctx.services)
@@ -471,7 +499,7 @@ async def health_run_checks(ctx: Context) -> View:
     return _answer(ctx, view)
 
 
-@health.action("logs", role="operator")
+@health.action("logs", role="operator", needs=())
 async def health_logs(ctx: Context) -> View:
     filename, data, n = actions.recent_logs(ctx.services)
     ctx.audit_params["lines"] = n
@@ -650,14 +678,14 @@ async def _start_live(ctx: Context) -> View | None:
     return None
 
 
-@health.action("live")
+@health.action("live", needs=())
 async def health_live(ctx: Context) -> View | None:
     if _health(ctx) is None:
         return _not_running(ctx)
     return await _start_live(ctx)
 
 
-@health.action("stop_live")
+@health.action("stop_live", needs=())
 async def health_stop_live(ctx: Context) -> View:
     hs = _health(ctx)
     if hs is None:

@@ -11,6 +11,13 @@ A command may also declare a :class:`Bootstrap`: a way in below its role while a
 holds (``/setup`` while a setup code waits); a button may declare :class:`Param` rules on
 the values its server-side params may carry (``users.role`` never to ``admin``). The
 pipeline enforces both, /help reads both, the role sweep proves both.
+
+``needs`` names the parts a spec cannot run without; by default ``("db",)``. A spec that
+reads only what a process holds (the health snapshot, the registry, the caller's
+principal) declares ``needs=()`` and keeps answering during a database outage, on the
+last-known-good principals; the pipeline (``chatops.pipeline.check_parts``) refuses the
+others with "the database is unavailable". Redis is no such part: the cache falls back to
+the process (``piyasa.cache``).
 """
 
 from __future__ import annotations
@@ -31,6 +38,16 @@ ConfirmText = Callable[["Context"], Awaitable[str]]
 StepUpRule = Callable[["Context"], Awaitable[bool]]
 OpenRule = Callable[["Services"], Awaitable[bool]]
 ROLES = ("public", "viewer", "operator", "admin")
+PARTS = ("db",)
+DEFAULT_NEEDS: tuple[str, ...] = ("db",)
+
+
+def check_needs(spec_id: str, needs: tuple[str, ...]) -> tuple[str, ...]:
+    """``needs`` as given; ValueError naming ``spec_id`` for a part that does not exist."""
+    unknown = [n for n in needs if n not in PARTS]
+    if unknown:
+        raise ValueError(f"{spec_id}: unknown needs {unknown} (known: {PARTS})")
+    return tuple(needs)
 
 
 def required_level(role: str) -> int:
@@ -99,6 +116,8 @@ class Spec:
     params: tuple[Param, ...] = ()
     # a declared way in below ``role`` while a condition holds (commands only)
     bootstrap: Bootstrap | None = None
+    # parts it cannot run without ("db"); () = read-only, answers during an outage
+    needs: tuple[str, ...] = DEFAULT_NEEDS
 
     @property
     def level(self) -> int:
@@ -193,6 +212,7 @@ class Command(Spec):
         confirm_text: ConfirmText | None = None,
         step_up_if: StepUpRule | None = None,
         params: tuple[Param, ...] = (),
+        needs: tuple[str, ...] = DEFAULT_NEEDS,
     ) -> Callable[[Handler], Handler]:
         """Declare a button action of this command (``role`` defaults to the command's;
         a command's :class:`Bootstrap` never opens its actions)."""
@@ -215,6 +235,7 @@ class Command(Spec):
                 confirm_text=confirm_text,
                 step_up_if=step_up_if,
                 params=tuple(params),
+                needs=check_needs(aid, needs),
                 command=self,
             )
             if self.registry is not None:
@@ -255,6 +276,7 @@ class Registry:
         step_up_if: StepUpRule | None = None,
         on_exposed: Handler | None = None,
         bootstrap: Bootstrap | None = None,
+        needs: tuple[str, ...] = DEFAULT_NEEDS,
     ) -> Callable[[Handler], Command]:
         """Declare a command; the decorated function becomes ``Command.handler`` and the
         name is bound to the Command (so ``@mycmd.action("page")`` declares its buttons)."""
@@ -279,6 +301,7 @@ class Registry:
                 step_up_if=step_up_if,
                 on_exposed=on_exposed,
                 bootstrap=bootstrap,
+                needs=check_needs(name, needs),
                 capability=capability or _capability_of(fn),
                 hidden=hidden,
                 order=order,

@@ -1,5 +1,7 @@
 """The Slack app: slash command ``/piyasa <command> [args]`` and ``block_actions``, in HTTP
-mode on our aiohttp server at /slack/events. Bolt verifies signatures (401 otherwise).
+mode on our aiohttp server at /slack/events. Signatures, timestamps and replays are checked
+before bolt parses a byte (:mod:`chatops.slack.verify`, 401 otherwise); Web API errors are
+answered in the user's language (:mod:`chatops.slack.errors`).
 
 A slash command is acknowledged within Slack's 3 seconds: if the pipeline answers within
 ACK_BUDGET_S the answer *is* the ack; otherwise the ack says "working on it" and the
@@ -14,10 +16,9 @@ import re
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from chatops import announce, dialogs, i18n, pipeline
@@ -25,7 +26,8 @@ from chatops.buttons import ButtonTokens
 from chatops.commands import load_all
 from chatops.commands.registry import Registry
 from chatops.context import Client, Context, Invocation, MessageRef
-from chatops.slack import render
+from chatops.slack import errors, render, verify
+from chatops.slack.client import make_client
 from chatops.views import Alert, TokenIssuer, View
 from chatops.web.paths import SLACK_EVENTS_PATH as EVENTS_PATH
 from piyasa.services import Services
@@ -69,6 +71,19 @@ class SlackResponder:
     async def messages(self, view: View, chat: str | None = None) -> list[dict[str, Any]]:
         return await render.render(view, self._lang(), self._issuer(chat or self.channel_id))
 
+    async def tell(self, exc: SlackApiError, what: str) -> None:
+        """Answer a failed Web API call (``what``: the method, for the log) through
+        ``response_url``, in the user's language; never the generic "try again"."""
+        text = errors.explain(self._lang(), exc, bot_name=self.surface.bot_name)
+        log.warning("slack %s failed: %s", what, errors.error_code(exc))
+        if not self.response_url:
+            return
+        hook = AsyncWebhookClient(self.response_url, session=self.surface.http)
+        try:
+            await hook.send(text=text, response_type="ephemeral", replace_original=False)
+        except Exception as exc:  # response_url used up or expired: the log line stays
+            log.info("slack answer about %s not delivered: %s", what, type(exc).__name__)
+
     async def show(self, view: View, *, edit: bool = False) -> MessageRef | None:
         messages = await self.messages(view)
         hook = AsyncWebhookClient(self.response_url, session=self.surface.http)
@@ -89,7 +104,7 @@ class SlackResponder:
                 opened = await self.surface.client.conversations_open(users=self.user_id)
                 channel = opened["channel"]["id"]
             except SlackApiError as exc:
-                log.warning("slack DM for a private file failed: %s", exc.response.get("error"))
+                await self.tell(exc, "conversations.open for a private file")
                 return
         for item in [*view.images, *view.files]:
             try:
@@ -100,9 +115,19 @@ class SlackResponder:
                     initial_comment=item.caption or None,
                 )
             except SlackApiError as exc:
-                log.warning("slack upload failed: %s", exc.response.get("error"))
+                await self.tell(exc, "files_upload_v2")
 
     async def send(self, view: View, channel: str | None = None) -> MessageRef | None:
+        """Post ``view`` as channel messages; a Web API error stops the command with an
+        answer that says what to do (:func:`chatops.slack.errors.halt`)."""
+        try:
+            return await self._post(view, channel)
+        except SlackApiError as exc:
+            raise errors.halt(
+                exc, self._lang(), bot_name=self.surface.bot_name, what="chat.postMessage"
+            ) from exc
+
+    async def _post(self, view: View, channel: str | None = None) -> MessageRef | None:
         target = channel or self.channel_id
         ts = ""
         for message in await self.messages(view, target):
@@ -115,12 +140,17 @@ class SlackResponder:
         if not re.fullmatch(r"\d+\.\d+", ref.message):  # an ephemeral answer: response_url
             return await self.show(view, edit=True)
         messages = await self.messages(view, ref.chat)
-        await self.surface.client.chat_update(channel=ref.chat, ts=ref.message, **messages[0])
+        try:
+            await self.surface.client.chat_update(channel=ref.chat, ts=ref.message, **messages[0])
+        except SlackApiError as exc:
+            raise errors.halt(
+                exc, self._lang(), bot_name=self.surface.bot_name, what="chat.update"
+            ) from exc
         return ref
 
     async def send_private(self, view: View) -> MessageRef | None:
         try:
-            return await self.send(view, self.user_id)
+            return await self._post(view, self.user_id)
         except SlackApiError as exc:
             log.info("slack DM refused: %s", exc.response.get("error"))
             return None
@@ -154,15 +184,20 @@ class SlackSurface:
         self.services = services
         self.registry = registry or load_all()
         self.tokens = ButtonTokens(services.cache)
-        self.client = AsyncWebClient(
-            token=token or settings.slack_bot_token.reveal(),
-            base_url=api_url or settings.slack_api_url,
+        self.client = make_client(
+            token or settings.slack_bot_token.reveal(), api_url or settings.slack_api_url
         )
+        secret = signing_secret or settings.slack_signing_secret.reveal()
+        self.guard = verify.RequestGuard(secret, services.cache, on_replay=self._audit_replay)
+        self.bot_name = ""  # the bot user's name, from auth.test (for "/invite @name")
         self.app = AsyncApp(
             client=self.client,
-            signing_secret=signing_secret or settings.slack_signing_secret.reveal(),
+            signing_secret=secret,
             process_before_response=False,
         )
+        # set while Slack refuses the bot token (chatops.startup): requests are answered
+        # with what to do about it instead of bolt's "please install this app"
+        self.refused: SlackApiError | None = None
         self.app.command(SLASH_COMMAND)(self._on_command)
         self.app.action(re.compile(r"^piyasa:"))(self._on_action)
         self.http: Any = None
@@ -173,9 +208,32 @@ class SlackSurface:
         app.router.add_post(path, self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
+        bolt_request = await verify.verified_bolt_request(self.guard, request)
+        if self.refused is not None:
+            text = errors.explain(self.services.settings.lang, self.refused)
+            return web.json_response({"response_type": "ephemeral", "text": text})
         bolt_response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
+
+    async def _audit_replay(self, timestamp: str) -> None:
+        from piyasa.admin import audit
+
+        await audit.record(
+            self.services,
+            actor="slack:unverified",
+            surface="slack",
+            action="slack.request",
+            result="refused_replay",
+            detail=f"replayed signature, request timestamp {timestamp}",
+        )
+
+    async def check_token(self) -> dict[str, Any]:
+        """``auth.test``: who the bot token belongs to. Raises ``SlackApiError`` when Slack
+        refuses the token (``invalid_auth``, ``token_revoked``, ``account_inactive``...)
+        and aiohttp's errors when Slack cannot be reached."""
+        answer = await self.client.auth_test()
+        self.bot_name = str(answer.get("user") or "")
+        return dict(answer.data) if isinstance(answer.data, dict) else {}
 
     async def start(self) -> None:
         import aiohttp

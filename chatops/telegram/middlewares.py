@@ -41,15 +41,45 @@ def _chat_and_user(event: TelegramObject) -> tuple[Any, Any]:
     return None, None
 
 
+def topic_of(event: TelegramObject) -> int | None:
+    """The forum topic an update came from, or None (General, or not a forum). Only a
+    topic message names its topic: ``message_thread_id`` without ``is_topic_message`` is a
+    reply thread of an ordinary supergroup, where answers need no thread (Bot API, Message)."""
+    msg = event.message if isinstance(event, CallbackQuery) else event
+    if isinstance(msg, Message) and msg.is_topic_message:
+        return msg.message_thread_id
+    return None
+
+
+def migration_of(event: TelegramObject) -> tuple[int, int] | None:
+    """(old id, new id) when ``event`` is the service message of a group upgraded to a
+    supergroup: ``migrate_to_chat_id`` in the old chat, ``migrate_from_chat_id`` in the
+    new one (Bot API, Message)."""
+    if not isinstance(event, Message):
+        return None
+    if event.migrate_to_chat_id:
+        return event.chat.id, event.migrate_to_chat_id
+    if event.migrate_from_chat_id:
+        return event.migrate_from_chat_id, event.chat.id
+    return None
+
+
 class ChatGate(BaseMiddleware):
     """Only admin chats and private chats; leave other groups; refuse forwards and
-    messages sent on behalf of a chat (anonymous admins, channels)."""
+    messages sent on behalf of a chat (anonymous admins, channels). An admin group
+    upgraded to a supergroup is followed to its new id, not left."""
 
     def __init__(self, surface: TelegramSurface) -> None:
         self.surface = surface
 
     async def __call__(self, handler: Next, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat, user = _chat_and_user(event)
+        if chat is not None and (moved := migration_of(event)):
+            if not await self.surface.follow_migration(*moved) and (
+                moved[1] not in self.surface.admin_chat_ids
+            ):
+                await self.surface.leave(moved[1], reason="not an admin chat")
+            return UNHANDLED
         if chat is None or user is None:
             return UNHANDLED
         if chat.type != "private" and chat.id not in self.surface.admin_chat_ids:
@@ -127,6 +157,7 @@ class Identity(BaseMiddleware):
             ),
             callback=event if isinstance(event, CallbackQuery) else None,
             resumer=lambda pending: self.surface.resume(data["bot"], client, pending),
+            thread_id=topic_of(event),
         )
         data["ctx"] = ctx
         return await handler(event, data)
@@ -159,11 +190,12 @@ class Outcome(BaseMiddleware):
             return None
         except Exception as exc:
             log.exception("telegram request failed")
+            halt = pipeline.failure(ctx, exc)
             try:
-                await show_halt(ctx, Halt(pipeline.error_view(ctx), "error"))
+                await show_halt(ctx, halt)
             except Exception:
                 log.warning("could not tell the user about the failure")
-            await pipeline.audit(ctx, "error", type(exc).__name__)
+            await pipeline.audit(ctx, halt.result, halt.detail)
             return None
         if result is not UNHANDLED and ctx.spec is not None:
             await pipeline.audit(ctx, "ok")
@@ -226,6 +258,7 @@ class Authorize(BaseMiddleware):
     async def __call__(self, handler: Next, event: TelegramObject, data: dict[str, Any]) -> Any:
         if get_flag(data, FLAG) is not None:
             ctx: Context = data["ctx"]
+            pipeline.check_parts(ctx)
             await pipeline.authorize(ctx)
             await pipeline.check_exposed(ctx)
             pipeline.check_private(ctx)

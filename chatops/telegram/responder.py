@@ -1,4 +1,10 @@
-"""Shows Views in a Telegram chat: send, edit in place, private follow-ups, files."""
+"""Shows Views in a Telegram chat: send, edit in place, private follow-ups, files.
+
+In a forum supergroup every answer goes to the topic the request came from: a send
+without ``message_thread_id`` lands in General (Bot API, sendMessage: "Unique identifier
+for the target message thread (topic) of the forum"), so each send to the request's chat
+names ``thread_id``. Edits stay where the edited message is.
+"""
 
 from __future__ import annotations
 
@@ -33,9 +39,12 @@ class TelegramResponder:
         pressed_message_id: int | None = None,
         callback: CallbackQuery | None = None,
         resumer: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        thread_id: int | None = None,
     ) -> None:
+        """``thread_id``: the forum topic of the request (None: no topic, or General)."""
         self.bot = bot
         self.chat_id = chat_id
+        self.thread_id = thread_id
         self.user_id = user_id
         self.tokens = tokens
         self._lang = lang
@@ -81,17 +90,23 @@ class TelegramResponder:
 
     async def send(self, view: View, chat_id: int | None = None) -> MessageRef | None:
         target = self.chat_id if chat_id is None else chat_id
+        thread = self.thread_id if target == self.chat_id else None
         rendered = await render.render(view, self._lang(), self._issuer(target))
         last = None
         for i, text in enumerate(rendered.texts):
             markup = rendered.markup if i == len(rendered.texts) - 1 else None
             last = await self.bot.send_message(
-                target, text, reply_markup=markup, protect_content=rendered.protect or None
+                target,
+                text,
+                message_thread_id=thread,
+                reply_markup=markup,
+                protect_content=rendered.protect or None,
             )
         for image in rendered.images:
             last = await self.bot.send_photo(
                 target,
                 BufferedInputFile(image.data, image.filename),
+                message_thread_id=thread,
                 caption=render.esc(image.caption)[: render.MAX_CAPTION] or None,
                 protect_content=rendered.protect or None,
             )
@@ -99,6 +114,7 @@ class TelegramResponder:
             last = await self.bot.send_document(
                 target,
                 BufferedInputFile(f.data, f.filename),
+                message_thread_id=thread,
                 caption=render.esc(f.caption)[: render.MAX_CAPTION] or None,
                 protect_content=rendered.protect or None,
             )

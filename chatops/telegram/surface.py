@@ -38,10 +38,12 @@ from chatops.commands.registry import Command as CommandSpec
 from chatops.commands.registry import Registry, Spec
 from chatops.context import Client, Context, Invocation
 from chatops.pipeline import Halt
+from chatops.telegram import lifecycle
 from chatops.telegram import middlewares as mw
 from chatops.telegram.responder import TelegramResponder
 from chatops.views import View
 from chatops.web.paths import TELEGRAM_WEBHOOK_PATH as WEBHOOK_PATH
+from piyasa.admin import admin_chats
 from piyasa.admin import audit as audit_log
 from piyasa.admin.identity import ROLE_LEVEL
 from piyasa.db.models import Identity as IdentityRow
@@ -126,6 +128,7 @@ class TelegramSurface:
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
         self.bot.session.middleware(HonorRetryAfter())
+        self.bot.session.middleware(lifecycle.FollowMigration(self))
         self.tokens = ButtonTokens(services.cache)
         self.dp = self._build_dispatcher()
         self.username = ""
@@ -211,6 +214,16 @@ class TelegramSurface:
         if update.new_chat_member.status in ("member", "administrator", "restricted"):
             await self.leave(chat.id, reason="added to a chat that is not an admin chat")
 
+    async def follow_migration(self, old: int, new: int) -> bool:
+        """An admin group became a supergroup (service message): see :mod:`.lifecycle`."""
+        return await lifecycle.follow(self, old, new, "service message")
+
+    def resync_menus(self) -> None:
+        """Set the command menus again, in the background (after the admin chats changed)."""
+        task = asyncio.create_task(self._sync_commands_quietly())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def leave(self, chat_id: int, *, reason: str) -> None:
         with contextlib.suppress(TelegramAPIError):
             await self.bot.leave_chat(chat_id)
@@ -248,6 +261,7 @@ class TelegramSurface:
             tokens=self.tokens,
             lang=lambda: ctx.lang,
             chat_private=ctx.chat_private,
+            thread_id=pending.get("thread_id"),
         )
         view, _ = await pipeline.run(ctx, Invocation.from_dict(pending["invocation"]))
         if view is not None:
@@ -317,11 +331,15 @@ class TelegramSurface:
     async def start(self, *, polling: bool | None = None) -> None:
         me = await self.bot.get_me()
         self.username = me.username or ""
+        try:  # admin groups upgraded to supergroups earlier: their new ids
+            await admin_chats.follow_moves(self.services)
+        except Exception as exc:
+            log.warning(
+                "admin chat moves not read (%s); using the configured ids", type(exc).__name__
+            )
         menus.register(self.services, self.sync_user_menus)
         announce.register(self.services, "telegram", announce.telegram_poster(self))
-        task = asyncio.create_task(self._sync_commands_quietly())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.resync_menus()
         use_webhook = bool(self.webhook_url) if polling is None else not polling
         if use_webhook:
             await self.bot.set_webhook(

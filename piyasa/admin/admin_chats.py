@@ -1,5 +1,14 @@
-"""Can the admin bot delete messages in the admin chats?
+"""The admin chats: which they are (the environment's list, moved by the database), and
+can the admin bot delete messages in them?
 
+Which: ``PIYASA_ADMIN_CHAT_IDS`` names them, and ``chat_migrations`` rows override it: a
+group upgraded to a supergroup gets a new ``-100…`` id (Bot API: the service messages
+``migrate_to_chat_id``/``migrate_from_chat_id``, and a 400 whose
+``parameters.migrate_to_chat_id`` names the new id), and the admin bot follows it at once
+(:func:`migrated`) and after every restart (:func:`follow_moves`), so nobody has to edit
+the environment for the bot to stay in its own chat.
+
+Delete rights:
 It must: a password or code typed in an admin group is deleted at once, and Telegram lets
 a bot delete other people's messages in a group only when it is an administrator with the
 ``can_delete_messages`` right (Bot API: deleteMessage, ChatMemberAdministrator). Without
@@ -14,10 +23,15 @@ part of the URL, so no URL is ever logged or returned.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from piyasa.db import chat_migrations
 from piyasa.services import Services
+
+log = logging.getLogger(__name__)
 
 CACHE_KEY = "health:admin_chat_rights"
 CACHE_TTL_S = 60
@@ -66,6 +80,9 @@ async def _one(session: Any, base: str, bot_id: int, chat_id: int, deadline_s: f
         return ChatRights(chat_id, "unreachable", type(exc).__name__)
     if body.get("ok"):
         return _judge(chat_id, body.get("result") or {})
+    moved = (body.get("parameters") or {}).get("migrate_to_chat_id")
+    if moved and moved != chat_id:  # upgraded to a supergroup: judge the chat it became
+        return await _one(session, base, bot_id, int(moved), deadline_s)
     code = int(body.get("error_code") or 0)
     if code in (400, 403):  # chat not found / bot was kicked
         return ChatRights(chat_id, "not_member", str(code))
@@ -100,3 +117,42 @@ async def cached(services: Services) -> list[ChatRights]:
     )
     await services.cache.set(CACHE_KEY, [asdict(r) for r in rights], ttl=CACHE_TTL_S)
     return rights
+
+
+def _use(services: Services, chat_ids: tuple[int, ...]) -> None:
+    if chat_ids != services.settings.admin_chat_ids:
+        services.settings = dataclasses.replace(services.settings, admin_chat_ids=chat_ids)
+
+
+async def follow_moves(services: Services) -> tuple[int, ...]:
+    """Apply the recorded moves to ``services.settings.admin_chat_ids`` (the database
+    overrides the environment's list); returns the admin chat ids now in force.
+
+    Raises what the database raises (the caller decides whether start-up goes on)."""
+    async with services.sessions() as session:
+        moves = await chat_migrations.load(session)
+    _use(services, chat_migrations.resolve(services.settings.admin_chat_ids, moves))
+    return services.settings.admin_chat_ids
+
+
+async def migrated(services: Services, old: int, new: int) -> bool:
+    """Admin chat ``old`` became supergroup ``new``: use ``new`` from now on.
+
+    False when ``old`` is not an admin chat (or the move was already followed). The switch
+    happens in memory before anything is awaited, so an update from the new chat that
+    comes right behind is already at home; then it is stored, so it survives a restart.
+    A database that refuses the write is logged: the next call to the old id meets
+    Telegram's 400 and the move is followed again."""
+    ids = services.settings.admin_chat_ids
+    if old not in ids or old == new:
+        return False
+    _use(services, chat_migrations.resolve(ids, {old: new}))
+    try:
+        await services.cache.delete(CACHE_KEY)
+        async with services.sessions() as session, session.begin():
+            await chat_migrations.record(session, old, new, "admin")
+    except Exception as exc:
+        log.warning(
+            "admin chat %s moved to %s; storing it failed: %s", old, new, type(exc).__name__
+        )
+    return True

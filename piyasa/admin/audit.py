@@ -1,5 +1,7 @@
 """The audit log: who did what, when (UTC), where, with which masked parameters, and how
-it ended. Every command, button press, refusal and step-up lands here."""
+it ended. Every command, button press, refusal and step-up lands here — during a database
+outage too: rows are then kept in a local spool and written on recovery
+(:mod:`piyasa.admin.audit_spool`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from piyasa.admin import audit_spool
+from piyasa.db.availability import availability, is_outage
 from piyasa.db.models import AuditEntry
 from piyasa.services import Services
 
@@ -62,7 +66,9 @@ async def record(
     secret_names: set[str] | None = None,
 ) -> None:
     """Append one row. ``params`` are masked here, so callers cannot forget to; text no
-    database can hold (a NUL byte) is escaped, so a refusal of such input is recorded too."""
+    database can hold (a NUL byte) is escaped, so a refusal of such input is recorded too.
+    While the database is unreachable the row goes to the spool (written on recovery);
+    errors that are not an outage propagate."""
     entry = AuditEntry(
         at=datetime.now(UTC),
         actor=storable(actor)[:128],
@@ -74,8 +80,20 @@ async def record(
         result=result[:32],
         detail=detail and storable(detail),
     )
-    async with services.sessions() as session, session.begin():
-        session.add(entry)
+    gate = availability(services)
+    if not gate.down:
+        try:
+            if audit_spool.pending(services):
+                await audit_spool.replay(services)  # older rows first
+            async with services.sessions() as session, session.begin():
+                session.add(entry)
+            return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            gate.failed(exc)
+    gate.on_recovery("audit.spool", lambda: audit_spool.replay(services))
+    audit_spool.append(services, entry)
 
 
 async def recent(services: Services, limit: int = 50, **filters: Any) -> list[AuditEntry]:

@@ -7,19 +7,24 @@ use (compare-and-delete in the database), redeemed in a private chat.
 
 Resolved principals are cached per process and checked against the principals version
 (``piyasa.db.principals``) on every request, so a change made anywhere applies at once.
+That memo is also the last-known-good snapshot: when the database is unreachable, a
+principal confirmed at most :data:`SNAPSHOT_MAX_AGE_S` ago is served from it (the pipeline
+then runs read-only commands only, see ``chatops.pipeline.check_parts``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from piyasa.admin import onetime
 from piyasa.admin.onetime import normalize_code as normalize_code  # re-exported
 from piyasa.db import principals
+from piyasa.db.availability import availability, is_outage
 from piyasa.db.models import ROLES, Identity, User
 from piyasa.services import Services
 
@@ -55,16 +60,30 @@ def role_level(role: str | None) -> int:
 
 PRINCIPAL_MEMO_MAX = 10_000
 _MEMO_KEY = "identity.principals"
-# The database is unreachable: serve the last principal seen (degraded read-only mode).
-_DB_DOWN = (SQLAlchemyError, OSError, TimeoutError)
+SNAPSHOT_MAX_AGE_S = 3600.0
+"""How old the last-known-good principals may be and still be trusted while the database
+is unreachable: one hour after the database last confirmed them. Their only staleness is a
+change made elsewhere during the outage (another instance that still reaches the database,
+an operator's SQL), and they serve read-only commands only; past this age an outage answers
+"database unavailable" even to /whoami."""
 
 
 @dataclass
 class PrincipalMemo:
-    """Principals this process resolved, valid while the principals version is ``version``."""
+    """Principals this process resolved, valid while the principals version is ``version``;
+    ``confirmed_at`` (time.monotonic) is when the database last said that version holds."""
 
     version: int | None = None
     entries: dict[tuple[str, str], Principal | None] = field(default_factory=dict)
+    confirmed_at: float | None = None
+
+    def snapshot_fresh(self, now: float | None = None) -> bool:
+        """Whether the entries may stand in for the database (degraded mode)."""
+        if self.confirmed_at is None:
+            return False
+        return (now if now is not None else time.monotonic()) - self.confirmed_at <= (
+            SNAPSHOT_MAX_AGE_S
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -94,32 +113,54 @@ async def resolve(services: Services, provider: str, external_id: str | int) -> 
     Costs one primary-key SELECT of the principals version per call; the principal itself is
     read again only when that version moved, i.e. when any process changed any user,
     identity or API key since. So a lock, a demotion, a new link takes effect on the very
-    next request of every process. When the database is unreachable the last principal this
-    process saw is used (degraded mode: read-only chat keeps working); with none, the
-    database error propagates.
+    next request of every process.
+
+    When the database is unreachable (now, or known to be by
+    :mod:`piyasa.db.availability`), the last-known-good principal is returned if the
+    database confirmed it within :data:`SNAPSHOT_MAX_AGE_S`; otherwise None. Either way
+    the request goes on in degraded mode (``availability(services).down``), where the
+    pipeline runs read-only commands only. No database wait happens while it is known
+    down: a background check finds the recovery.
     """
     memo = principal_memo(services)
     key = (provider, str(external_id))
+    gate = availability(services)
+    if gate.down:
+        return _from_snapshot(memo, key)
     try:
         async with services.sessions() as session:
             version = await principals.read_version(session)
-    except _DB_DOWN:
-        if key in memo.entries:
-            return memo.entries[key]
-        raise
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        gate.failed(exc)
+        return _from_snapshot(memo, key)
     if version is None:  # no counter to trust a memo by
         return await resolve_uncached(services, provider, external_id)
     if version != memo.version:
         memo.clear()
         memo.version = version
+    memo.confirmed_at = time.monotonic()
     if key in memo.entries:
         return memo.entries[key]
-    principal = await resolve_uncached(services, provider, external_id)
+    try:
+        principal = await resolve_uncached(services, provider, external_id)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        gate.failed(exc)
+        return None
     if memo.version == version:  # nothing newer was seen while this one was read
         if len(memo.entries) >= PRINCIPAL_MEMO_MAX:
             memo.clear()
         memo.entries[key] = principal
     return principal
+
+
+def _from_snapshot(memo: PrincipalMemo, key: tuple[str, str]) -> Principal | None:
+    if memo.snapshot_fresh():
+        return memo.entries.get(key)
+    return None
 
 
 async def resolve_uncached(

@@ -165,13 +165,18 @@ async def pending(services: Services, purpose: str, *, now: float | None = None)
     return found is not None
 
 
-async def void(services: Services, purpose: str, code: str | None = None) -> None:
-    """Void one code (it was seen where others could read it), or all of ``purpose``."""
+async def void(services: Services, purpose: str, code: str | None = None) -> int:
+    """Void one code (it was seen where others could read it), or all of ``purpose``.
+
+    Returns how many codes were voided: 0 when ``code`` names no live code of ``purpose``
+    (text that cannot be a code included), so a wrong code never voids the right one.
+    """
     stmt = delete(OneTimeCode).where(OneTimeCode.purpose == purpose)
     if code is not None:
         raw = _canonical(code)
         if raw is None:
-            return
+            return 0
         stmt = stmt.where(OneTimeCode.code_hash.in_(_digests(services, raw)))
     async with services.sessions() as session, session.begin():
-        await session.execute(stmt)
+        result = await session.execute(stmt)
+    return int(result.rowcount or 0)

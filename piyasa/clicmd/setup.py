@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from piyasa.clicmd.check import MARK
-from piyasa.config import load_settings
+from piyasa.config import load_settings, mask_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +57,9 @@ def _env_with_flags(args: argparse.Namespace) -> dict[str, str]:
 
 async def run(args: argparse.Namespace) -> int:
     env = _env_with_flags(args)
-    settings = load_settings(env)
     if args.non_interactive:
-        return await non_interactive(settings, env, as_json=args.json)
+        return await non_interactive(None, env, as_json=args.json)
+    settings = load_settings(env)
     return await interactive(settings, env, Terminal())
 
 
@@ -78,31 +78,47 @@ async def _services(settings):  # type: ignore[no-untyped-def]
 
 
 async def non_interactive(settings, env: dict[str, str], *, as_json: bool = False) -> int:  # type: ignore[no-untyped-def]
-    from piyasa.admin.setup import firstrun
+    """Check everything first (every malformed variable, every configured connection, the
+    admin's name and password) and create nothing — no schema, no admin, no config file —
+    unless all of it passed. ``settings`` None: read them from ``env`` leniently."""
+    from piyasa.admin.setup import firstrun, preflight
 
+    env_problems: list[str] = []
+    if settings is None:
+        settings, env_problems = preflight.load_lenient(env)
+    if settings is None:
+        res = firstrun.Result(problems=env_problems)
+        return _report(res, as_json)
     plan = firstrun.Plan(
         token=settings.admin_bot_token.reveal(),
         username=env.get("PIYASA_ADMIN_USERNAME", "").strip(),
         password=env.get("PIYASA_ADMIN_PASSWORD", ""),
         config=firstrun.config_from_env(env, settings),
     )
+    for bad in [p.split(" ", 1)[0].split("=", 1)[0] for p in env_problems]:
+        plan.config.pop(bad, None)  # never persist a value that was refused
     plan.config.pop("PIYASA_ADMIN_BOT_TOKEN", None)
-    services = None
-    try:
-        need_admin = True
-        res = await firstrun.validate(settings, plan, need_admin=False)
-        if res.ok:
+    admin = await preflight.existing_admin(settings)
+    need_admin = not admin or bool(plan.username and plan.username.strip().lower() != admin)
+    res = await firstrun.validate(
+        settings, plan, need_admin=need_admin, env_problems=env_problems, env=env
+    )
+    if res.ok:
+        services = None
+        try:
             services = await _services(settings)
-            admin = await firstrun.existing_admin(services)
-            need_admin = not admin or bool(plan.username and plan.username.strip().lower() != admin)
-        if need_admin:
-            res = await firstrun.validate(settings, plan, need_admin=True)
-        if res.ok:
-            assert services is not None
             res = await firstrun.carry_out(services, plan, res)
-    finally:
-        if services is not None:
-            await services.close()
+        except Exception as exc:  # checked a moment ago; say what broke, no traceback
+            res.problems.append(
+                f"setup stopped while writing: {type(exc).__name__}: {mask_url(str(exc))[:200]}"
+            )
+        finally:
+            if services is not None:
+                await services.close()
+    return _report(res, as_json)
+
+
+def _report(res, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     if as_json:
         print(json.dumps(res.as_json(), indent=2))
     if not res.ok:
@@ -164,12 +180,13 @@ async def interactive(settings, env: dict[str, str], term: Terminal) -> int:  # 
         say("No working admin bot token; run `piyasa setup` again when you have one.")
         return 1
 
+    plan = firstrun.Plan(token=token, config=firstrun.config_from_env(env, settings))
+    plan.config.pop("PIYASA_ADMIN_BOT_TOKEN", None)
+    await _ask_admin_chat(settings, plan, bot, term)
     services = await _services(settings)
     try:
         say("\nStep 3/4: the first admin account")
         admin = await firstrun.existing_admin(services)
-        plan = firstrun.Plan(token=token, config=firstrun.config_from_env(env, settings))
-        plan.config.pop("PIYASA_ADMIN_BOT_TOKEN", None)
         if admin:
             say(f"  ✓ admin account {admin!r} exists already")
         else:
@@ -229,3 +246,35 @@ async def _offer_totp(services, username: str, term: Terminal) -> None:  # type:
             return
         say("  ✗ that code does not match; check the phone's clock and try the next code")
     say("  Not turned on; you can do it later in the Telegram wizard (/setup).")
+
+
+async def _ask_admin_chat(settings, plan, bot: dict, term: Terminal) -> None:  # type: ignore[no-untyped-def]
+    """Where alerts go: an admin group, checked with getChat and getChatMember (the bot
+    can post and delete there). Empty skips it, with the warning that alerts go nowhere."""
+    from piyasa.admin.setup import preflight
+
+    say = term.say
+    if settings.admin_chat_ids:
+        say(f"  ✓ admin chat(s) {', '.join(map(str, settings.admin_chat_ids))} (alerts go there)")
+        return
+    say(
+        f"\nAlerts go to an admin group: create one, add @{bot['username']}, make it an "
+        "administrator with 'Delete messages', and give the group's id (e.g. -1001234567890)."
+    )
+    for _attempt in range(5):
+        raw = term.ask("Admin chat id (empty to skip): ").strip()
+        if not raw:
+            break
+        try:
+            chat_id = int(raw)
+        except ValueError:
+            say("  ✗ a chat id is a number like -1001234567890")
+            continue
+        title, problem = await preflight.admin_chat_problem(settings, plan.token, chat_id)
+        if problem:
+            say(f"  ✗ {problem}")
+            continue
+        plan.config["PIYASA_ADMIN_CHAT_IDS"] = str(chat_id)
+        say(f"  ✓ {title} ({chat_id}): alerts will be posted there")
+        return
+    say("  ! no admin chat: alerts have no destination until PIYASA_ADMIN_CHAT_IDS is set")

@@ -41,6 +41,12 @@ def _create_private_file(url: str) -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+CONNECT_TIMEOUT_S = 2.0
+"""PostgreSQL connect timeout (TCP + start-up). Chat answers are due within about 2 s; the
+first request that meets a dead server waits this long at most, and later ones not at all
+(``piyasa.db.availability`` marks the database down). Queries keep their own 30 s."""
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     """Make an engine with sane pool settings for the backend."""
     if url.startswith("sqlite"):
@@ -49,7 +55,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     parsed = make_url(url)
-    connect_args: dict[str, object] = {"timeout": 5, "command_timeout": 30}
+    connect_args: dict[str, object] = {"timeout": CONNECT_TIMEOUT_S, "command_timeout": 30}
     search_path = parsed.query.get("search_path")
     if search_path:  # asyncpg takes server settings as arguments, not URL options
         connect_args["server_settings"] = {"search_path": str(search_path)}

@@ -77,6 +77,23 @@ class Chat(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ChatMigration(Base):
+    """A Telegram group that became a supergroup: every later call names ``new_chat_id``.
+
+    Telegram gives the supergroup a new ``-100…`` id and answers calls to the old one with
+    400 and ``parameters.migrate_to_chat_id`` (Bot API, ResponseParameters). The admin chats
+    of ``PIYASA_ADMIN_CHAT_IDS`` are read through these rows (``piyasa.admin.admin_chats``);
+    fleet chats move in place (``piyasa.runtime.migration``) and are recorded here too.
+    """
+
+    __tablename__ = "chat_migrations"
+
+    old_chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    new_chat_id: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(32))  # "admin" or "fleet"
+    migrated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Message(Base):
     """One message in a fleet chat: a human's (received) or a bot's (queued/sent/failed).
 

@@ -40,6 +40,7 @@ from piyasa.runtime.llm import (
 )
 from piyasa.runtime.llm_watch import LLMOutcomes, LLMWatch
 from piyasa.runtime.metrics import FleetMetrics
+from piyasa.runtime.migration import Follower
 from piyasa.runtime.outbox import Draft, Item, OutboxStore, make_instance_id
 from piyasa.runtime.planner import Decision, Planner
 from piyasa.runtime.receiver import Ingest, WebhookReceiver
@@ -104,6 +105,13 @@ class Fleet:
             self._spawn,
             self.wall,
             self._unpoll,
+        )
+        self.follower = Follower(
+            services.sessions,
+            lambda: self.roster,
+            lambda old, new: self.gate.follow(old, new) if self.gate is not None else None,
+            self._event,
+            self._spawn,
         )
         self.instance = make_instance_id()
         self.receive_mode = receive
@@ -291,6 +299,7 @@ class Fleet:
             on_sent=self._on_sent,
             on_failed=self._on_failed,
             on_refused=lambda it, exc: self.disabler.refused(it.bot_id, it.chat_id, exc),
+            on_migrated=lambda old, new: self.follower.migrated(old, new, "a 400 to the old id"),
             blocked=lambda it: self.disabler.why(it.bot_id, it.chat_id),
             clock=self.clock,
             wall=self.wall,
@@ -301,6 +310,7 @@ class Fleet:
             lambda: self.roster,
             self._on_human,
             lambda r: self.planner.add_reply(r) if self.planner else None,
+            on_migrated=lambda old, new: self.follower.migrated(old, new, "a service message"),
         )
         for reply in await self.ingest.pending_replies(
             self.settings_store.number("reply_max_age_s")
@@ -409,6 +419,7 @@ class Fleet:
     async def reload_roster(self) -> None:
         roster = await load_roster(self.services.sessions)
         self.disabler.apply(roster)  # disables decided here but not yet written
+        self.follower.apply(roster)  # chat moves likewise
         self.roster = roster
         if self.planner is not None:
             self.planner.roster = roster

@@ -12,6 +12,11 @@ the row waits at the head of its chat; it is never dropped. An open breaker hand
 bot's rows back to the outbox until the breaker's next probe time. A row the fleet may not
 send (``blocked``: its bot was kicked from the chat, the chat is gone, the token revoked)
 fails with that reason without a call; ``on_refused`` sees every Telegram error first.
+
+A chat upgraded to a supergroup (400 with ``migrate_to_chat_id``) is followed, not failed:
+the chat's queue and every row of it take the new id (:meth:`Gate.follow`), ``on_migrated``
+moves the rest (database, roster; ``piyasa.runtime.migration``), and the row that met the
+400 is tried again at once on the new id, under the new chat's limits.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class Gate:
         on_sent: Callable[[Item, int], None] | None = None,
         on_failed: Callable[[Item, str], None] | None = None,
         on_refused: Callable[[Item, TelegramAPIError], None] | None = None,
+        on_migrated: Callable[[int, int], None] | None = None,
         blocked: Callable[[Item], str | None] = lambda _i: None,
         poll_s: float = 0.5,
         max_held: int = 5000,
@@ -93,6 +99,8 @@ class Gate:
         self.on_sent = on_sent
         self.on_failed = on_failed
         self.on_refused = on_refused  # every Telegram error of a send, to judge (disable)
+        self.on_migrated = on_migrated  # (old chat id, new chat id): a group became a supergroup
+        self.moves: dict[int, int] = {}  # old Telegram chat id -> new, followed in this run
         self.blocked = blocked  # a reason not to send an item at all (its pair is disabled)
         self.poll_s = poll_s
         self.max_held = max_held
@@ -154,10 +162,24 @@ class Gate:
 
     # ---- in-memory queues
 
+    def follow(self, old: int, new: int) -> None:
+        """Chat ``old`` is now ``new``: its queue (in decision order) and every item held or
+        claimed later for ``old`` go to ``new``."""
+        self.moves[old] = new
+        moved = self.queues.pop(old, None)
+        for it in self.held.values():
+            if it.tg_chat_id == old:
+                it.tg_chat_id = new
+        if moved:
+            merged = sorted([*self.queues.get(new, ()), *moved], key=lambda i: i.id)
+            self.queues[new] = deque(merged)
+        self.wake.set()
+
     def _hold(self, items: list[Item]) -> None:
         for it in items:
             if it.id in self.held:
                 continue
+            it.tg_chat_id = self.moves.get(it.tg_chat_id, it.tg_chat_id)
             self.held[it.id] = it
             q = self.queues.setdefault(it.tg_chat_id, deque())
             if not q or q[-1].id < it.id:
@@ -293,6 +315,7 @@ class Gate:
     # ---- one send
 
     async def _send(self, item: Item) -> None:
+        chat_key = item.tg_chat_id  # its in-flight slot, even if the chat moves meanwhile
         breaker = self.breakers.get(item.bot_id)
         outcome: tuple[str, Any]
         try:
@@ -327,9 +350,15 @@ class Gate:
             self._report(item, exc)
             outcome = ("release", (item, self._utc_in(300.0), "401 Unauthorized"))
         except TelegramMigrateToChat as exc:
+            # Refused, so not delivered: the row goes to the supergroup next, not to "failed".
             self.metrics.telegram_errors.labels("400").inc()
-            self._report(item, exc)
-            outcome = ("failed", (item, f"chat migrated to {exc.migrate_to_chat_id}"))
+            breaker.success()  # the token works
+            old, new = item.tg_chat_id, int(exc.migrate_to_chat_id)
+            self.follow(old, new)
+            if self.on_migrated is not None:
+                self.on_migrated(old, new)
+            item.not_before = 0.0
+            outcome = ("retry", (item, self.wall(), f"chat {old} became supergroup {new}"))
         except (TelegramForbiddenError, TelegramBadRequest, TelegramNotFound) as exc:
             code = "403" if isinstance(exc, TelegramForbiddenError) else "400"
             self.metrics.telegram_errors.labels(code).inc()
@@ -360,7 +389,7 @@ class Gate:
             item.not_before = self.clock() + 5.0
             outcome = ("retry", (item, self._utc_in(5.0), f"{type(exc).__name__}"))
         finally:
-            self.inflight.pop(item.tg_chat_id, None)
+            self.inflight.pop(chat_key, None)
             self.wake.set()
         kind, payload = outcome
         if kind == "sent":

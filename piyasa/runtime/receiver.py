@@ -58,8 +58,12 @@ class Ingest:
         on_human: Callable[[int, str, str], None],
         on_reply: Callable[[PendingReply], None],
         memo_size: int = 20_000,
+        on_migrated: Callable[[int, int], None] = lambda _old, _new: None,
     ) -> None:
+        """``on_migrated(old, new)``: a fleet chat became a supergroup (its service
+        message; ``piyasa.runtime.migration``)."""
         self.sessions = sessions
+        self.on_migrated = on_migrated
         self.dialect = dialect
         self.roster = roster
         self.on_human = on_human
@@ -99,6 +103,12 @@ class Ingest:
         """
         msg = update.message or update.edited_message
         if msg is None or msg.from_user is None:
+            return False
+        if msg.migrate_to_chat_id or msg.migrate_from_chat_id:  # upgraded to a supergroup
+            old = msg.migrate_from_chat_id or msg.chat.id
+            new = msg.migrate_to_chat_id or msg.chat.id
+            if old in self.roster().by_tg_chat():  # not followed yet (every bot hears it)
+                self.on_migrated(old, new)
             return False
         if not (msg.text or msg.caption):
             return False  # a service message (joins, pins...) or media without words

@@ -3,7 +3,10 @@ client that signs requests the way Slack does (v0 HMAC-SHA256 over timestamp and
 
 Shapes and errors follow Slack's documentation: every Web API answer is HTTP 200 with
 ``{"ok": false, "error": "invalid_auth"}`` style errors; blocks beyond 50, section text
-beyond 3000 and button values beyond 2000 are ``invalid_blocks``.
+beyond 3000 and button values beyond 2000 are ``invalid_blocks``. A rate-limited call is
+HTTP 429 with a ``Retry-After`` header (seconds) and ``{"ok": false, "error": "ratelimited"}``
+(api.slack.com/apis/rate-limits); ``missing_scope`` names the scope in ``needed`` and the
+token's scopes in ``provided``.
 """
 
 from __future__ import annotations
@@ -65,8 +68,13 @@ class SlackServer:
     base: str = ""
     # user id -> the error conversations.open and a DM post answer for that user
     dm_refused: dict[str, str] = field(default_factory=dict)
-    # method -> error for its next call only (a failure after an earlier check passed)
-    fail_next: dict[str, str] = field(default_factory=dict)
+    # method -> error for its next call only (a failure after an earlier check passed):
+    # the code, or the whole error body (``{"error": "missing_scope", "needed": ...}``)
+    fail_next: dict[str, str | dict[str, Any]] = field(default_factory=dict)
+    # method -> Retry-After seconds: its next call is answered 429 ratelimited
+    rate_limit_next: dict[str, int] = field(default_factory=dict)
+    # (method, time.monotonic(), HTTP status) of every authenticated Web API call
+    timeline: list[tuple[str, float, int]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _urls: Any = field(default_factory=lambda: itertools.count(1))
@@ -142,8 +150,18 @@ class SlackServer:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
+        if method in self.rate_limit_next:
+            self.timeline.append((method, time.monotonic(), 429))
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(self.rate_limit_next.pop(method))},
+            )
+        self.timeline.append((method, time.monotonic(), 200))
         if method in self.fail_next:
-            return web.json_response({"ok": False, "error": self.fail_next.pop(method)})
+            error = self.fail_next.pop(method)
+            body = {"error": error} if isinstance(error, str) else dict(error)
+            return web.json_response({"ok": False, **body})
         result = handler(args)
         return web.json_response(result)
 

@@ -41,9 +41,12 @@ def db_url(tmp_path: Path) -> str:
 
 
 @contextmanager
-def debug_logging(tmp_path: Path) -> Iterator[Callable[[], dict[str, str]]]:
+def debug_logging(
+    tmp_path: Path, secrets: list[str] | None = None
+) -> Iterator[Callable[[], dict[str, str]]]:
     """Logging as `piyasa up` sets it from PIYASA_LOG_LEVEL=DEBUG; yields a function that
-    returns what every handler on the root logger wrote, and the ring. Stream handlers
+    returns what every handler on the root logger wrote, and the ring (``secrets``: the
+    configured secrets `piyasa up` gives the redactor; the secret key by default). Stream handlers
     writing elsewhere (stderr) are pointed at buffers; pytest's own handlers write to
     buffers already (renewed per test phase, so they are read where they are). Levels of
     every logger are restored afterwards."""
@@ -54,14 +57,16 @@ def debug_logging(tmp_path: Path) -> Iterator[Callable[[], dict[str, str]]]:
     saved = {n: lg.level for n, lg in manager.loggerDict.items() if isinstance(lg, logging.Logger)}
     root = logging.getLogger()
     saved_root = root.level
-    setup_logging(settings.log_level, [settings.secret_key.reveal()])
+    setup_logging(settings.log_level, secrets or [settings.secret_key.reveal()])
     assert logging.getLogger("piyasa").isEnabledFor(logging.DEBUG)
     swapped: list[tuple[logging.StreamHandler, object]] = []
     for handler in root.handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(
             handler.stream, io.StringIO
         ):
-            swapped.append((handler, handler.setStream(io.StringIO())))
+            # not setStream: it flushes the old stream, which an earlier test may have closed
+            swapped.append((handler, handler.stream))
+            handler.stream = io.StringIO()
     RING.lines.clear()
 
     def outputs() -> dict[str, str]:
@@ -80,7 +85,7 @@ def debug_logging(tmp_path: Path) -> Iterator[Callable[[], dict[str, str]]]:
         yield outputs
     finally:
         for handler, stream in swapped:
-            handler.setStream(stream)  # type: ignore[arg-type]
+            handler.stream = stream
         root.setLevel(saved_root)
         for name, level in saved.items():
             logger = manager.loggerDict.get(name)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 from piyasa import app
 from piyasa.admin.setup.codes import create_setup_code
 from piyasa.admin.users import add_user
+from piyasa.db.engine import create_engine
+from piyasa.db.migrate import upgrade
 from tests.setup.helpers import GROUP, Person, Sandbox, settings_for, start_sandbox, with_token
 
 ADMIN_GROUP = -1007200000900
@@ -20,6 +23,7 @@ class World:
     box: Sandbox
     data_dir: Path
     running: Any = None
+    database_url: str = ""  # empty: SQLite in the data dir
     people: dict[int, Person] = field(default_factory=dict)
 
     @property
@@ -28,9 +32,10 @@ class World:
 
     async def start(self) -> None:
         """`piyasa up` in this process (a fresh Services: a restart loses the memory cache)."""
-        settings = with_token(
-            settings_for(self.data_dir, self.box.url, PIYASA_ADMIN_CHAT_IDS=str(ADMIN_GROUP))
-        )
+        extra = {"PIYASA_ADMIN_CHAT_IDS": str(ADMIN_GROUP)}
+        if self.database_url:
+            extra["PIYASA_DATABASE_URL"] = self.database_url
+        settings = with_token(settings_for(self.data_dir, self.box.url, **extra))
         self.running = await app.start(settings, printer=lambda _line: None)
         await self.box.sb.wait_for_poller(self.box.admin_bot_id)
 
@@ -47,18 +52,38 @@ class World:
         return self.people.setdefault(user_id, Person(self.box.sb, user_id, self.box.admin_bot_id))
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def open_world(data_dir: Path, database_url: str = "") -> AsyncIterator[World]:
+    """The sandbox, an admin group where the admin bot may delete, and `piyasa up`."""
     box = await start_sandbox()
     box.sb.add_group(ADMIN_GROUP, "Yönetim", members=[box.admin_bot_id, 720001, 720002])
     box.sb.set_admin(ADMIN_GROUP, box.admin_bot_id)  # so it may delete what others typed
-    w = World(box, tmp_path / "data")
-    await w.start()
+    w = World(box, data_dir, database_url=database_url)
     try:
+        if database_url:  # `piyasa migrate` first, as an operator would for PostgreSQL
+            engine = create_engine(database_url)
+            try:
+                await upgrade(engine)
+            finally:
+                await engine.dispose()
+        await w.start()
         yield w
     finally:
         await w.stop()
         await box.stop()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with open_world(tmp_path / "data") as w:
+        yield w
+
+
+@pytest.fixture
+async def world_on_both(tmp_path: Path, db_url: str) -> AsyncIterator[World]:
+    """The same world on SQLite and on PostgreSQL (``piyasa up`` migrates the empty one)."""
+    async with open_world(tmp_path / "data", db_url) as w:
+        yield w
 
 
 __all__ = ["GROUP", "World"]

@@ -23,6 +23,9 @@ from tests.e2e.procs import base_env
 from tests.setup.helpers import ADMIN_TOKEN, PASSWORD, Sandbox, start_sandbox
 from tests.waiting import finishes
 
+ADMIN_CHAT = -1007200000550
+PLAIN_CHAT = -1007200000551
+
 
 @pytest.fixture
 async def box():  # type: ignore[no-untyped-def]
@@ -93,6 +96,7 @@ async def test_non_interactive_writes_a_sealed_0600_config_and_a_code(
     tmp_path: Path, box: Sandbox
 ) -> None:
     data = tmp_path / "data"
+    box.llm.api_keys.add("sk-from-the-environment-0000")  # setup now tries the key for real
     env = base_env(
         data,
         PIYASA_TELEGRAM_API_URL=box.url,
@@ -100,6 +104,7 @@ async def test_non_interactive_writes_a_sealed_0600_config_and_a_code(
         PIYASA_ADMIN_USERNAME="boss",
         PIYASA_ADMIN_PASSWORD=PASSWORD,
         OPENAI_API_KEY="sk-from-the-environment-0000",
+        OPENAI_BASE_URL=box.llm_url,
     )
     code, out, err = await cli(["setup", "--non-interactive", "--json"], env)
     assert code == 0, err
@@ -124,6 +129,7 @@ async def test_non_interactive_writes_a_sealed_0600_config_and_a_code(
     code, out, err = await cli(["setup", "--non-interactive"], env)
     assert code == 0, err
     assert "Admin account: boss (existing)" in out and "/setup " in out
+    assert "! alerts have no destination" in out and "PIYASA_ADMIN_CHAT_IDS" in out
     assert "open a private chat with @kurulum_admin_bot" in out
 
 
@@ -152,15 +158,28 @@ async def test_interactive_setup_verifies_the_token_and_turns_totp_on(
             return "ayse"
         if prompt.startswith("Turn on two-factor"):
             return "y"
+        if prompt.startswith("Admin chat id"):
+            return next(chats)
         if prompt.startswith("Code shown"):
             key = next(line for line in said if line.strip().startswith("key: ")).split()[-1]
             return pyotp.TOTP(key).now()
         raise AssertionError(prompt)
 
+    # issue 12 item 8: the admin chat is asked for and checked (getChat, getChatMember)
+    box.sb.add_group(ADMIN_CHAT, "Yöneticiler", members=[box.admin_bot_id])
+    box.sb.add_group(PLAIN_CHAT, "Sade", members=[box.admin_bot_id])
+    box.sb.set_admin(ADMIN_CHAT, box.admin_bot_id)
+    chats = iter(["-1007200000555", str(PLAIN_CHAT), str(ADMIN_CHAT)])
     term = Terminal(say=said.append, ask=ask, ask_secret=lambda _p: next(secrets))
     code = await interactive(settings, {}, term)
     text = "\n".join(said)
     assert code == 0, text
+    assert "cannot see chat -1007200000555" in text
+    assert f"in {PLAIN_CHAT} the admin bot is a plain member" in text
+    assert f"✓ Yöneticiler ({ADMIN_CHAT}): alerts will be posted there" in text
+    assert load_settings({"PIYASA_DATA_DIR": str(tmp_path / "data")}).admin_chat_ids == (
+        ADMIN_CHAT,
+    )
     assert "401 Unauthorized" in text  # the first token was refused, then asked again
     assert "✓ @kurulum_admin_bot (Piyasa Admin)" in text
     assert "refused: the password is too short" in text and "█" in text  # then the QR
@@ -208,6 +227,10 @@ async def test_check_json_exits_1_on_critical_with_the_fix(
     names = {c["name"]: c for c in report["checks"]}
     assert names["admin_bot"]["state"] == "warning" and "piyasa setup" in names["admin_bot"]["fix"]
     assert {"python", "packages", "disk", "database", "schema", "redis", "llm"} <= set(names)
+    # issue 12 item 8: no admin chat and no Slack alert channel -> alerts go nowhere
+    assert names["alerts"]["state"] == "warning"
+    assert "no destination" in names["alerts"]["summary"]
+    assert "PIYASA_ADMIN_CHAT_IDS" in names["alerts"]["fix"]
     monkeypatch.setenv("PIYASA_ADMIN_BOT_TOKEN", "7299999999:SETUP-a-token-telegram-never-issued-0")
     monkeypatch.setenv("PIYASA_REDIS_URL", "redis://127.0.0.1:1/0")
     code = await check.run(argparse.Namespace(json=False))
@@ -224,3 +247,52 @@ async def test_check_exit_code_from_a_real_process(tmp_path: Path) -> None:
     assert code == 1 and report["critical"] >= 1
     db = next(c for c in report["checks"] if c["name"] == "database")
     assert db["state"] == "critical" and "PIYASA_DATABASE_URL" in db["fix"]
+
+
+async def test_non_interactive_checks_every_connection_and_creates_nothing_on_failure(
+    tmp_path: Path, box: Sandbox
+) -> None:
+    """Issue 12 item 10: a malformed token, a common password, an unreachable Redis and a
+    rejected LLM key are all listed in one run, as a real process, and nothing exists after
+    it: no schema, no admin, no config file."""
+    import asyncpg
+
+    from tests.conftest import POSTGRES_URL, postgres_available, skip_or_fail
+
+    if not postgres_available():
+        skip_or_fail("PostgreSQL not reachable at PIYASA_TEST_POSTGRES_URL")
+    schema = "setup_pf_" + os.urandom(4).hex()
+    conn = await asyncpg.connect(POSTGRES_URL.replace("+asyncpg", ""))
+    await conn.execute(f'CREATE SCHEMA "{schema}"')
+    data = tmp_path / "data"
+    env = base_env(
+        data,
+        PIYASA_TELEGRAM_API_URL=box.url,
+        PIYASA_ADMIN_BOT_TOKEN="not-a-token",
+        PIYASA_ADMIN_USERNAME="boss",
+        PIYASA_ADMIN_PASSWORD="password1234",
+        PIYASA_DATABASE_URL=f"{POSTGRES_URL}?search_path={schema}",
+        PIYASA_REDIS_URL="redis://127.0.0.1:1/0",
+        OPENAI_API_KEY="sk-the-provider-never-issued-this",
+        OPENAI_BASE_URL=box.llm_url,
+    )
+    try:
+        code, out, err = await cli(["setup", "--non-interactive"], env)
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+    lines = [line for line in err.splitlines() if line.strip().startswith("✗")]
+    text = "\n".join(lines)
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    assert "PIYASA_ADMIN_BOT_TOKEN is not a Telegram bot token" in text
+    assert "PIYASA_ADMIN_PASSWORD" in text and "common passwords" in text
+    assert "PIYASA_REDIS_URL" in text and "127.0.0.1:1" in text
+    assert "LLM at" in text and "unauthorized" in text
+    assert len(lines) == 4, err
+    assert not tables  # no schema was created, so no admin either
+    assert not (data / ".env").exists()
+    assert "sk-the-provider" not in out + err

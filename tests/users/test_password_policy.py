@@ -244,7 +244,7 @@ async def cli_setup_interactive(
             n = next(runs)
             said: list[str] = []
             typed = iter([password, GOOD, GOOD])
-            answers = {"Username": f"admin{n}", "Turn on two-factor": "n"}
+            answers = {"Username": f"admin{n}", "Turn on two-factor": "n", "Admin chat id": ""}
 
             def ask(prompt: str) -> str:
                 return next(v for k, v in answers.items() if prompt.startswith(k))

@@ -203,6 +203,7 @@ async def connection_checks(settings: Settings, services: Services | None = None
             out.append(await _admin_chats(settings))
         out.append(await _llm(settings, services, db.state != State.CRITICAL))
         out.append(_slack(settings))
+        out.append(_alerts(settings))
     finally:
         if own:
             await services.close()
@@ -366,6 +367,37 @@ async def _llm(settings: Settings, services: Services, db_ok: bool) -> Check:
             "choose a model in /setup (LLM step) or set PIYASA_LLM_MODEL",
         )
     return Check("llm", State.HEALTHY, f"{model}, key ok ({len(models)} models)")
+
+
+def alert_destinations(settings: Settings) -> list[str]:
+    """Where health alerts are posted (``chatops.alerts``): ``telegram:<chat>`` for each
+    admin chat when an admin bot token is set, ``slack:<channel>`` when the Slack app and
+    PIYASA_SLACK_ALERT_CHANNEL are. Empty: every alert goes nowhere."""
+    out = []
+    if settings.admin_bot_token:
+        out += [f"telegram:{c}" for c in settings.admin_chat_ids]
+    if settings.slack_bot_token and settings.slack_alert_channel:
+        out.append(f"slack:{settings.slack_alert_channel}")
+    return out
+
+
+ALERTS_NOWHERE_FIX = (
+    "set PIYASA_ADMIN_CHAT_IDS to an admin group where the admin bot is an administrator "
+    "with the 'Delete messages' right (`piyasa setup` asks for it), or "
+    "PIYASA_SLACK_ALERT_CHANNEL with the Slack app"
+)
+
+
+def _alerts(settings: Settings) -> Check:
+    where = alert_destinations(settings)
+    if where:
+        return Check("alerts", State.HEALTHY, "alerts go to " + ", ".join(where))
+    return Check(
+        "alerts",
+        State.WARNING,
+        "alerts have no destination: nobody hears of a problem",
+        ALERTS_NOWHERE_FIX,
+    )
 
 
 def _slack(settings: Settings) -> Check:

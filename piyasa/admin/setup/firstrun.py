@@ -93,24 +93,39 @@ def token_problem(outcome: verify.Outcome, api: str) -> str:
     return template.format(api=api, problem=outcome.problem, detail=outcome.detail)
 
 
-async def validate(settings: Settings, plan: Plan, *, need_admin: bool) -> Result:
-    """Every problem at once (machine, token, admin, database), nothing written."""
+async def validate(
+    settings: Settings,
+    plan: Plan,
+    *,
+    need_admin: bool,
+    env_problems: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """Every problem at once (machine, malformed variables, token, admin chats, admin,
+    database, Redis, LLM), nothing written. ``env_problems`` are the malformed variables
+    :func:`piyasa.admin.setup.preflight.load_lenient` left out (a malformed token is
+    reported there, not again as missing)."""
+    from piyasa.admin.setup import preflight
+
     res = Result()
+    res.problems.extend(env_problems or [])
     res.checks = checks.machine_checks(settings)
     for c in res.checks:
         if c.critical:
             res.problems.append(f"{c.name}: {c.summary}; {c.fix}")
         elif c.state.is_problem:
             res.warnings.append(f"{c.name}: {c.summary}; {c.fix}")
-    if not plan.token:
+    token_malformed = any(p.startswith("PIYASA_ADMIN_BOT_TOKEN") for p in env_problems or [])
+    if not plan.token and not token_malformed:
         res.problems.append(
             "no admin bot token: create a bot with @BotFather (/newbot) and set "
             "PIYASA_ADMIN_BOT_TOKEN"
         )
-    else:
+    elif plan.token:
         me = await verify.telegram_get_me(settings.telegram_api_url, plan.token)
         if me.ok:
             res.bot = me.data
+            res.problems.extend(await preflight.admin_chat_problems(settings, plan.token))
         else:
             res.problems.append(token_problem(me, settings.telegram_api_url))
     if need_admin:
@@ -128,12 +143,9 @@ async def validate(settings: Settings, plan: Plan, *, need_admin: bool) -> Resul
             )
         elif reason := passwords.problem(plan.password, plan.username):
             res.problems.append(f"PIYASA_ADMIN_PASSWORD: {passwords.PROBLEM_TEXT[reason]}")
-    db = await verify.database_test(settings.database_url)
-    if not db.ok:
-        res.problems.append(
-            f"database: {db.problem} ({db.detail}); check PIYASA_DATABASE_URL and that the "
-            "server is running"
-        )
+    res.problems.extend(await preflight.connection_problems(settings, env or {}))
+    if not checks.alert_destinations(settings):
+        res.warnings.append(f"alerts have no destination; {checks.ALERTS_NOWHERE_FIX}")
     return res
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors as E
+from . import lifecycle
 from .errors import ApiError, bad_request, forbidden
 from .formatting import parse_text, strip_text
 from .limits import RATE_LIMITED_METHODS, retry_after_seconds
@@ -101,6 +102,8 @@ def target(call: Call, *, sending: bool = True) -> Conversation:
     if w.is_group(chat_id):
         group = w.groups.get(chat_id)
         status = group.status.get(bot.id) if group else None
+        if group is not None and (moved := lifecycle.upgraded(group)):
+            raise moved
         if group is None or status is None:
             raise bad_request(E.CHAT_NOT_FOUND)
         if status == "kicked":
@@ -226,8 +229,9 @@ def reply_to(call: Call, conv: Conversation) -> dict[str, Any] | None:
 def send(
     call: Call, conv: Conversation, body: dict[str, Any], markup: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Common tail of every send: reply, flags, rate limit, store."""
+    """Common tail of every send: reply, topic, flags, rate limit, store."""
     replied = reply_to(call, conv)
+    thread = thread_of(call, conv, replied)
     admit(call, conv)
     msg: dict[str, Any] = {"from": call.bot.user(), **body}
     if replied is not None:
@@ -236,9 +240,13 @@ def send(
         msg["reply_markup"] = markup
     if call.p.flag("protect_content"):
         msg["has_protected_content"] = True
-    if call.p.has("message_thread_id"):
-        msg["message_thread_id"] = call.p.integer("message_thread_id")
+    msg.update(thread)
     return call.world.store(conv, msg, call.bot.id)
+
+
+def thread_of(call: Call, conv: Conversation, replied: dict[str, Any] | None) -> dict[str, Any]:
+    """The topic a send lands in (validated): see :func:`.lifecycle.thread_fields`."""
+    return lifecycle.thread_fields(call.world, conv, call.p.integer("message_thread_id"), replied)
 
 
 def find_message(call: Call, conv: Conversation, missing: str) -> dict[str, Any]:
@@ -659,7 +667,7 @@ async def send_photo(call: Call) -> dict[str, Any]:
     markup = reply_markup(call)
     image = _open_image(call, source)
     known = _known_photo(call, source) if isinstance(source, StoredFile) else None
-    reply_to(call, conv)
+    thread_of(call, conv, reply_to(call, conv))
     admit_probe(call, conv)
     body["photo"] = known if known is not None else _photo_sizes(call, source, image)  # type: ignore[arg-type]
     return send(call, conv, body, markup)
@@ -671,7 +679,7 @@ async def send_document(call: Call) -> dict[str, Any]:
     source = _upload(call, "document")
     body = _media_body(call)
     markup = reply_markup(call)
-    reply_to(call, conv)
+    thread_of(call, conv, reply_to(call, conv))
     admit_probe(call, conv)
     if isinstance(source, StoredFile):
         f = source

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from piyasa.sandbox.guard import SandboxGuard
 
-from . import api
+from . import api, lifecycle
 from .clock import Clock, RealClock
 from .errors import ApiError
 from .formatting import detect_entities
@@ -134,11 +134,16 @@ class TelegramSandbox:
         username: str | None = None,
         admins: Iterable[int] = (),
         owner_id: int | None = None,
+        forum: bool = False,
     ) -> Group:
-        """Create a group; bots among ``members`` are "added" and get my_chat_member."""
+        """Create a group; bots among ``members`` are "added" and get my_chat_member.
+        ``forum``: a supergroup with topics (:meth:`create_topic`)."""
         if chat_id >= 0:
             raise ValueError("group chat ids are negative")
+        if forum and not supergroup:
+            raise ValueError("only supergroups can be forums")
         group = Group(chat_id, title, "supergroup" if supergroup else "group", username)
+        group.is_forum = forum
         self.world.groups[chat_id] = group
         if owner_id is not None:
             group.status[owner_id] = "creator"
@@ -179,6 +184,23 @@ class TelegramSandbox:
         group.status[member_id] = "kicked" if kick else "left"
         if member_id in w.bots:
             w.chat_member_update(w.bots[member_id], group, old, group.status[member_id])
+
+    def migrate_group(self, chat_id: int, user_id: int, new_chat_id: int | None = None) -> int:
+        """``user_id`` upgrades basic group ``chat_id`` to a supergroup; returns its new id.
+        Member bots get the two service messages (see :mod:`.lifecycle`)."""
+        new, gone, came = lifecycle.migrate(self.world, chat_id, user_id, new_chat_id)
+        self.world.mark_user_action(chat_id)
+        self._deliver_to_group(self.world.groups[chat_id], gone)
+        self._deliver_to_group(new, came)
+        return new.id
+
+    def create_topic(
+        self, chat_id: int, user_id: int, name: str, thread_id: int | None = None
+    ) -> int:
+        """``user_id`` opens a topic in forum ``chat_id``; returns its message_thread_id."""
+        msg = lifecycle.create_topic(self.world, chat_id, user_id, name, thread_id)
+        self._deliver_to_group(self.world.groups[chat_id], msg)
+        return int(msg["message_thread_id"])
 
     def delete_group(self, chat_id: int) -> None:
         """The group is gone: every bot call naming it gets 400 "Bad Request: chat not found"
@@ -242,17 +264,22 @@ class TelegramSandbox:
         forward_from_user_id: int | None = None,
         sender_chat_id: int | None = None,
         bot_id: int | None = None,
+        message_thread_id: int | None = None,
     ) -> dict[str, Any]:
         """A human writes ``text`` into a chat; member bots get a ``message`` update.
 
         For private chats ``chat_id == user_id`` and the bot is ``bot_id`` (or the only bot).
+        ``message_thread_id``: the forum topic written in (None: General).
         """
         w = self.world
         user = w.users[user_id]
+        thread = lifecycle.user_message_thread(w, chat_id, message_thread_id)
         if w.is_group(chat_id):
             group = w.groups.get(chat_id)
             if group is None:
                 raise KeyError(f"unknown group {chat_id}")
+            if group.migrated_to is not None:
+                raise PermissionError(f"{chat_id} became supergroup {group.migrated_to}")
             if group.status.get(user_id) not in ACTIVE:
                 raise PermissionError(f"user {user_id} is not a member of {chat_id}")
             conv = w.conversation(chat_id)
@@ -264,7 +291,7 @@ class TelegramSandbox:
                     raise ValueError("say which bot this private chat is with: bot_id=")
                 bot_id = next(iter(w.bots))
             conv = w.conversation(user_id, bot_id)
-        body: dict[str, Any] = {"from": user.user(), "text": text}
+        body: dict[str, Any] = {"from": user.user(), **thread, "text": text}
         entities = detect_entities(text)
         if entities:
             body["entities"] = entities

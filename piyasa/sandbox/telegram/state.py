@@ -135,11 +135,16 @@ class Group:
     type: str  # "group" or "supergroup"
     username: str | None = None
     status: dict[int, str] = field(default_factory=dict)  # member id -> chat member status
+    is_forum: bool = False  # a supergroup split into topics (see lifecycle.py)
+    topics: dict[int, str] = field(default_factory=dict)  # message_thread_id -> name
+    migrated_to: int | None = None  # a basic group upgraded to this supergroup
 
     def chat(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "type": self.type, "title": self.title}
         if self.username:
             d["username"] = self.username
+        if self.is_forum:
+            d["is_forum"] = True
         return d
 
 
