@@ -227,6 +227,7 @@ async def test_group_refuses_secrets_and_burns_the_code(world: World) -> None:
     code = await world.admin_with_code("boss")
     sb = world.box.sb
     mark = sb.mark()
+    n = await audit_count(world.services)
     msg = await sb.send_user_message(NEWCOMER, ADMIN_GROUP, f"/setup {code}")
     reply = await sb.wait_for_message(
         chat_id=ADMIN_GROUP, bot_id=world.box.admin_bot_id, after=mark
@@ -237,6 +238,7 @@ async def test_group_refuses_secrets_and_burns_the_code(world: World) -> None:
         any(b[0] == "Open in Telegram" for b in buttons(reply))
         or "@kurulum_admin_bot" in reply["text"]
     )
+    assert (await next_audit(world.services, n, "setup")).params["outcome"] == "code_burned"
     # burned, no setup code waits: /setup is the admins' alone again, and the code links
     # nobody (the refusal is the pipeline's, for anyone not linked)
     me = world.person(NEWCOMER)
