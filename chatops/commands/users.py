@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chatops import announce, dialogs, handover, i18n, menus
-from chatops.commands.registry import Arg, command
+from chatops.commands.registry import Arg, Param, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Image, Pager, Table, Text, View
 from piyasa.admin import auth, issue, passwords
@@ -397,10 +397,19 @@ async def _role_change(ctx: Context) -> View:
     )
 
 
-@users.action("role", confirm=True, confirm_text=_role_text, step_up_if=against_other_admin)
+# Nobody becomes admin through users.role: only make_admin (always with a step-up) or
+# bulk_admin does that, and the pipeline refuses any other value before the handler runs.
+BELOW_ADMIN = ("viewer", "operator")
+
+
+@users.action(
+    "role",
+    confirm=True,
+    confirm_text=_role_text,
+    step_up_if=against_other_admin,
+    params=(Param("role", BELOW_ADMIN, required=True),),
+)
 async def users_role(ctx: Context) -> View:
-    if ctx.params.get("role") == "admin":  # only make_admin (with step-up) may do that
-        return error_view(ctx, svc.UserError("use make_admin", "needs_stepup"))
     return await _role_change(ctx)
 
 
@@ -709,13 +718,11 @@ def _list_defaults() -> dict[str, Any]:
     confirm=True,
     confirm_text=lambda ctx: _preview_text(ctx),
     step_up_if=against_other_admin,
+    # deleting and making admins have their own actions, each with a step-up
+    params=(Param("op", ("lock", "unlock", "role"), required=True), Param("role", BELOW_ADMIN)),
 )
 async def users_bulk(ctx: Context) -> View:
     op, role, _ = _bulk_args(ctx)
-    if op not in ("lock", "unlock", "role") or (
-        op == "role" and role not in ("viewer", "operator")
-    ):
-        return error_view(ctx, svc.UserError("unknown bulk action", "bad_bulk"))
     return await _bulk_run(ctx, op, role)
 
 
@@ -769,7 +776,7 @@ async def _on_role(ctx: Context, data: dict[str, Any], value: str) -> str | None
 
 
 async def _ask_password(ctx: Context, data: dict[str, Any]) -> View:
-    key = "users.add.ask_password" if ctx.chat_private else "users.add.ask_password_group"
+    key = "users.add.ask_password_group" if ctx.input_exposed else "users.add.ask_password"
     return View(
         blocks=[Text(ctx.t(key))],
         buttons=[[wizard.choice(ctx, ctx.t("users.add.generate"), "password", "generate")]],
@@ -786,7 +793,8 @@ async def _on_password_choice(ctx: Context, data: dict[str, Any], value: str) ->
 
 async def _on_password_text(ctx: Context, data: dict[str, Any], text: str) -> str | None:
     # The dialog tried to delete the message holding it (a secret step): say what happened.
-    if not ctx.chat_private:
+    # (A Slack slash command's text is seen by nobody else, even in a channel.)
+    if ctx.input_exposed:
         return (
             "users.add.password_visible" if ctx.secret_visible else "users.add.password_not_private"
         )

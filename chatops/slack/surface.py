@@ -38,6 +38,14 @@ SLASH_COMMAND = "/piyasa"
 ACK_BUDGET_S = 2.0
 
 
+def is_dm(channel_id: str, channel_name: str = "") -> bool:
+    """A direct message with the app: conversation ids of DMs start with ``D``, and a slash
+    command typed in one says ``channel_name=directmessage`` (Slack's slash command
+    payload). A public or private channel is no private chat, even though our answers
+    there are ephemeral: private-only commands are refused there."""
+    return channel_id.startswith("D") or channel_name == "directmessage"
+
+
 class SlackResponder:
     """Ephemeral answers through response_url; ``send``/``edit`` post and update real
     channel messages (for live views), ``send_private`` writes to the user's DM."""
@@ -256,7 +264,12 @@ class SlackSurface:
 
     # -- requests ---------------------------------------------------------------------
     async def _context(
-        self, user_id: str, user_name: str, channel_id: str, response_url: str
+        self,
+        user_id: str,
+        user_name: str,
+        channel_id: str,
+        response_url: str,
+        channel_name: str = "",
     ) -> Context:
         client = Client("slack", user_id, display_name=user_name)
         actor = await pipeline.identify(self.services, client)
@@ -268,7 +281,8 @@ class SlackSurface:
             actor=actor,
             lang=pipeline.language(self.services, actor, client),
             chat_id=channel_id,
-            chat_private=True,  # slash commands and our answers are visible to the asker only
+            chat_private=is_dm(channel_id, channel_name),
+            input_seen_by_chat=False,  # a slash command's text is never shown to the channel
         )
         ctx.responder = SlackResponder(
             self,
@@ -288,7 +302,11 @@ class SlackSurface:
     async def _on_command(self, ack: Any, body: dict[str, Any]) -> None:
         name, _, args = (body.get("text") or "").strip().partition(" ")
         ctx = await self._context(
-            body["user_id"], body.get("user_name", ""), body["channel_id"], body["response_url"]
+            body["user_id"],
+            body.get("user_name", ""),
+            body["channel_id"],
+            body["response_url"],
+            body.get("channel_name", ""),
         )
         invocation = Invocation(spec_id=(name.lower() or "help")[:32], args_text=args.strip())
         if name and name.lower() not in self.registry.commands and await dialogs.waiting(ctx):
@@ -331,7 +349,11 @@ class SlackSurface:
             "channel_id", ""
         )
         ctx = await self._context(
-            user_id, body["user"].get("username", ""), channel_id, body.get("response_url", "")
+            user_id,
+            body["user"].get("username", ""),
+            channel_id,
+            body.get("response_url", ""),
+            (body.get("channel") or {}).get("name", ""),
         )
         press = await self.tokens.resolve(
             str(action.get("value") or ""), surface="slack", user=user_id, chat=channel_id

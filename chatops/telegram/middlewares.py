@@ -260,7 +260,7 @@ class Authorize(BaseMiddleware):
         if get_flag(data, FLAG) is not None:
             ctx: Context = data["ctx"]
             pipeline.check_parts(ctx)
-            pipeline.authorize(ctx)
+            await pipeline.authorize(ctx)
             await pipeline.check_exposed(ctx)
             pipeline.check_private(ctx)
             pipeline.check_args(ctx)

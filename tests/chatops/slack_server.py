@@ -422,7 +422,7 @@ class SlackClient:
                 "team_id": TEAM_ID,
                 "team_domain": "piyasa",
                 "channel_id": channel,
-                "channel_name": "ops",
+                "channel_name": "directmessage" if channel.startswith("D") else "ops",
                 "user_id": user_id,
                 "user_name": user_id.lower(),
                 "command": "/piyasa",
@@ -515,6 +515,11 @@ class SlackClient:
         else:
             raise AssertionError(f"unexpected response_action {action}")
         return {"status": status, "ack": ack, "errors": errors}
+
+
+def dm_of(user_id: str) -> str:
+    """The id of the user's DM with the app, as conversations.open above answers it."""
+    return "D" + user_id[1:]
 
 
 def slack_buttons(message: dict) -> list[tuple[str, str]]:

@@ -22,7 +22,7 @@ from piyasa.config import load_settings
 from piyasa.services import Services
 from tests.chatops.conftest import start_slack, start_telegram
 from tests.chatops.harness import TelegramWorld, seed_people, with_admin_settings
-from tests.chatops.slack_server import SlackServer, slack_text
+from tests.chatops.slack_server import SlackServer, dm_of, slack_text
 from tests.setup.helpers import (
     ADMIN_TOKEN,
     NEWCOMER,
@@ -135,8 +135,9 @@ async def slack_password_command(services: Services) -> AsyncIterator[Attempt]:
         await svc.set_password(services, svc.CLI, "user_operator", CURRENT)
 
         async def attempt(password: str) -> str:
+            dm = dm_of("U0OPERATOR")  # /password is private-only: the app's DM
             return slack_text(
-                (await slack.slash("U0OPERATOR", f"password {CURRENT} {password}"))[1]
+                (await slack.slash("U0OPERATOR", f"password {CURRENT} {password}", channel=dm))[1]
             )
 
         yield attempt

@@ -175,8 +175,11 @@ async def test_no_dm_changes_nothing_slack(slack, slack_server) -> None:
         assert await _outcome(slack.services, mark, action) == "refused_no_private_chat"
     _, ack, _ = await slack.slash("U0ADMIN", "linkcode user_viewer")
     assert no_dm in slack_text(ack) and await _codes(slack.services) == 0
+    # /mfa is private-only: from a channel it is refused before any seed exists (and in
+    # the app's DM the DM is there by definition)
     _, ack, _ = await slack.slash("U0VIEWER", "mfa")
-    assert no_dm in slack_text(ack)
+    where = i18n.t("en", "refuse.private_where.slack")
+    assert i18n.t("en", "refuse.private_only", where=where) in slack_text(ack)
     assert (await svc.card(slack.services, "user_viewer")).mfa == "off"  # no seed waits
     assert not [m for m in slack_server.posted if m["channel"].startswith("D")]
 

@@ -31,7 +31,7 @@ from piyasa.config import SECRET_KEY_FILE_NAME
 from piyasa.db.models import AuditEntry, User
 from tests.chatops.conftest import start_slack, start_telegram
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, with_admin_settings
-from tests.chatops.slack_server import BOT_TOKEN, SIGNING_SECRET, slack_text
+from tests.chatops.slack_server import BOT_TOKEN, SIGNING_SECRET, dm_of, slack_text
 from tests.chatops.test_log_hygiene import debug_logging
 from tests.users.helpers import slack_tap, slack_token, slack_upload, tap
 
@@ -133,15 +133,16 @@ async def _slack(slack, server) -> tuple[dict[str, str], dict[str, str]]:  # typ
         delivered[name] = _code_in(slack_text(dm()))
     # the operator's temporary password is changed for one of their own (the card forces it)
     temp = delivered["slack temp password"]
-    _, ack, _ = await slack.slash("U0OPERATOR", f"password {temp} {SLACK_NEW}")
+    dm_op = dm_of("U0OPERATOR")  # /password and /mfa are private-only: the app's DM
+    _, ack, _ = await slack.slash("U0OPERATOR", f"password {temp} {SLACK_NEW}", channel=dm_op)
     assert "changed" in slack_text(ack).lower(), slack_text(ack)
     typed = {"slack new password": SLACK_NEW}
-    _, ack, _ = await slack.slash("U0OPERATOR", "mfa")
+    _, ack, _ = await slack.slash("U0OPERATOR", "mfa", channel=dm_op)
     await slack_upload(server, "piyasa-2fa.png")
     seed = await _pending_seed(slack.services, "user_operator")
     delivered["slack totp seed"] = seed
     typed["slack totp code"] = pyotp.TOTP(seed).now()
-    _, ack, _ = await slack.slash("U0OPERATOR", f"mfa {typed['slack totp code']}")
+    _, ack, _ = await slack.slash("U0OPERATOR", f"mfa {typed['slack totp code']}", channel=dm_op)
     assert "is on" in slack_text(ack), slack_text(ack)
     return delivered, typed
 
