@@ -103,6 +103,9 @@ def render_status_page(
         )
     else:
         incidents = f'<p class="muted">{_e(t(lang, "incidents.none", days=days))}</p>'
+    if overview.blips:
+        counts = ", ".join(f"{component_label(lang, c)} {n}" for c, n in overview.blips.items())
+        incidents += f'<p class="muted blips">{_e(t(lang, "incidents.blips", counts=counts))}</p>'
     checked = (
         t(lang, "checked", when=snap.taken_at.strftime("%Y-%m-%d %H:%M:%S"))
         if snap.taken_at
