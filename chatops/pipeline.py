@@ -19,8 +19,8 @@ from typing import Any
 from chatops import i18n, inputs
 from chatops.context import Client, Context, Invocation
 from chatops.views import Alert, Button, Text, View
+from piyasa.admin import activity, auth, identity
 from piyasa.admin import audit as audit_log
-from piyasa.admin import auth, identity
 from piyasa.db.availability import availability, db_down, is_outage
 from piyasa.services import Services
 
@@ -57,7 +57,9 @@ def refusal(ctx: Context, key: str, result: str, **kwargs: Any) -> Halt:
 
 
 async def identify(services: Services, client: Client) -> identity.Principal | None:
-    return await identity.resolve(services, client.provider, client.external_id)
+    actor = await identity.resolve(services, client.provider, client.external_id)
+    await activity.seen(services, actor.user_id if actor else None)  # last seen, once a minute
+    return actor
 
 
 def language(services: Services, actor: identity.Principal | None, client: Client) -> str:

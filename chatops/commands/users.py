@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
-from chatops import announce, dialogs, handover, i18n, menus
+from chatops import announce, dialogs, handover, i18n, menus, timefmt
 from chatops.commands.registry import Arg, Param, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Image, Pager, Table, Text, View
@@ -33,18 +33,10 @@ ROW = 2  # user buttons per keyboard row (thumb-sized on a phone)
 
 
 def ago(ctx: Context, when: datetime | None, now: datetime | None = None) -> str:
-    """Relative, localized: "2 dk önce" / "2 min ago"; "never" for None."""
+    """Relative, localized by Babel: "2 dk. önce" / "2 min. ago"; "never" for None."""
     if when is None:
         return ctx.t("users.never")
-    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
-    if seconds < 60:
-        return ctx.t("users.ago.now")
-    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("day", 86400)):
-        if seconds >= size:
-            return ctx.t(f"users.ago.{unit}", n=int(seconds // size))
-    if seconds >= 3600:
-        return ctx.t("users.ago.hour", n=int(seconds // 3600))
-    return ctx.t("users.ago.min", n=int(seconds // 60))
+    return timefmt.ago(ctx.lang, when, now, just_now=ctx.t("users.ago.now"))
 
 
 def actor_of(ctx: Context) -> svc.Actor:
@@ -149,7 +141,7 @@ async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = N
                     t("users.col.role"),
                     t("users.col.status"),
                     t("users.col.created"),
-                    t("users.col.last_login"),
+                    t("users.col.last_seen"),
                 ],
                 [
                     (
@@ -157,7 +149,7 @@ async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = N
                         t(f"role.{r.role}"),
                         t(f"users.status.{r.status}") + (" 🔐" if r.mfa else ""),
                         ago(ctx, r.created_at, now),
-                        ago(ctx, r.last_login_at, now),
+                        ago(ctx, r.last_seen_at, now),
                     )
                     for r in page.rows
                 ],
@@ -304,6 +296,8 @@ async def card_view(ctx: Context, uid: int | None, alert: Alert | None = None) -
                 (t("users.f.password"), pw),
                 (t("users.f.mfa"), t(f"users.mfa.state.{c.mfa}")),
                 (t("users.f.created"), ago(ctx, c.created_at, now)),
+                (t("users.f.last_seen"), ago(ctx, c.last_seen_at, now)),
+                (t("users.f.active_days"), str(c.active_days)),
                 (t("users.f.last_login"), ago(ctx, c.last_login_at, now)),
                 (t("users.f.logins"), str(c.ok_logins)),
                 (t("users.f.failed"), failures),
