@@ -413,8 +413,12 @@ class SlackClient:
         channel: str = "C0OPS",
         secret: str | None = None,
         timestamp: int | None = None,
+        final: bool = True,
     ) -> tuple[int, Any, str]:
-        """Send ``/piyasa text``; returns (status, ack body as JSON or text, response_url)."""
+        """Send ``/piyasa text``; returns (status, ack body as JSON or text, response_url).
+
+        With ``final`` (the default) a "Working on it…" ack is replaced by the answer that
+        follows it through response_url: what the user reads, however slow the machine."""
         response_url = self.server.new_response_url()
         body = urllib.parse.urlencode(
             {
@@ -437,6 +441,10 @@ class SlackClient:
             parsed: Any = json.loads(raw) if raw else None
         except ValueError:
             parsed = raw
+        if final and _is_placeholder(parsed):
+            # the command outlasted the ack budget (a loaded machine): its answer follows
+            # through response_url, which is what the user reads in place of the placeholder
+            parsed = (await self.server.wait_response(response_url))[0]
         return status, parsed, response_url
 
     async def press(
@@ -541,3 +549,11 @@ def slack_text(message: Any) -> str:
         for f in b.get("fields") or []:
             parts.append(f.get("text", ""))
     return "\n".join(parts)
+
+
+def _is_placeholder(ack: Any) -> bool:
+    """Is ``ack`` the "Working on it…" answer Slack shows while the command runs on?"""
+    from chatops import i18n
+
+    text = ack.get("text") if isinstance(ack, dict) else None
+    return bool(text) and text in {i18n.t(lang, "slack.working") for lang in i18n.LANGS}

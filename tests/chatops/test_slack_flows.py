@@ -63,7 +63,7 @@ async def test_button_press_edits_in_place_and_foreign_press_changes_nothing(
 
 
 async def test_slow_work_is_acked_then_answered_via_response_url(slackx, slack_server) -> None:
-    status, ack, url = await slackx.slash("U0VIEWER", "slow")
+    status, ack, url = await slackx.slash("U0VIEWER", "slow", final=False)
     assert status == 200 and i18n.t("en", "slack.working") in slack_text(ack)
     slackx.registry.gate.set()
     (answer,) = await slack_server.wait_response(url)
