@@ -94,6 +94,11 @@ class Context:
     audit_params: dict[str, Any] = field(default_factory=dict)
     elevated: bool = False
     input_problem: Any = None  # chatops.inputs.Problem: refused at check_args
+    # which declared bootstrap rule let this request in below the spec's role (authorize)
+    via_bootstrap: str | None = None
+    # others in the chat saw what the user typed; None: everyone in a non-private chat
+    # did (Telegram); a Slack slash command's text is seen by the app alone
+    input_seen_by_chat: bool | None = None
 
     # -- language -------------------------------------------------------------
     def t(self, key: str, /, **kwargs: object) -> str:
@@ -111,6 +116,13 @@ class Context:
     @property
     def params(self) -> dict[str, Any]:
         return self.invocation.params if self.invocation else {}
+
+    @property
+    def input_exposed(self) -> bool:
+        """Whether people other than the caller saw what the caller typed."""
+        if self.input_seen_by_chat is not None:
+            return self.input_seen_by_chat
+        return not self.chat_private
 
     @property
     def secret_visible(self) -> bool:

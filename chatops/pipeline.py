@@ -1,9 +1,10 @@
 """The one pipeline every request goes through, on every surface.
 
 Stages, in order: identify -> language -> bind (which spec, which args) -> parts (during a
-database outage only ``needs=()`` specs run) -> authorize ->
-exposed secrets -> private-only -> arguments (incl. the edge checks of chatops.inputs) ->
-step-up -> confirmation -> execute -> audit. Each stage is a
+database outage only ``needs=()`` specs run) -> authorize (role, or the spec's declared
+bootstrap rule) -> exposed secrets -> private-only -> arguments (incl. the edge checks of
+chatops.inputs, and the declared rules on button params) -> step-up -> confirmation ->
+execute -> audit. Each stage is a
 plain function; Telegram calls them from aiogram middlewares (an onion, reading the spec
 from handler flags), Slack and step-up resumption call :func:`run`, which chains the same
 functions. A stage that stops the request raises :class:`Halt` carrying the View to show
@@ -18,8 +19,8 @@ from typing import Any
 from chatops import i18n, inputs
 from chatops.context import Client, Context, Invocation
 from chatops.views import Alert, Button, Text, View
+from piyasa.admin import activity, auth, identity
 from piyasa.admin import audit as audit_log
-from piyasa.admin import auth, identity
 from piyasa.db.availability import availability, db_down, is_outage
 from piyasa.services import Services
 
@@ -56,7 +57,9 @@ def refusal(ctx: Context, key: str, result: str, **kwargs: Any) -> Halt:
 
 
 async def identify(services: Services, client: Client) -> identity.Principal | None:
-    return await identity.resolve(services, client.provider, client.external_id)
+    actor = await identity.resolve(services, client.provider, client.external_id)
+    await activity.seen(services, actor.user_id if actor else None)  # last seen, once a minute
+    return actor
 
 
 def language(services: Services, actor: identity.Principal | None, client: Client) -> str:
@@ -110,22 +113,59 @@ def failure(ctx: Context, exc: BaseException) -> Halt:
 # -- authorize ------------------------------------------------------------------------------
 
 
-def authorize(ctx: Context) -> None:
+async def bootstrap_open(ctx: Context, spec: Any) -> bool:
+    """Whether ``spec``'s declared :class:`~chatops.commands.registry.Bootstrap` lets this
+    caller in now. Never a locked account; a rule that cannot be checked (database down)
+    counts as closed, so an outage never opens a command."""
+    boot = getattr(spec, "bootstrap", None)
+    if boot is None or (ctx.actor is not None and ctx.actor.locked) or db_down(ctx.services):
+        return False
+    try:
+        return bool(await boot.is_open(ctx.services))
+    except Exception as exc:
+        if is_outage(exc):
+            availability(ctx.services).failed(exc)
+        log.warning("bootstrap rule %s could not be checked: treated as closed", boot.name)
+        return False
+
+
+async def opened(ctx: Context) -> frozenset[str]:
+    """Commands above the caller's level that a bootstrap rule opens to them now (for
+    /help, which lists exactly what the caller may run)."""
+    return frozenset(
+        [
+            c.id
+            for c in ctx.registry.bootstraps()
+            if c.level > ctx.level and await bootstrap_open(ctx, c)
+        ]
+    )
+
+
+async def authorize(ctx: Context, *, allow_bootstrap: bool = True) -> None:
     """Role check by numeric identity; locked accounts run nothing that needs a role.
 
+    Below the role, the spec's declared bootstrap rule may let the caller in (recorded in
+    ``ctx.via_bootstrap`` and the audit row); a handler that used it to change who the
+    caller is (a redeemed setup code) calls this again with ``allow_bootstrap=False``.
     Forbidden and unknown commands get the same answer, so a refusal never reveals which
     commands exist above the caller's role.
     """
     spec = ctx.spec
     assert spec is not None
+    ctx.via_bootstrap = None
     if spec.level == 0:
+        return
+    if ctx.actor is not None and ctx.actor.locked:
+        raise refusal(ctx, "refuse.locked", "denied_locked")
+    if ctx.actor is not None and ctx.actor.level >= spec.level:
+        return
+    if allow_bootstrap and await bootstrap_open(ctx, spec):
+        ctx.via_bootstrap = spec.bootstrap.name  # type: ignore[union-attr]
+        ctx.audit_params["via"] = ctx.via_bootstrap
         return
     if ctx.actor is None:
         raise refusal(ctx, "refuse.unlinked", "denied_unlinked")
-    if ctx.actor.locked:
-        raise refusal(ctx, "refuse.locked", "denied_locked")
-    if ctx.actor.level < spec.level:
-        raise refusal(ctx, "refuse.denied", "denied_role")
+    raise refusal(ctx, "refuse.denied", "denied_role")
 
 
 async def check_exposed(ctx: Context) -> None:
@@ -133,9 +173,11 @@ async def check_exposed(ctx: Context) -> None:
     code): the group has seen them — every member's app received the message, and it
     stays readable where the bot could not delete it — so they are exposed. The spec's
     ``on_exposed`` deals with that (e.g. forces a password change); the refusal says
-    truthfully whether the message is gone. Runs before :func:`check_private`."""
+    truthfully whether the message is gone. Runs before :func:`check_private`. Where
+    nobody else saw the input (a DM; a Slack slash command, whose text the channel never
+    sees) nothing is exposed: :func:`check_private` alone refuses it."""
     spec = ctx.spec
-    if spec is None or not spec.private_only or ctx.chat_private:
+    if spec is None or not spec.private_only or not ctx.input_exposed:
         return
     if not any(ctx.args.get(name) for name in spec.secret_args):
         return
@@ -147,8 +189,11 @@ async def check_exposed(ctx: Context) -> None:
 
 
 def check_private(ctx: Context) -> None:
+    """``private_only`` specs run only in a private chat with the bot (a Slack DM with the
+    app); the refusal says where that is on this surface."""
     if ctx.spec is not None and ctx.spec.private_only and not ctx.chat_private:
-        raise refusal(ctx, "refuse.private_only", "refused_private_only")
+        where = ctx.t(f"refuse.private_where.{ctx.surface}")
+        raise refusal(ctx, "refuse.private_only", "refused_private_only", where=where)
 
 
 def check_args(ctx: Context) -> None:
@@ -157,6 +202,10 @@ def check_args(ctx: Context) -> None:
     bad = ctx.input_problem
     if bad is not None:
         raise refusal(ctx, f"refuse.input.{bad.code}", "refused_input", max=bad.limit)
+    if spec.bad_params(ctx.params):
+        # a button whose server-side params break the spec's declared rule (stale, forged,
+        # or a view's bug): nothing runs
+        raise refusal(ctx, "refuse.param", "refused_param")
     if ctx.invocation is not None and ctx.invocation.is_press:
         return
     if spec.missing_args(ctx.args) or spec.bad_choices(ctx.args):
@@ -201,7 +250,10 @@ async def step_up(ctx: Context, resume: dict[str, Any] | None = None) -> None:
         },
         ttl=PENDING_TTL_S,
     )
-    key = "stepup.prompt_private" if ctx.chat_private else "stepup.prompt_group"
+    # only Telegram's StepUp layer writes to the user privately from a group; elsewhere the
+    # surface hint says where to send the code
+    group = not ctx.chat_private and ctx.surface == "telegram"
+    key = "stepup.prompt_group" if group else "stepup.prompt_private"
     raise Halt(
         View(
             blocks=[Alert("warning", ctx.t(key, surface_hint=ctx.t(f"stepup.how.{ctx.surface}")))]
@@ -329,7 +381,7 @@ async def stages(
     """Every stage from bind to execute; raises :class:`Halt` when a stage stops it."""
     bind(ctx, invocation)
     check_parts(ctx)
-    authorize(ctx)
+    await authorize(ctx)
     await check_exposed(ctx)
     check_private(ctx)
     check_args(ctx)

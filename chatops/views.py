@@ -142,6 +142,34 @@ class Button:
         object.__setattr__(self, "label", neutral(self.label))
 
 
+@dataclass
+class Ask:
+    """The screen waits for a typed answer to step ``step`` of ``command``'s dialog.
+
+    Each surface collects it through a channel that cannot be mistaken for a command:
+    Slack opens a modal (``views.open``), Telegram in a group sends a ForceReply prompt
+    and takes only its owner's reply to it. ``error`` is the problem with the previous
+    answer (shown inline in a Slack modal); ``sent`` is told which message holds the
+    prompt, so only a reply to that message is taken as the answer.
+    """
+
+    command: str
+    step: str
+    label: str
+    secret: bool = False
+    error: str = ""
+    sent: Callable[[str], Awaitable[None]] | None = field(default=None, repr=False)
+
+    @property
+    def input_action(self) -> str:
+        return f"{self.command}.input"
+
+    @property
+    def open_action(self) -> str:
+        """The button action that shows the step again (Slack: and reopens the modal)."""
+        return f"{self.command}.ask"
+
+
 TokenIssuer = Callable[[Button], Awaitable[str]]
 """What a renderer calls for each non-URL button: the short server-side token it carries."""
 
@@ -180,7 +208,8 @@ class View:
     (Telegram answerCallbackQuery text; ignored where there is no such thing); ``protect``
     asks the surface to prevent forwarding/saving (Telegram ``protect_content``);
     ``private`` means it may only be shown in a private chat/ephemeral message;
-    ``edit`` (default for button presses) replaces the pressed message.
+    ``edit`` (default for button presses) replaces the pressed message; ``ask`` means
+    the screen waits for a typed dialog answer (:class:`Ask`).
     """
 
     title: str = ""
@@ -193,6 +222,7 @@ class View:
     protect: bool = False
     private: bool = False
     edit: bool | None = None
+    ask: Ask | None = None
 
     def __post_init__(self) -> None:
         self.title = neutral(self.title)

@@ -134,9 +134,10 @@ async def start(
     Raises what a part raised (e.g. ``DatabaseUnavailable``), after stopping what started.
     ``stop_requested``: a hold point named by ``PIYASA_START_HOLD`` waits for it.
     """
+    from piyasa.admin.setup.pidfile import log_path
     from piyasa.logs import setup_logging
 
-    setup_logging(settings.log_level, settings.secret_values())
+    setup_logging(settings.log_level, settings.secret_values(), log_path(settings.data_dir))
     running = Running()
     hold_at = os.environ.get(HOLD_ENV, "")
 

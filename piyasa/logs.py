@@ -12,9 +12,11 @@ Three rules, one place:
   record was made, whatever its logger's name or level.
 - **Secrets are redacted.** Every line passes :data:`REDACTOR`: the configured secrets and
   anything shaped like a bot token, an API key, a TOTP seed or a password in a URL.
-- **Lines and the ring are bounded.** A record longer than :data:`MAX_LINE_CHARS` keeps its
-  head and tail around a marker; the ring the ``/health`` log download reads (:data:`RING`)
-  holds at most :data:`RING_LINES` lines and :data:`RING_MAX_BYTES` bytes.
+- **Lines, the ring and the file are bounded.** A record longer than :data:`MAX_LINE_CHARS`
+  keeps its head and tail around a marker; the ring the ``/health`` log download reads
+  (:data:`RING`) holds at most :data:`RING_LINES` lines and :data:`RING_MAX_BYTES` bytes;
+  ``piyasa.log`` in the data dir rotates at :data:`LOG_FILE_MAX_BYTES` and keeps
+  :data:`LOG_FILE_BACKUPS` older files (:class:`PrivateRotatingFileHandler`), each 0600.
 """
 
 from __future__ import annotations
@@ -23,12 +25,17 @@ import importlib.util
 import logging
 import os
 import re
+import sys
 from collections import deque
 from collections.abc import Iterable
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 
 MAX_LINE_CHARS = 8192  # per record; most tracebacks fit whole
 RING_LINES = 1000
 RING_MAX_BYTES = 1024 * 1024
+LOG_FILE_MAX_BYTES = 10 * 1024 * 1024  # piyasa.log rotates at 10 MiB ...
+LOG_FILE_BACKUPS = 5  # ... and keeps piyasa.log.1 .. .5: at most 60 MiB on disk
 OWN_LOGGERS = ("piyasa", "chatops")
 # The level below which a library's records never reach a handler, by top-level package.
 LIBRARY_FLOORS: dict[str, int] = {
@@ -226,6 +233,60 @@ class RingBufferHandler(logging.Handler):
 RING = RingBufferHandler()
 
 
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """``piyasa.log``: rotated by size (stdlib ``RotatingFileHandler``: the file is renamed
+    to ``.1``, older ones shift up, the oldest beyond ``backups`` is deleted), every file
+    created 0600 (a rename keeps the mode), filtered like every handler of ours.
+
+    A detached ``piyasa up`` has its stdout and stderr on this same file (prints, and
+    tracebacks that bypass logging); on rollover, those descriptors are moved to the new
+    file too, so nothing keeps growing the renamed one."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        max_bytes: int = LOG_FILE_MAX_BYTES,
+        backups: int = LOG_FILE_BACKUPS,
+    ) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self.addFilter(RedactingFilter())
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # a file an older version made 0644
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def doRollover(self) -> None:
+        followers = [fd for fd in (1, 2) if self.stream and _same_file(fd, self.stream.fileno())]
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        super().doRollover()
+        if self.stream is None:
+            self.stream = self._open()
+        for fd in followers:
+            os.dup2(self.stream.fileno(), fd)
+
+
+def _same_file(fd: int, other: int) -> bool:
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _stderr_is(path: Path) -> bool:
+    """Is this process's stderr the file at ``path`` (a detached process)?"""
+    try:
+        a, b = os.fstat(2), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _level(level: str | int) -> int:
     if isinstance(level, int):
         return level
@@ -235,13 +296,23 @@ def _level(level: str | int) -> int:
     return value
 
 
-def setup_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) -> None:
-    """Configure logging once per process (again only adjusts levels and secrets).
+def setup_logging(
+    level: str | int = "INFO",
+    secrets: Iterable[str] = (),
+    log_file: Path | None = None,
+    *,
+    max_bytes: int = LOG_FILE_MAX_BYTES,
+    backups: int = LOG_FILE_BACKUPS,
+) -> None:
+    """Configure logging once per process (again only adjusts levels, secrets and the file).
 
     ``level`` (a name like ``"DEBUG"`` or a number) applies to Piyasa's own loggers; the
     root logger, and so every library, gets at least WARNING (see the module docstring).
-    ``secrets`` are redacted from every line from now on. Raises ValueError for an unknown
-    level name.
+    ``secrets`` are redacted from every line from now on. ``log_file`` (the data dir's
+    ``piyasa.log``) gets every line too, rotated at ``max_bytes`` bytes with ``backups``
+    older files kept, all 0600; when stderr already is that file (a detached process),
+    lines are written once, by the rotating handler. Raises ValueError for an unknown level
+    name, OSError when ``log_file`` cannot be opened.
     """
     own = _level(level)
     REDACTOR.add(*secrets)
@@ -254,14 +325,28 @@ def setup_logging(level: str | int = "INFO", secrets: Iterable[str] = ()) -> Non
     for name, floor in LIBRARY_FLOORS.items():
         logging.getLogger(name).setLevel(max(own, floor))
     _raise_library_levels(own)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    detached = log_file is not None and _stderr_is(Path(log_file))
     if not any(getattr(h, "_piyasa", False) for h in root.handlers):
-        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         stream = logging.StreamHandler()
         stream._piyasa = True  # type: ignore[attr-defined]
         stream.addFilter(RedactingFilter())
         for handler in (stream, RING):
             handler.setFormatter(fmt)
             root.addHandler(handler)
+    for handler in list(root.handlers):
+        if getattr(handler, "_piyasa", False) == "file":
+            if log_file is not None and handler.baseFilename == os.path.abspath(log_file):  # type: ignore[attr-defined]
+                return
+            root.removeHandler(handler)
+            handler.close()
+        elif getattr(handler, "_piyasa", False) is True and detached:
+            root.removeHandler(handler)  # stderr is the file: the rotating handler writes it
+    if log_file is not None:
+        rotating = PrivateRotatingFileHandler(log_file, max_bytes, backups)
+        rotating._piyasa = "file"  # type: ignore[attr-defined]
+        rotating.setFormatter(fmt)
+        root.addHandler(rotating)
 
 
 def _raise_library_levels(own: int) -> None:

@@ -51,7 +51,11 @@ async def help_(ctx: Context) -> View:
     wanted = ctx.args.get("command", "").lstrip("/").lower()
     if wanted:
         cmd = ctx.registry.commands.get(wanted)
-        if cmd is None or cmd.hidden or cmd.level > level:
+        if (
+            cmd is None
+            or cmd.hidden
+            or (cmd.level > level and not await pipeline.bootstrap_open(ctx, cmd))
+        ):
             # the same words as a refused command: help never confirms what exists above you
             return pipeline.refusal(ctx, "refuse.denied", "denied_role").view
         fields = [(ctx.t("help.usage"), f"{cmd_prefix(ctx)}{cmd.usage()}")]
@@ -64,7 +68,7 @@ async def help_(ctx: Context) -> View:
         return View(
             title=f"{cmd_prefix(ctx)}{cmd.id}", blocks=[Text(ctx.t(cmd.help_key)), Fields(fields)]
         )
-    lines = [_line(ctx, c) for c in ctx.registry.visible(level)]
+    lines = [_line(ctx, c) for c in ctx.registry.visible(level, await pipeline.opened(ctx))]
     blocks = [Text("\n".join(lines))]
     if ctx.actor is None:
         blocks.append(Text(ctx.t("help.unlinked_hint")))
@@ -101,13 +105,22 @@ async def whoami(ctx: Context) -> View:
     return view
 
 
-@command("link", role="public", order=3, args=(Arg("code", required=True, secret=True),))
+async def _link_exposed(ctx: Context) -> View:
+    """``/link CODE`` typed in a group: the group saw the code, so nobody may redeem it."""
+    await identity.void_link_code(ctx.services, ctx.args["code"])
+    return View(blocks=[Alert("error", ctx.t("link.not_private"))])
+
+
+@command(
+    "link",
+    role="public",
+    order=3,
+    private_only=True,
+    args=(Arg("code", required=True, secret=True),),
+    on_exposed=_link_exposed,
+)
 async def link(ctx: Context) -> View:
     code = ctx.args["code"]
-    if not ctx.chat_private:
-        # The code was seen by the group: burn it so nobody else can redeem it.
-        await identity.void_link_code(ctx.services, code)
-        return View(blocks=[Alert("error", ctx.t("link.not_private"))])
     result = await identity.redeem_link_code(
         ctx.services,
         code,
@@ -193,12 +206,12 @@ async def cancel(ctx: Context) -> View:
     "linkcode",
     role="admin",
     order=20,
-    private_only=True,
     args=(Arg("username", required=True),),
     step_up_if=against_other_admin,
 )
 async def linkcode(ctx: Context) -> View | None:
-    """An admin creates a one-time link code for a user (shown once, in private)."""
+    """An admin creates a one-time link code for a user. Nothing secret is typed, so it
+    runs anywhere; the code itself is handed over privately (or not issued at all)."""
     username = ctx.args["username"]
     ctx.target = username
     actor = Actor(ctx.actor_label, ctx.actor.user_id if ctx.actor else None, ctx.surface)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chatops import i18n, pipeline
+from chatops import health_words, i18n, pipeline
 from chatops.commands.registry import Arg, command
 from chatops.context import Context, MessageRef
 from chatops.views import Alert, Button, Fields, File, Text, View
@@ -53,10 +53,7 @@ def label(lang: str, component: str) -> str:
     return text
 
 
-def summary_text(lang: str, reading: Reading) -> str:
-    """Fixed probe phrases translated; figure-only summaries shown as they are."""
-    key = f"health.summary.{reading.summary}"
-    return i18n.t(lang, key) if i18n.has(key) else reading.summary
+summary_text = health_words.summary_text  # every summary line in the reader's language
 
 
 def state_text(lang: str, state: State) -> str:

@@ -7,6 +7,10 @@ Telegram command menu and the role sweep test all read the same declarations, so
 cannot drift apart.
 
 Roles: ``"public"`` (anyone, even unlinked), ``"viewer"`` < ``"operator"`` < ``"admin"``.
+A command may also declare a :class:`Bootstrap`: a way in below its role while a condition
+holds (``/setup`` while a setup code waits); a button may declare :class:`Param` rules on
+the values its server-side params may carry (``users.role`` never to ``admin``). The
+pipeline enforces both, /help reads both, the role sweep proves both.
 
 ``needs`` names the parts a spec cannot run without; by default ``("db",)``. A spec that
 reads only what a process holds (the health snapshot, the registry, the caller's
@@ -27,10 +31,12 @@ from piyasa.admin.identity import ROLE_LEVEL
 if TYPE_CHECKING:
     from chatops.context import Context
     from chatops.views import View
+    from piyasa.services import Services
 
 Handler = Callable[["Context"], Awaitable["View | None"]]
 ConfirmText = Callable[["Context"], Awaitable[str]]
 StepUpRule = Callable[["Context"], Awaitable[bool]]
+OpenRule = Callable[["Services"], Awaitable[bool]]
 ROLES = ("public", "viewer", "operator", "admin")
 PARTS = ("db",)
 DEFAULT_NEEDS: tuple[str, ...] = ("db",)
@@ -64,6 +70,29 @@ class Arg:
     max_len: int = 0  # characters; 0 = the default cap (chatops.inputs)
 
 
+@dataclass(frozen=True)
+class Param:
+    """A rule on one server-side button param: the values it may take. A press carrying
+    another value (a stale or forged token, a bug in a view) is refused by the pipeline
+    before the handler runs. ``required`` ones must be present."""
+
+    name: str
+    choices: tuple[str, ...]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """A declared way in below a command's role: while ``is_open(services)`` holds, anyone
+    not locked may run the command — its handler then does what makes them the role (e.g.
+    redeems a one-time setup code) — and /help lists it to them; once it no longer holds,
+    the command is its role's alone again. ``name`` says which rule let a request in (the
+    audit row's ``via``). A check that fails (database down) counts as closed."""
+
+    name: str
+    is_open: OpenRule
+
+
 @dataclass(eq=False)
 class Spec:
     """What the pipeline enforces for one runnable thing (a command or an action)."""
@@ -83,6 +112,10 @@ class Spec:
     # a private-only command typed in a group with its secrets: what to do about them now
     # that the group has seen them (e.g. force a password change); may return the answer
     on_exposed: Handler | None = None
+    # rules on the values of server-side button params (checked on presses)
+    params: tuple[Param, ...] = ()
+    # a declared way in below ``role`` while a condition holds (commands only)
+    bootstrap: Bootstrap | None = None
     # parts it cannot run without ("db"); () = read-only, answers during an outage
     needs: tuple[str, ...] = DEFAULT_NEEDS
 
@@ -121,6 +154,19 @@ class Spec:
             for a in self.args
             if a.choices and a.name in parsed and parsed[a.name].lower() not in a.choices
         ]
+
+    def bad_params(self, params: dict[str, Any]) -> list[str]:
+        """Names of declared params that are missing (when required) or outside their
+        choices; undeclared params are the handler's business."""
+        bad = []
+        for p in self.params:
+            value = params.get(p.name)
+            if value is None:
+                if p.required:
+                    bad.append(p.name)
+            elif not isinstance(value, str) or value not in p.choices:
+                bad.append(p.name)
+        return bad
 
 
 @dataclass(eq=False)
@@ -165,9 +211,11 @@ class Command(Spec):
         private_only: bool = False,
         confirm_text: ConfirmText | None = None,
         step_up_if: StepUpRule | None = None,
+        params: tuple[Param, ...] = (),
         needs: tuple[str, ...] = DEFAULT_NEEDS,
     ) -> Callable[[Handler], Handler]:
-        """Declare a button action of this command (``role`` defaults to the command's)."""
+        """Declare a button action of this command (``role`` defaults to the command's;
+        a command's :class:`Bootstrap` never opens its actions)."""
 
         def deco(fn: Handler) -> Handler:
             aid = f"{self.id}.{name}"
@@ -186,6 +234,7 @@ class Command(Spec):
                 private_only=private_only,
                 confirm_text=confirm_text,
                 step_up_if=step_up_if,
+                params=tuple(params),
                 needs=check_needs(aid, needs),
                 command=self,
             )
@@ -226,12 +275,15 @@ class Registry:
         confirm_text: ConfirmText | None = None,
         step_up_if: StepUpRule | None = None,
         on_exposed: Handler | None = None,
+        bootstrap: Bootstrap | None = None,
         needs: tuple[str, ...] = DEFAULT_NEEDS,
     ) -> Callable[[Handler], Command]:
         """Declare a command; the decorated function becomes ``Command.handler`` and the
         name is bound to the Command (so ``@mycmd.action("page")`` declares its buttons)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
+        if bootstrap is not None and role == "public":
+            raise ValueError(f"/{name} is public: a bootstrap rule would open nothing")
         if not name.isidentifier() or name.lower() != name or len(name) > 32:
             raise ValueError(f"command name {name!r} must be lowercase a-z0-9_ (Telegram)")
 
@@ -248,6 +300,7 @@ class Registry:
                 args=tuple(args),
                 step_up_if=step_up_if,
                 on_exposed=on_exposed,
+                bootstrap=bootstrap,
                 needs=check_needs(name, needs),
                 capability=capability or _capability_of(fn),
                 hidden=hidden,
@@ -273,10 +326,19 @@ class Registry:
             out.setdefault(cmd.capability, []).append(cmd)
         return out
 
-    def visible(self, level: int) -> list[Command]:
-        """Commands a caller at ``level`` may run, in help order."""
-        cmds = [c for c in self.commands.values() if not c.hidden and c.level <= level]
+    def visible(self, level: int, opened: frozenset[str] = frozenset()) -> list[Command]:
+        """Commands a caller at ``level`` may run, in help order; ``opened`` names the
+        commands whose :class:`Bootstrap` is open to this caller right now."""
+        cmds = [
+            c
+            for c in self.commands.values()
+            if not c.hidden and (c.level <= level or c.id in opened)
+        ]
         return sorted(cmds, key=lambda c: (c.order, c.id))
+
+    def bootstraps(self) -> list[Command]:
+        """Commands that declare a :class:`Bootstrap`."""
+        return [c for c in self.commands.values() if c.bootstrap is not None]
 
 
 def _capability_of(fn: Any) -> str:

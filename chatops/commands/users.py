@@ -16,8 +16,8 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
-from chatops import announce, dialogs, handover, i18n, menus
-from chatops.commands.registry import Arg, command
+from chatops import announce, dialogs, handover, i18n, menus, timefmt
+from chatops.commands.registry import Arg, Param, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Image, Pager, Table, Text, View
 from piyasa.admin import auth, issue, passwords
@@ -33,18 +33,10 @@ ROW = 2  # user buttons per keyboard row (thumb-sized on a phone)
 
 
 def ago(ctx: Context, when: datetime | None, now: datetime | None = None) -> str:
-    """Relative, localized: "2 dk önce" / "2 min ago"; "never" for None."""
+    """Relative, localized by Babel: "2 dk. önce" / "2 min. ago"; "never" for None."""
     if when is None:
         return ctx.t("users.never")
-    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
-    if seconds < 60:
-        return ctx.t("users.ago.now")
-    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("day", 86400)):
-        if seconds >= size:
-            return ctx.t(f"users.ago.{unit}", n=int(seconds // size))
-    if seconds >= 3600:
-        return ctx.t("users.ago.hour", n=int(seconds // 3600))
-    return ctx.t("users.ago.min", n=int(seconds // 60))
+    return timefmt.ago(ctx.lang, when, now, just_now=ctx.t("users.ago.now"))
 
 
 def actor_of(ctx: Context) -> svc.Actor:
@@ -149,7 +141,7 @@ async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = N
                     t("users.col.role"),
                     t("users.col.status"),
                     t("users.col.created"),
-                    t("users.col.last_login"),
+                    t("users.col.last_seen"),
                 ],
                 [
                     (
@@ -157,7 +149,7 @@ async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = N
                         t(f"role.{r.role}"),
                         t(f"users.status.{r.status}") + (" 🔐" if r.mfa else ""),
                         ago(ctx, r.created_at, now),
-                        ago(ctx, r.last_login_at, now),
+                        ago(ctx, r.last_seen_at, now),
                     )
                     for r in page.rows
                 ],
@@ -304,6 +296,8 @@ async def card_view(ctx: Context, uid: int | None, alert: Alert | None = None) -
                 (t("users.f.password"), pw),
                 (t("users.f.mfa"), t(f"users.mfa.state.{c.mfa}")),
                 (t("users.f.created"), ago(ctx, c.created_at, now)),
+                (t("users.f.last_seen"), ago(ctx, c.last_seen_at, now)),
+                (t("users.f.active_days"), str(c.active_days)),
                 (t("users.f.last_login"), ago(ctx, c.last_login_at, now)),
                 (t("users.f.logins"), str(c.ok_logins)),
                 (t("users.f.failed"), failures),
@@ -397,10 +391,19 @@ async def _role_change(ctx: Context) -> View:
     )
 
 
-@users.action("role", confirm=True, confirm_text=_role_text, step_up_if=against_other_admin)
+# Nobody becomes admin through users.role: only make_admin (always with a step-up) or
+# bulk_admin does that, and the pipeline refuses any other value before the handler runs.
+BELOW_ADMIN = ("viewer", "operator")
+
+
+@users.action(
+    "role",
+    confirm=True,
+    confirm_text=_role_text,
+    step_up_if=against_other_admin,
+    params=(Param("role", BELOW_ADMIN, required=True),),
+)
 async def users_role(ctx: Context) -> View:
-    if ctx.params.get("role") == "admin":  # only make_admin (with step-up) may do that
-        return error_view(ctx, svc.UserError("use make_admin", "needs_stepup"))
     return await _role_change(ctx)
 
 
@@ -709,13 +712,11 @@ def _list_defaults() -> dict[str, Any]:
     confirm=True,
     confirm_text=lambda ctx: _preview_text(ctx),
     step_up_if=against_other_admin,
+    # deleting and making admins have their own actions, each with a step-up
+    params=(Param("op", ("lock", "unlock", "role"), required=True), Param("role", BELOW_ADMIN)),
 )
 async def users_bulk(ctx: Context) -> View:
     op, role, _ = _bulk_args(ctx)
-    if op not in ("lock", "unlock", "role") or (
-        op == "role" and role not in ("viewer", "operator")
-    ):
-        return error_view(ctx, svc.UserError("unknown bulk action", "bad_bulk"))
     return await _bulk_run(ctx, op, role)
 
 
@@ -769,7 +770,7 @@ async def _on_role(ctx: Context, data: dict[str, Any], value: str) -> str | None
 
 
 async def _ask_password(ctx: Context, data: dict[str, Any]) -> View:
-    key = "users.add.ask_password" if ctx.chat_private else "users.add.ask_password_group"
+    key = "users.add.ask_password_group" if ctx.input_exposed else "users.add.ask_password"
     return View(
         blocks=[Text(ctx.t(key))],
         buttons=[[wizard.choice(ctx, ctx.t("users.add.generate"), "password", "generate")]],
@@ -786,7 +787,8 @@ async def _on_password_choice(ctx: Context, data: dict[str, Any], value: str) ->
 
 async def _on_password_text(ctx: Context, data: dict[str, Any], text: str) -> str | None:
     # The dialog tried to delete the message holding it (a secret step): say what happened.
-    if not ctx.chat_private:
+    # (A Slack slash command's text is seen by nobody else, even in a channel.)
+    if ctx.input_exposed:
         return (
             "users.add.password_visible" if ctx.secret_visible else "users.add.password_not_private"
         )

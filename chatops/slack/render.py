@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatops.views import Alert, Fields, Table, Text, TokenIssuer, View, table_lines
+from chatops.views import Alert, Button, Fields, Table, Text, TokenIssuer, View, table_lines
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -97,6 +97,11 @@ def text_blocks(view: View) -> list[dict[str, Any]]:
 
 async def action_blocks(view: View, lang: str, issue: TokenIssuer) -> list[dict[str, Any]]:
     rows = [list(r) for r in view.buttons]
+    if view.ask is not None:  # (re)opens the step's modal: typed answers never go elsewhere
+        from chatops import i18n
+
+        label = i18n.t(lang, "dialog.answer_button")
+        rows.insert(0, [Button(label, action=view.ask.open_action, style="primary")])
     if view.pager and (nav := view.pager.nav_row(lang)):
         rows.append(nav)
     blocks = []
@@ -135,3 +140,57 @@ async def render(view: View, lang: str, issue: TokenIssuer) -> list[dict[str, An
         messages[-1].extend(actions[:MAX_BLOCKS])
     fallback = view.plain_text()[:3000] or " "
     return [{"text": fallback, "blocks": blocks} for blocks in messages if blocks]
+
+
+# -- modals: how a dialog step collects a typed answer on Slack ----------------------------
+# Modal view object (docs.slack.dev/reference/views/modal-views): title, submit and close
+# are plain_text of at most 24 characters, submit is required with an input block, at most
+# 100 blocks, private_metadata at most 3000 characters, callback_id at most 255;
+# plain_text_input max_length is at most 3000.
+
+MODAL_CALLBACK = "piyasa:dialog"
+MODAL_BLOCK = "answer"  # block_id of the input block: view_submission errors name it
+MODAL_INPUT = "value"  # action_id of its plain_text_input
+MODAL_TITLE_MAX = 24
+MODAL_BLOCKS_MAX = 100
+INPUT_LABEL_MAX = 2000
+INPUT_MAX_LENGTH = 3000
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": (text.strip() or "Piyasa")[:limit]}
+
+
+def modal(view: View, token: str, lang: str) -> dict[str, Any]:
+    """The modal asking for ``view.ask``: the step's text (never an answer: nothing typed
+    is put back into a view, no ``initial_value``) and one plain_text_input. ``token``
+    (a server-side button token) goes into ``private_metadata``."""
+    from chatops import i18n
+
+    assert view.ask is not None
+    # the problem with the last answer is shown under the input (response_action errors)
+    shown = [b for b in view.blocks if not (isinstance(b, Alert) and b.level == "error")]
+    body = text_blocks(View(blocks=shown))
+    body = body[: MODAL_BLOCKS_MAX - 1]
+    body.append(
+        {
+            "type": "input",
+            "block_id": MODAL_BLOCK,
+            "label": _plain(view.ask.label, INPUT_LABEL_MAX),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": MODAL_INPUT,
+                "max_length": INPUT_MAX_LENGTH,
+                "focus_on_load": True,
+            },
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": MODAL_CALLBACK,
+        "private_metadata": token,
+        "title": _plain(view.title, MODAL_TITLE_MAX),
+        "submit": _plain(i18n.t(lang, "dialog.submit"), MODAL_TITLE_MAX),
+        "close": _plain(i18n.t(lang, "dialog.close"), MODAL_TITLE_MAX),
+        "blocks": body,
+    }

@@ -6,6 +6,7 @@ answered in the user's language (:mod:`chatops.slack.errors`).
 A slash command is acknowledged within Slack's 3 seconds: if the pipeline answers within
 ACK_BUDGET_S the answer *is* the ack; otherwise the ack says "working on it" and the
 answer follows through ``response_url``. Replies are ephemeral (only the asker sees them).
+Dialog answers are typed into modals (:mod:`chatops.slack.modals`), never after ``/piyasa``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from chatops.buttons import ButtonTokens
 from chatops.commands import load_all
 from chatops.commands.registry import Registry
 from chatops.context import Client, Context, Invocation, MessageRef
-from chatops.slack import errors, render, verify
+from chatops.slack import errors, modals, render, verify
 from chatops.slack.client import make_client
 from chatops.views import Alert, TokenIssuer, View
 from chatops.web.paths import SLACK_EVENTS_PATH as EVENTS_PATH
@@ -35,6 +36,14 @@ from piyasa.services import Services
 log = logging.getLogger(__name__)
 SLASH_COMMAND = "/piyasa"
 ACK_BUDGET_S = 2.0
+
+
+def is_dm(channel_id: str, channel_name: str = "") -> bool:
+    """A direct message with the app: conversation ids of DMs start with ``D``, and a slash
+    command typed in one says ``channel_name=directmessage`` (Slack's slash command
+    payload). A public or private channel is no private chat, even though our answers
+    there are ephemeral: private-only commands are refused there."""
+    return channel_id.startswith("D") or channel_name == "directmessage"
 
 
 class SlackResponder:
@@ -56,6 +65,11 @@ class SlackResponder:
         self.response_url = response_url
         self._lang = lang
         self.acked: Any = None  # set while the ack can still carry the answer
+        self.trigger_id: str | None = None  # opens a dialog step's modal (once, within 3 s)
+
+    @property
+    def lang(self) -> str:
+        return str(self._lang())
 
     def _issuer(self, chat: str) -> TokenIssuer:
         return self.surface.tokens.issuer(surface="slack", user=self.user_id, chat=chat)
@@ -77,6 +91,8 @@ class SlackResponder:
             log.info("slack answer about %s not delivered: %s", what, type(exc).__name__)
 
     async def show(self, view: View, *, edit: bool = False) -> MessageRef | None:
+        if view.ask is not None:  # first: the trigger is good for 3 s only
+            await modals.open_for(self, view)
         messages = await self.messages(view)
         hook = AsyncWebhookClient(self.response_url, session=self.surface.http)
         for i, message in enumerate(messages):
@@ -192,6 +208,8 @@ class SlackSurface:
         self.refused: SlackApiError | None = None
         self.app.command(SLASH_COMMAND)(self._on_command)
         self.app.action(re.compile(r"^piyasa:"))(self._on_action)
+        self.app.view(render.MODAL_CALLBACK)(self._on_view)
+        self.ack_budget_s = ACK_BUDGET_S
         self.http: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -246,7 +264,12 @@ class SlackSurface:
 
     # -- requests ---------------------------------------------------------------------
     async def _context(
-        self, user_id: str, user_name: str, channel_id: str, response_url: str
+        self,
+        user_id: str,
+        user_name: str,
+        channel_id: str,
+        response_url: str,
+        channel_name: str = "",
     ) -> Context:
         client = Client("slack", user_id, display_name=user_name)
         actor = await pipeline.identify(self.services, client)
@@ -258,7 +281,8 @@ class SlackSurface:
             actor=actor,
             lang=pipeline.language(self.services, actor, client),
             chat_id=channel_id,
-            chat_private=True,  # slash commands and our answers are visible to the asker only
+            chat_private=is_dm(channel_id, channel_name),
+            input_seen_by_chat=False,  # a slash command's text is never shown to the channel
         )
         ctx.responder = SlackResponder(
             self,
@@ -278,14 +302,19 @@ class SlackSurface:
     async def _on_command(self, ack: Any, body: dict[str, Any]) -> None:
         name, _, args = (body.get("text") or "").strip().partition(" ")
         ctx = await self._context(
-            body["user_id"], body.get("user_name", ""), body["channel_id"], body["response_url"]
+            body["user_id"],
+            body.get("user_name", ""),
+            body["channel_id"],
+            body["response_url"],
+            body.get("channel_name", ""),
         )
         invocation = Invocation(spec_id=(name.lower() or "help")[:32], args_text=args.strip())
-        if name and name.lower() not in self.registry.commands:
-            # Slack has no free text: `/piyasa <answer>` answers an open dialog
-            target = await dialogs.input_invocation_for(ctx)
-            if target is not None:
-                invocation = Invocation(spec_id=target, args_text=(body.get("text") or "").strip())
+        if name and name.lower() not in self.registry.commands and await dialogs.waiting(ctx):
+            # probably a dialog answer typed the old way: answers go into the modal only,
+            # and the typed words are neither run nor written anywhere
+            await ack(text=i18n.t(ctx.lang, "dialog.use_form"), response_type="ephemeral")
+            return
+        ctx.responder.trigger_id = body.get("trigger_id")  # type: ignore[union-attr]
         task = self._track(
             pipeline.run(ctx, invocation, resume={"response_url": body["response_url"]})
         )
@@ -300,6 +329,7 @@ class SlackSurface:
             await ack(
                 text=messages[0]["text"], blocks=messages[0]["blocks"], response_type="ephemeral"
             )
+            await modals.open_for(responder, view)
             if len(messages) > 1 or view.files or view.images:
                 hook = AsyncWebhookClient(responder.response_url, session=self.http)
                 for message in messages[1:]:
@@ -319,12 +349,17 @@ class SlackSurface:
             "channel_id", ""
         )
         ctx = await self._context(
-            user_id, body["user"].get("username", ""), channel_id, body.get("response_url", "")
+            user_id,
+            body["user"].get("username", ""),
+            channel_id,
+            body.get("response_url", ""),
+            (body.get("channel") or {}).get("name", ""),
         )
         press = await self.tokens.resolve(
             str(action.get("value") or ""), surface="slack", user=user_id, chat=channel_id
         )
         responder: SlackResponder = ctx.responder  # type: ignore[assignment]
+        responder.trigger_id = body.get("trigger_id")
         if press is None:
             ctx.invocation = Invocation(spec_id="button", is_press=True)
             await pipeline.audit(ctx, "refused_button")
@@ -346,6 +381,9 @@ class SlackSurface:
         # A refused press leaves the pressed message alone and answers beside it.
         edit = False if refused else (view.edit if view.edit is not None else True)
         await responder.show(view, edit=edit)
+
+    async def _on_view(self, ack: Any, body: dict[str, Any]) -> None:
+        await modals.on_submission(self, ack, body)
 
     async def resume(self, user_id: str, pending: dict[str, Any]) -> None:
         """Run a request parked for step-up again, from the top (re-authorized)."""

@@ -157,6 +157,7 @@ class Identity(BaseMiddleware):
             ),
             callback=event if isinstance(event, CallbackQuery) else None,
             resumer=lambda pending: self.surface.resume(data["bot"], client, pending),
+            user_name=user.full_name,
             thread_id=topic_of(event),
         )
         data["ctx"] = ctx
@@ -259,7 +260,7 @@ class Authorize(BaseMiddleware):
         if get_flag(data, FLAG) is not None:
             ctx: Context = data["ctx"]
             pipeline.check_parts(ctx)
-            pipeline.authorize(ctx)
+            await pipeline.authorize(ctx)
             await pipeline.check_exposed(ctx)
             pipeline.check_private(ctx)
             pipeline.check_args(ctx)

@@ -1,4 +1,5 @@
-"""Shows Views in a Telegram chat: send, edit in place, private follow-ups, files.
+"""Shows Views in a Telegram chat: send, edit in place, private follow-ups, files, and
+the ForceReply prompt of a dialog step waiting for a typed answer in a group.
 
 In a forum supergroup every answer goes to the topic the request came from: a send
 without ``message_thread_id`` lands in General (Bot API, sendMessage: "Unique identifier
@@ -15,12 +16,20 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
-from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardMarkup,
+    ReplyParameters,
+)
 
 from chatops.buttons import ButtonTokens
 from chatops.context import MessageRef
 from chatops.telegram import render
-from chatops.views import TokenIssuer, View
+from chatops.views import Ask, TokenIssuer, View
+
+PLACEHOLDER_MAX = 64  # ForceReply.input_field_placeholder: 1-64 characters (Bot API)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,7 @@ class TelegramResponder:
         pressed_message_id: int | None = None,
         callback: CallbackQuery | None = None,
         resumer: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        user_name: str = "",
         thread_id: int | None = None,
     ) -> None:
         """``thread_id``: the forum topic of the request (None: no topic, or General)."""
@@ -55,6 +65,7 @@ class TelegramResponder:
         self.answered = False
         self._resumer = resumer
         self.secret_visible = False  # a message holding a secret could not be deleted
+        self.user_name = user_name
 
     def _issuer(self, chat_id: int) -> TokenIssuer:
         return self.tokens.issuer(surface="telegram", user=str(self.user_id), chat=str(chat_id))
@@ -79,14 +90,49 @@ class TelegramResponder:
                 text = i18n.t(self._lang(), "render.sent_private")
             await self.send(View.message(text))
             return ref
+        ref = None
         if edit and self.pressed_message_id and not view.files and not view.images:
             rendered = await render.render(view, self._lang(), self._issuer(self.chat_id))
             if len(rendered.texts) == 1:
                 await self.answer(view.notice)
                 ref = MessageRef("telegram", str(self.chat_id), str(self.pressed_message_id))
-                return await self._edit_rendered(ref, rendered.texts[0], rendered.markup)
-        await self.answer(view.notice)
-        return await self.send(view)
+                ref = await self._edit_rendered(ref, rendered.texts[0], rendered.markup)
+        if ref is None:
+            await self.answer(view.notice)
+            ref = await self.send(view)
+        if view.ask is not None and not self.chat_private:
+            await self.prompt(view.ask)
+        return ref
+
+    async def prompt(self, ask: Ask) -> MessageRef:
+        """In a group, ask for the step's answer with a selective ForceReply: it replies
+        to the owner's message when that is still there, else mentions the owner (Bot API
+        ForceReply ``selective``: "users that are @mentioned in the text" or "the sender
+        of the original message"). Only a reply to this message answers the step."""
+        from chatops import i18n
+
+        name = render.esc(self.user_name or str(self.user_id))
+        mention = f'<a href="tg://user?id={self.user_id}">{name}</a>'
+        sentence = render.esc(i18n.t(self._lang(), "dialog.reply_prompt", name="\x00"))
+        text = "✏️ " + sentence.replace("\x00", mention, 1)
+        placeholder = i18n.t(self._lang(), "dialog.placeholder")[:PLACEHOLDER_MAX]
+        reply = None
+        if self.trigger_message_id is not None:
+            reply = ReplyParameters(
+                message_id=self.trigger_message_id, allow_sending_without_reply=True
+            )
+        msg = await self.bot.send_message(
+            self.chat_id,
+            text,
+            reply_markup=ForceReply(
+                force_reply=True, selective=True, input_field_placeholder=placeholder
+            ),
+            reply_parameters=reply,
+            message_thread_id=self.thread_id,  # in a forum: the topic the dialog runs in
+        )
+        if ask.sent is not None:
+            await ask.sent(str(msg.message_id))
+        return MessageRef("telegram", str(self.chat_id), str(msg.message_id))
 
     async def send(self, view: View, chat_id: int | None = None) -> MessageRef | None:
         target = self.chat_id if chat_id is None else chat_id

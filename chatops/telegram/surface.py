@@ -182,19 +182,23 @@ class TelegramSurface:
 
     async def _on_text(self, message: Message, ctx: Context) -> Any:
         text = message.text or ""
-        target = None
+        invocation = None
         if ctx.chat_private and ctx.actor and STEPUP_CODE_RE.match(text):
             if await pipeline.has_pending_step_up(ctx):
-                target = "stepup"
-        if target is None:
-            target = await dialogs.input_invocation_for(ctx)
-        if target is None:
+                invocation = Invocation(spec_id="stepup", args_text=text)
+        if invocation is None:
+            # in a group only the owner's reply to the dialog's prompt is an answer
+            replied = message.reply_to_message
+            invocation = await dialogs.input_invocation_for(
+                ctx, text, reply_to=str(replied.message_id) if replied else None
+            )
+        if invocation is None:
             if not ctx.chat_private:
                 return UNHANDLED  # ordinary talk in the admin group
             if ctx.actor is None:
                 raise pipeline.refusal(ctx, "refuse.unlinked", "denied_unlinked")
             raise Halt(View.message(ctx.t("hint.commands_only")), "hint")
-        view = await pipeline.stages(ctx, Invocation(spec_id=target, args_text=text))
+        view = await pipeline.stages(ctx, invocation)
         spec = ctx.spec
         if spec is not None and spec.secret_args:
             await ctx.responder.delete_trigger()  # type: ignore[union-attr]

@@ -2,7 +2,9 @@
 
 A chat page over the local Telegram sandbox: the admin group, the fleet's groups and a
 private chat with the admin bot. The visitor types as the seeded sandbox admin and
-presses inline buttons. Messages are rendered on the server (the page works without
+presses inline buttons. The language switch (EN/TR) posts to ``/sandbox/lang``: it
+sets the page's language and the demo user's, so the bot answers in the language the
+visitor chose (as ``/lang`` would). Messages are rendered on the server (the page works without
 JavaScript: forms post, the server redirects back); a small script long-polls the
 sandbox's own event API (``/sandbox/api/events``, mounted on this server too) and
 re-fetches the message list when the open chat changes, so the fleet is seen chatting
@@ -21,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from chatops import i18n
+from chatops import i18n, menus
 from chatops.web.status_i18n import negotiate
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ def setup_sandbox_page(app: web.Application, services: Any) -> None:
     app.router.add_get("/sandbox/messages", page.fragment)
     app.router.add_post("/sandbox/send", page.send)
     app.router.add_post("/sandbox/press", page.press)
+    app.router.add_post("/sandbox/lang", page.switch_lang)
     app.router.add_get("/sandbox/static/sandbox.js", page.script)
     api.add_routes(app, sandbox)  # the JSON API (events long poll) on this origin too
 
@@ -216,10 +219,15 @@ class SandboxPage:
             f"{' aria-current=page' if cid == chat else ''}>{_e(title)}</a>"
             for cid, title in self.chats(lang)
         )
-        langs = " ".join(
-            f'<a href="/sandbox?{urlencode({"chat": chat, "lang": code})}"'
-            f"{' aria-current=true' if code == lang else ''}>{code.upper()}</a>"
-            for code in i18n.LANGS
+        langs = (
+            '<form method="post" action="/sandbox/lang">'
+            f'<input type="hidden" name="chat" value="{chat}">'
+            + "".join(
+                f'<button name="lang" value="{code}"'
+                f"{' aria-current=true' if code == lang else ''}>{code.upper()}</button>"
+                for code in i18n.LANGS
+            )
+            + "</form>"
         )
         title = dict(self.chats(lang))[chat]
         toast = self._toast(request.query.get("q"))
@@ -300,6 +308,34 @@ class SandboxPage:
             log.info("sandbox page: press refused (%s)", exc)
             raise self._back(chat, lang) from None
         raise self._back(chat, lang, q=qid)
+
+    async def switch_lang(self, request: web.Request) -> web.Response:
+        """The EN/TR switch: the page and the bot's answers change language together."""
+        if not self._same_origin(request):
+            raise web.HTTPForbidden(text="cross-site form posts are refused")
+        form = await request.post()
+        lang = str(form.get("lang") or "")
+        if lang not in i18n.LANGS:
+            page_lang = self._lang(request)
+            raise web.HTTPBadRequest(
+                text=i18n.t(page_lang, "sandbox.bad_lang", langs=", ".join(i18n.LANGS))
+            )
+        await self.set_bot_language(lang)
+        raise self._back(self._chat(str(form.get("chat") or ""), lang), lang)
+
+    async def set_bot_language(self, lang: str) -> None:
+        """The demo user's language for the bot's answers: their Telegram app language in
+        the sandbox, and their stored choice (what ``/lang`` sets, which wins over the
+        app's; piyasa.admin.identity), so the next answer is in ``lang``."""
+        from piyasa.admin import identity
+
+        account = self.sb.world.users.get(self.user_id)
+        if account is not None:
+            account.language_code = lang
+        principal = await identity.resolve(self.services, "telegram", str(self.user_id))
+        if principal is not None:
+            await identity.set_language(self.services, principal.user_id, lang)
+            await menus.refresh_user(self.services, principal.user_id)
 
     async def script(self, _request: web.Request) -> web.Response:
         text = resources.files("chatops.web").joinpath("static/sandbox.js").read_text("utf-8")

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from importlib import resources
 from string import Template
 
+from chatops import health_words
 from chatops.web.status_i18n import LANGS, component_label, summary_text, t
 from piyasa.admin.health.history import Incident, Overview, Uptime
-from piyasa.admin.health.model import Snapshot
+from piyasa.admin.health.model import Reading, Snapshot
 
 _TEMPLATE: Template | None = None
 
@@ -77,6 +78,12 @@ def _incident(lang: str, inc: Incident, now: datetime) -> str:
     )
 
 
+def _summary(lang: str, reading: Reading) -> str:
+    if reading.phrases:  # said in the page's language, like in chat
+        return health_words.summary_text(lang, reading)
+    return summary_text(lang, reading.summary)
+
+
 def render_status_page(
     snap: Snapshot, overview: Overview, lang: str, days: int, now: datetime | None = None
 ) -> str:
@@ -92,7 +99,7 @@ def render_status_page(
             f'<section class="card component" id="c-{_e(name)}" data-state="{_e(state)}">'
             f'<div class="row"><span class="name">{_e(component_label(lang, name))}</span>'
             f'<span class="pill {_e(state)}">{_e(t(lang, "state." + state))}</span></div>'
-            f'<div class="summary">{_e(summary_text(lang, reading.summary))}</div>'
+            f'<div class="summary">{_e(_summary(lang, reading))}</div>'
             f"{_bars(lang, overview.uptime.get(name), days)}</section>"
         )
     if overview.incidents:
@@ -103,6 +110,9 @@ def render_status_page(
         )
     else:
         incidents = f'<p class="muted">{_e(t(lang, "incidents.none", days=days))}</p>'
+    if overview.blips:
+        counts = ", ".join(f"{component_label(lang, c)} {n}" for c, n in overview.blips.items())
+        incidents += f'<p class="muted blips">{_e(t(lang, "incidents.blips", counts=counts))}</p>'
     checked = (
         t(lang, "checked", when=snap.taken_at.strftime("%Y-%m-%d %H:%M:%S"))
         if snap.taken_at

@@ -40,7 +40,7 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD_LEN = passwords.MIN_LENGTH
 SLACK_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 STATUSES = ("active", "locked", "must_change", "mfa_on", "mfa_off")
-SORTS = ("name", "created", "last_login")
+SORTS = ("name", "created", "last_seen", "last_login")
 PAGE_SIZES = (10, 25, 50)
 BULK_OPS = ("lock", "unlock", "role", "delete")
 API_KEY_PREFIX = "pk_"
@@ -82,6 +82,7 @@ class UserInfo:
     slack_ids: tuple[str, ...]
     created_at: datetime
     last_login_at: datetime | None
+    last_seen_at: datetime | None = None
 
     def as_json(self) -> dict:
         return {
@@ -95,6 +96,7 @@ class UserInfo:
             "slack_ids": list(self.slack_ids),
             "created_at": self.created_at.isoformat(),
             "last_login_at": self.last_login_at.isoformat() if self.last_login_at else None,
+            "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None,
         }
 
 
@@ -110,6 +112,7 @@ def _info(user: User) -> UserInfo:
         slack_ids=tuple(i.external_id for i in user.identities if i.provider == "slack"),
         created_at=user.created_at,
         last_login_at=user.last_login_at,
+        last_seen_at=user.last_seen_at,
     )
 
 
@@ -257,6 +260,7 @@ class UserRow:
     mfa: bool
     created_at: datetime
     last_login_at: datetime | None
+    last_seen_at: datetime | None  # last chat use (piyasa.admin.activity)
 
     @property
     def status(self) -> str:
@@ -311,6 +315,8 @@ async def query_users(
     order: list[Any]
     if sort == "created":
         order = [User.created_at.desc(), User.id.desc()]
+    elif sort == "last_seen":
+        order = [User.last_seen_at.desc().nulls_last(), User.username]
     elif sort == "last_login":
         order = [User.last_login_at.desc().nulls_last(), User.username]
     else:
@@ -324,6 +330,7 @@ async def query_users(
         User.totp_enabled,
         User.created_at,
         User.last_login_at,
+        User.last_seen_at,
     )
     async with services.sessions() as session:
         total = int(await session.scalar(select(func.count(User.id)).where(*where)) or 0)
@@ -369,6 +376,8 @@ class Card:
     created_at: datetime
     last_login_at: datetime | None
     ok_logins: int
+    last_seen_at: datetime | None  # last chat use (piyasa.admin.activity)
+    active_days: int  # UTC days with chat use
     failures: passwords.FailureStats
     identities: tuple[IdentityInfo, ...]
     api_keys: tuple[ApiKeyInfo, ...]
@@ -390,6 +399,8 @@ class Card:
             "created_at": ts(self.created_at),
             "last_login_at": ts(self.last_login_at),
             "login_count": self.ok_logins,
+            "last_seen_at": ts(self.last_seen_at),
+            "active_days": self.active_days,
             "failed_logins": {
                 "streak": self.failures.streak,
                 "last_hour": self.failures.last_hour,
@@ -455,6 +466,8 @@ async def card(services: Services, ref: int | str) -> Card:
         created_at=user.created_at,
         last_login_at=user.last_login_at,
         ok_logins=user.ok_logins,
+        last_seen_at=user.last_seen_at,
+        active_days=user.active_days or 0,
         failures=await passwords.failure_stats(services, user),
         identities=tuple(
             IdentityInfo(i.id, i.provider, i.external_id, i.display_name, i.created_at)

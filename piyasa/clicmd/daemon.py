@@ -104,8 +104,11 @@ def start_detached(data_dir: Path, up_args: list[str], env: dict[str, str] | Non
 
 
 def _read_from(path: Path, offset: int) -> str:
+    """What ``path`` holds past ``offset``; from its start when it is shorter (it rotated)."""
     try:
         with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size < offset:
+                offset = 0
             fh.seek(offset)
             return fh.read().decode(errors="replace")
     except OSError:

@@ -166,6 +166,9 @@ class User(Base):
     ok_logins: Mapped[int] = mapped_column(Integer, default=0)
     last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Chat use (piyasa/admin/activity.py): the last request, and on how many UTC days.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    active_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -7,6 +7,16 @@ beyond 3000 and button values beyond 2000 are ``invalid_blocks``. A rate-limited
 HTTP 429 with a ``Retry-After`` header (seconds) and ``{"ok": false, "error": "ratelimited"}``
 (api.slack.com/apis/rate-limits); ``missing_scope`` names the scope in ``needed`` and the
 token's scopes in ``provided``.
+
+Modals (docs.slack.dev: views.open, views.update, modal views, view_submission): a
+``trigger_id`` comes with each slash command and button press, is good for one
+``views.open`` within 3 seconds (``exchanged_trigger_id``, ``expired_trigger_id``,
+``invalid_trigger_id``); a modal's title, submit and close are plain_text of at most 24
+characters, submit is required with an input block, at most 100 blocks, private_metadata
+at most 3000 characters. ``SlackClient.submit`` plays the user pressing Submit: it posts a
+signed ``view_submission`` with the input values in ``view.state.values`` and applies the
+acknowledgement like Slack: empty closes the modal, ``errors`` keeps it open with messages
+under the named input blocks, ``update`` replaces it, ``clear`` closes it.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -75,6 +86,11 @@ class SlackServer:
     rate_limit_next: dict[str, int] = field(default_factory=dict)
     # (method, time.monotonic(), HTTP status) of every authenticated Web API call
     timeline: list[tuple[str, float, int]] = field(default_factory=list)
+    # trigger_id -> (monotonic time issued, user id); Slack accepts each once within 3 s
+    triggers: dict[str, tuple[float, str]] = field(default_factory=dict)
+    trigger_ttl_s: float = 3.0
+    # view id -> {"view": the view as Slack holds it, "user": id, "open": bool}
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _urls: Any = field(default_factory=lambda: itertools.count(1))
@@ -209,14 +225,99 @@ class SlackServer:
         self.messages[key].update(text=args.get("text"), blocks=blocks)
         return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
 
-    def m_views_open(self, args: dict) -> dict:
-        if not args.get("trigger_id"):
-            return {"ok": False, "error": "invalid_arguments"}
+    # -- modals -------------------------------------------------------------------
+    def issue_trigger(self, user_id: str) -> str:
+        trigger = f"{len(self.triggers) + 1}.{TEAM_ID}.{secrets.token_hex(8)}"
+        self.triggers[trigger] = (time.monotonic(), user_id)
+        return trigger
+
+    def _view_arg(self, args: dict) -> dict | None:
         view = args.get("view")
-        view = json.loads(view) if isinstance(view, str) else view
-        if block_errors((view or {}).get("blocks"), max_blocks=100):
-            return {"ok": False, "error": "invalid_blocks"}
-        return {"ok": True, "view": {"id": "V0001", **(view or {})}}
+        try:
+            view = json.loads(view) if isinstance(view, str) else view
+        except ValueError:
+            return None
+        return view if isinstance(view, dict) else None
+
+    def m_views_open(self, args: dict) -> dict:
+        trigger = args.get("trigger_id")
+        if not trigger and not args.get("interactivity_pointer"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if trigger not in self.triggers:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        issued, user = self.triggers[trigger]
+        if not user:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        if time.monotonic() - issued > self.trigger_ttl_s:
+            return {"ok": False, "error": "expired_trigger_id"}
+        view = self._view_arg(args)
+        problems = modal_errors(view)
+        if problems:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": problems},
+            }
+        self.triggers[trigger] = (issued, "")  # exchanged: a trigger opens one view
+        vid = f"V{len(self.views) + 1:08d}"
+        self.views[vid] = {"view": self._held(vid, view), "user": user, "open": True}  # type: ignore[arg-type]
+        return {"ok": True, "view": self.views[vid]["view"]}
+
+    def m_views_update(self, args: dict) -> dict:
+        vid = args.get("view_id")
+        if not vid and args.get("external_id"):
+            vid = next(
+                (
+                    k
+                    for k, v in self.views.items()
+                    if v["view"].get("external_id") == args["external_id"]
+                ),
+                None,
+            )
+        if not vid:
+            return {"ok": False, "error": "invalid_arguments"}
+        if vid not in self.views:
+            return {"ok": False, "error": "not_found"}
+        if args.get("hash") and args["hash"] != self.views[vid]["view"]["hash"]:
+            return {"ok": False, "error": "hash_conflict"}
+        view = self._view_arg(args)
+        problems = modal_errors(view)
+        if problems:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": problems},
+            }
+        self.views[vid]["view"] = self._held(vid, view)  # type: ignore[arg-type]
+        return {"ok": True, "view": self.views[vid]["view"]}
+
+    def _held(self, vid: str, view: dict) -> dict:
+        """The view as Slack stores and returns it: with id, hash and an empty state."""
+        return {
+            **view,
+            "id": vid,
+            "team_id": TEAM_ID,
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "state": {"values": {}},
+            "app_id": "A0PIYASA",
+            "bot_id": "B0PIYASA",
+        }
+
+    def open_views(self, user_id: str) -> list[dict[str, Any]]:
+        """The modals open on ``user_id``'s screen, oldest first."""
+        return [v["view"] for v in self.views.values() if v["open"] and v["user"] == user_id]
+
+    async def wait_view(self, user_id: str, count: int = 1) -> dict[str, Any]:
+        """The newest modal open for ``user_id``, once ``count`` modals were ever opened for them."""
+        await until(
+            lambda: (
+                len([v for v in self.views.values() if v["user"] == user_id]) >= count
+                and self.open_views(user_id)
+            ),
+            f"a modal open for {user_id}",
+            interval=0.005,
+        )
+        return self.open_views(user_id)[-1]
 
     def m_files_getUploadURLExternal(self, args: dict) -> dict:
         fid = f"F{len(self.uploads) + 1:08d}"
@@ -245,6 +346,39 @@ class SlackServer:
         return {"ok": True, "channel": {"id": args.get("channel"), "name": "ops"}}
 
 
+def modal_errors(view: dict | None) -> list[str]:
+    """What Slack refuses in a modal view object (docs.slack.dev, "Modal views")."""
+    if not view or view.get("type") != "modal":
+        return ["[ERROR] must provide a view of type modal"]
+    errors = block_errors(view.get("blocks"), max_blocks=100)
+    for key in ("title", "submit", "close"):
+        part = view.get(key)
+        if part is None:
+            continue
+        if part.get("type") != "plain_text" or not 1 <= len(part.get("text", "")) <= 24:
+            errors.append(f"[ERROR] {key} must be plain_text of 1-24 characters")
+    if not view.get("title"):
+        errors.append("[ERROR] missing required field: title")
+    blocks = view.get("blocks") or []
+    inputs = [b for b in blocks if b.get("type") == "input"]
+    if inputs and not view.get("submit"):
+        errors.append("[ERROR] submit is required when an input block is present")
+    for b in inputs:
+        label = (b.get("label") or {}).get("text", "")
+        if not 1 <= len(label) <= 2000:
+            errors.append("[ERROR] input label must be 1-2000 characters")
+        element = b.get("element") or {}
+        if int(element.get("max_length", 3000)) > 3000:
+            errors.append("[ERROR] max_length must be at most 3000")
+        if "initial_value" in element and not isinstance(element["initial_value"], str):
+            errors.append("[ERROR] initial_value must be a string")
+    if len(view.get("private_metadata", "")) > 3000:
+        errors.append("[ERROR] private_metadata must be at most 3000 characters")
+    if len(view.get("callback_id", "")) > 255:
+        errors.append("[ERROR] callback_id must be at most 255 characters")
+    return errors
+
+
 def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     base = f"v0:{ts}:{body}".encode()
@@ -263,7 +397,6 @@ class SlackClient:
         self.server = server
         self.url = events_url
         self.secret = secret
-        self._trigger = itertools.count(1)
 
     async def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
         async with (
@@ -280,8 +413,12 @@ class SlackClient:
         channel: str = "C0OPS",
         secret: str | None = None,
         timestamp: int | None = None,
+        final: bool = True,
     ) -> tuple[int, Any, str]:
-        """Send ``/piyasa text``; returns (status, ack body as JSON or text, response_url)."""
+        """Send ``/piyasa text``; returns (status, ack body as JSON or text, response_url).
+
+        With ``final`` (the default) a "Working on it…" ack is replaced by the answer that
+        follows it through response_url: what the user reads, however slow the machine."""
         response_url = self.server.new_response_url()
         body = urllib.parse.urlencode(
             {
@@ -289,14 +426,14 @@ class SlackClient:
                 "team_id": TEAM_ID,
                 "team_domain": "piyasa",
                 "channel_id": channel,
-                "channel_name": "ops",
+                "channel_name": "directmessage" if channel.startswith("D") else "ops",
                 "user_id": user_id,
                 "user_name": user_id.lower(),
                 "command": "/piyasa",
                 "text": text,
                 "api_app_id": "A0PIYASA",
                 "response_url": response_url,
-                "trigger_id": f"{next(self._trigger)}.trigger",
+                "trigger_id": self.server.issue_trigger(user_id),
             }
         )
         status, raw = await self.post(body, sign(secret or self.secret, body, timestamp))
@@ -304,6 +441,10 @@ class SlackClient:
             parsed: Any = json.loads(raw) if raw else None
         except ValueError:
             parsed = raw
+        if final and _is_placeholder(parsed):
+            # the command outlasted the ack budget (a loaded machine): its answer follows
+            # through response_url, which is what the user reads in place of the placeholder
+            parsed = (await self.server.wait_response(response_url))[0]
         return status, parsed, response_url
 
     async def press(
@@ -317,7 +458,7 @@ class SlackClient:
             "api_app_id": "A0PIYASA",
             "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
             "channel": {"id": channel, "name": "ops"},
-            "trigger_id": f"{next(self._trigger)}.trigger",
+            "trigger_id": self.server.issue_trigger(user_id),
             "response_url": response_url,
             "actions": [
                 {
@@ -332,6 +473,61 @@ class SlackClient:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         status, _ = await self.post(body, sign(self.secret, body))
         return status, response_url
+
+    async def submit(self, user_id: str, view: dict[str, Any], value: str) -> dict[str, Any]:
+        """``user_id`` types ``value`` into the input of open modal ``view`` and presses
+        Submit; Slack's handling of the acknowledgement is applied to the held view.
+        Returns {"status", "ack" (parsed body or None), "errors" (block_id -> message)}."""
+        held = self.server.views[view["id"]]
+        assert held["open"] and held["user"] == user_id, "that modal is not open for this user"
+        shown = held["view"]
+        values = {
+            b["block_id"]: {
+                b["element"]["action_id"]: {"type": b["element"]["type"], "value": value}
+            }
+            for b in shown.get("blocks") or []
+            if b.get("type") == "input"
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "piyasa"},
+            "user": {
+                "id": user_id,
+                "username": user_id.lower(),
+                "name": user_id.lower(),
+                "team_id": TEAM_ID,
+            },
+            "api_app_id": "A0PIYASA",
+            "token": "deprecated-verification-token",
+            "trigger_id": self.server.issue_trigger(user_id),
+            "view": {**shown, "state": {"values": values}},
+            "response_urls": [],
+            "is_enterprise_install": False,
+        }
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        status, raw = await self.post(body, sign(self.secret, body))
+        ack = json.loads(raw) if raw.strip() else None
+        errors: dict[str, str] = {}
+        action = (ack or {}).get("response_action")
+        if status != 200:
+            pass  # Slack shows "We had some trouble connecting"; the modal stays
+        elif action == "errors":
+            errors = dict(ack["errors"])
+            inputs = {b["block_id"] for b in shown.get("blocks") or [] if b.get("type") == "input"}
+            assert set(errors) <= inputs, f"errors name blocks that are not inputs: {errors}"
+        elif action == "update":
+            assert not modal_errors(ack["view"]), modal_errors(ack["view"])
+            held["view"] = self.server._held(shown["id"], ack["view"])
+        elif action in (None, "clear"):
+            held["open"] = False
+        else:
+            raise AssertionError(f"unexpected response_action {action}")
+        return {"status": status, "ack": ack, "errors": errors}
+
+
+def dm_of(user_id: str) -> str:
+    """The id of the user's DM with the app, as conversations.open above answers it."""
+    return "D" + user_id[1:]
 
 
 def slack_buttons(message: dict) -> list[tuple[str, str]]:
@@ -353,3 +549,11 @@ def slack_text(message: Any) -> str:
         for f in b.get("fields") or []:
             parts.append(f.get("text", ""))
     return "\n".join(parts)
+
+
+def _is_placeholder(ack: Any) -> bool:
+    """Is ``ack`` the "Working on it…" answer Slack shows while the command runs on?"""
+    from chatops import i18n
+
+    text = ack.get("text") if isinstance(ack, dict) else None
+    return bool(text) and text in {i18n.t(lang, "slack.working") for lang in i18n.LANGS}

@@ -27,7 +27,7 @@ from piyasa.config import load_settings
 from piyasa.logs import RING, setup_logging
 from tests.chatops.conftest import start_slack
 from tests.chatops.harness import with_admin_settings
-from tests.chatops.slack_server import sign, slack_text
+from tests.chatops.slack_server import dm_of, sign, slack_text
 from tests.users.helpers import slack_tap, slack_upload
 from tests.web.rawhttp import status_before_body
 
@@ -117,7 +117,9 @@ async def test_debug_logs_never_carry_the_secrets_a_slack_session_shows(
         line.strip("`") for line in slack_text(_dm(slack_server)).splitlines() if "```" in line
     )
     operator_code = await link_code_for(slack.services, "user_operator")
-    _, ack, _ = await slack.slash("U0STRANGER", f"link {operator_code}")
+    _, ack, _ = await slack.slash(
+        "U0STRANGER", f"link {operator_code}", channel=dm_of("U0STRANGER")
+    )
     assert "user_operator" in slack_text(ack)
     # a temporary password, answered through response_url
     _, ack, _ = await slack.slash("U0ADMIN", "users operator")
@@ -131,10 +133,12 @@ async def test_debug_logs_never_carry_the_secrets_a_slack_session_shows(
     )
     assert (await passwords.check_login(slack.services, "user_operator", temp)).must_change
     # a TOTP seed: the QR goes to the DM through the Web API, confirmed with a code
-    _, ack, _ = await slack.slash("U0VIEWER", "mfa")
+    _, ack, _ = await slack.slash("U0VIEWER", "mfa", channel=dm_of("U0VIEWER"))
     await slack_upload(slack_server, "piyasa-2fa.png")
     seed = await _pending_seed(slack.services, "user_viewer")
-    _, ack, _ = await slack.slash("U0VIEWER", f"mfa {pyotp.TOTP(seed).now()}")
+    _, ack, _ = await slack.slash(
+        "U0VIEWER", f"mfa {pyotp.TOTP(seed).now()}", channel=dm_of("U0VIEWER")
+    )
     assert "is on" in slack_text(ack)
     # and a request with a bad signature whose body holds a secret-looking text
     marker = f"unsigned-{uuid.uuid4().hex}"

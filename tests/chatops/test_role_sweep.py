@@ -9,6 +9,7 @@ from chatops import i18n
 from chatops.commands import load_all
 from chatops.commands.registry import Action, Command, Spec
 from tests.chatops.harness import (
+    ADMIN_GROUP,
     LEVEL,
     PEOPLE,
     ROLE_NAMES,
@@ -17,7 +18,7 @@ from tests.chatops.harness import (
     next_audit,
     wait_answer,
 )
-from tests.chatops.slack_server import slack_buttons, slack_text
+from tests.chatops.slack_server import dm_of, slack_buttons, slack_text
 
 REGISTRY = load_all()
 DENIAL = {"unlinked": "unlinked", "locked": "locked"}
@@ -135,4 +136,196 @@ async def test_slack_refuses_below_requirement(slack, slack_server, role: str) -
                     problems.append(f"{spec.id}: {answer}")
             elif result.startswith("denied"):
                 problems.append(f"{spec.id} press refused although allowed")
+    assert not problems, problems
+
+
+# -- declared rules beyond the role: bootstrap, params, private-only ------------------------
+
+BOOTSTRAPPED = REGISTRY.bootstraps()
+WITH_PARAMS = [s for s in SPECS if s.params]
+PRIVATE_ONLY = [s for s in SPECS if s.private_only]
+
+
+async def open_bootstrap(services, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Make the declared bootstrap rule ``name`` hold (how each rule opens, in one place)."""
+    from piyasa.admin.setup.codes import create_setup_code
+    from piyasa.admin.users import add_user
+
+    openers = {"setup_code": lambda: add_user(services, "fresh_admin", "admin")}
+    info = await openers[name]()  # a new rule must say here how it opens
+    await create_setup_code(services, info.id)
+
+
+def bootstrap_lets_in(role: str) -> bool:
+    return role != "locked"  # anyone not locked, linked or not
+
+
+def test_declared_rules_exist() -> None:
+    assert [c.id for c in BOOTSTRAPPED] == ["setup"]
+    assert {s.id for s in WITH_PARAMS} >= {"users.role", "users.bulk"}
+    assert {s.id for s in PRIVATE_ONLY} >= {"password", "stepup", "mfa", "link"}
+
+
+def help_line(spec: Command, surface: str) -> str:
+    return f"{'/piyasa ' if surface == 'slack' else '/'}{spec.usage()} —"
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+async def test_telegram_bootstrap_rules_from_the_registry(tg, role: str) -> None:
+    """Closed: the role alone decides, in /help and when run. Open: whoever the rule lets
+    in sees it in /help and is let in (audited ``via`` the rule); locked accounts never."""
+    problems = []
+    for is_open in (False, True):
+        if is_open:
+            for spec in BOOTSTRAPPED:
+                await open_bootstrap(tg.services, spec.bootstrap.name)  # type: ignore[union-attr]
+        listing = (await tg.say(role, "/help"))["text"]
+        for spec in BOOTSTRAPPED:
+            allowed = not refused(role, spec) or (is_open and bootstrap_lets_in(role))
+            if (help_line(spec, "telegram") in listing) != allowed:
+                problems.append(f"open={is_open}: /help lists /{spec.id}: {not allowed}")
+            n = await audit_count(tg.services)
+            await tg.say(role, "/" + spec.id)
+            row = await next_audit(tg.services, n, action=spec.id)
+            if row.result.startswith("denied") == allowed:
+                problems.append(f"open={is_open}: /{spec.id} says {row.result}")
+            via_rule = is_open and refused(role, spec) and allowed
+            if (row.params or {}).get("via") != (spec.bootstrap.name if via_rule else None):  # type: ignore[union-attr]
+                problems.append(f"open={is_open}: /{spec.id} audit via {row.params}")
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+async def test_slack_bootstrap_rules_from_the_registry(slack, role: str) -> None:
+    sid = PEOPLE[role][1]
+    problems = []
+    for is_open in (False, True):
+        if is_open:
+            for spec in BOOTSTRAPPED:
+                await open_bootstrap(slack.services, spec.bootstrap.name)  # type: ignore[union-attr]
+        listing = slack_text((await slack.slash(sid, "help"))[1])
+        for spec in BOOTSTRAPPED:
+            allowed = not refused(role, spec) or (is_open and bootstrap_lets_in(role))
+            if (help_line(spec, "slack") in listing) != allowed:
+                problems.append(f"open={is_open}: help lists {spec.id}: {not allowed}")
+            n = await audit_count(slack.services)
+            await slack.slash(sid, spec.id)
+            row = await next_audit(slack.services, n, action=spec.id)
+            if row.result.startswith("denied") == allowed:
+                problems.append(f"open={is_open}: {spec.id} says {row.result}")
+    assert not problems, problems
+
+
+def breaking(spec: Spec) -> dict[str, str]:
+    """Params that break every declared rule of ``spec`` ("admin" where it is not allowed)."""
+    return {p.name: "admin" if "admin" not in p.choices else "nobody" for p in spec.params}
+
+
+async def test_telegram_param_rules_refuse_a_press_that_breaks_them(tg) -> None:
+    """An admin (allowed by role) pressing a button whose params break the declared rule
+    (stale, forged): refused by the pipeline with a toast, the message untouched, audited."""
+    want = i18n.t("en", "refuse.param")
+    uid = PEOPLE["admin"][0]
+    anchor = await tg.say("admin", "/start")
+    problems = []
+    for spec in WITH_PARAMS:
+        n = await audit_count(tg.services)
+        token = await tg.surface.tokens.issue(
+            spec_id=spec.id,
+            surface="telegram",
+            user=str(uid),
+            chat=str(uid),
+            params=breaking(spec),
+            confirmed=True,
+        )
+        before = len(tg.sb.calls("editMessageText")) + len(tg.sb.calls("sendMessage"))
+        qid = await tg.sb.press_button(
+            uid, uid, anchor["message_id"], token, forge=True, bot_id=tg.bot_id
+        )
+        text = (await wait_answer(tg.sb, qid)).get("text") or ""
+        result = await last_result(tg.services, n, spec)
+        after = len(tg.sb.calls("editMessageText")) + len(tg.sb.calls("sendMessage"))
+        if result != "refused_param" or text != want or after != before:
+            problems.append(f"{spec.id}: {result} {text!r}")
+    assert not problems, problems
+
+
+async def test_slack_param_rules_refuse_a_press_that_breaks_them(slack, slack_server) -> None:
+    want = i18n.t("en", "refuse.param")
+    problems = []
+    for spec in WITH_PARAMS:
+        n = await audit_count(slack.services)
+        token = await slack.surface_tokens.issue(
+            spec_id=spec.id,
+            surface="slack",
+            user="U0ADMIN",
+            chat="C0OPS",
+            params=breaking(spec),
+            confirmed=True,
+        )
+        _status, url = await slack.press("U0ADMIN", token)
+        (answer,) = await slack_server.wait_response(url)
+        result = await last_result(slack.services, n, spec)
+        if result != "refused_param" or want not in slack_text(answer):
+            problems.append(f"{spec.id}: {result} {answer}")
+        if answer.get("replace_original"):
+            problems.append(f"{spec.id}: the pressed message was replaced")
+    assert not problems, problems
+
+
+async def test_slack_private_only_rules_channel_refused_dm_allowed(slack, slack_server) -> None:
+    """Every private-only command and button, by a role allowed to run it: refused in a
+    channel (pointing to the app's DM, nothing shown beside it), let through in the DM."""
+    where = i18n.t("en", "refuse.private_where.slack")
+    want = i18n.t("en", "refuse.private_only", where=where)
+    problems = []
+    for spec in PRIVATE_ONLY:
+        for channel in ("C0OPS", dm_of("U0ADMIN")):
+            n = await audit_count(slack.services)
+            if isinstance(spec, Command):
+                _status, ack, _url = await slack.slash("U0ADMIN", typed(spec), channel=channel)
+                text = slack_text(ack)
+                shown = slack_buttons(ack) if isinstance(ack, dict) else []
+            else:
+                token = await slack.surface_tokens.issue(
+                    spec_id=spec.id, surface="slack", user="U0ADMIN", chat=channel, params={}
+                )
+                _status, url = await slack.press("U0ADMIN", token, channel=channel)
+                answer = (await slack_server.wait_response(url))[0]
+                text, shown = slack_text(answer), slack_buttons(answer)
+            result = await last_result(slack.services, n, spec)
+            in_dm = channel.startswith("D")
+            if in_dm and (result == "refused_private_only" or result.startswith("denied")):
+                problems.append(f"{spec.id} in the DM: {result}")
+            if not in_dm and (result != "refused_private_only" or want not in text or shown):
+                problems.append(f"{spec.id} in a channel: {result} {text!r}")
+    assert not problems, problems
+
+
+async def test_telegram_private_only_rules_group_refused_private_allowed(tg) -> None:
+    """The same rule on Telegram: in the admin group refused (or, with its secrets typed,
+    dealt with as exposed), in the private chat let through."""
+    uid = PEOPLE["admin"][0]
+    anchors = {
+        ADMIN_GROUP: await tg.say("admin", "/start", group=True),
+        uid: await tg.say("admin", "/start"),
+    }
+    problems = []
+    for spec in PRIVATE_ONLY:
+        for chat, anchor in anchors.items():
+            n = await audit_count(tg.services)
+            if isinstance(spec, Command):
+                await tg.say("admin", "/" + typed(spec), group=chat == ADMIN_GROUP)
+            else:
+                token = await tg.surface.tokens.issue(
+                    spec_id=spec.id, surface="telegram", user=str(uid), chat=str(chat)
+                )
+                qid = await tg.sb.press_button(
+                    uid, chat, anchor["message_id"], token, forge=True, bot_id=tg.bot_id
+                )
+                await wait_answer(tg.sb, qid)
+            result = await last_result(tg.services, n, spec)
+            refusals = ("refused_private_only", "refused_secret_exposed")
+            if (result in refusals) != (chat == ADMIN_GROUP) or result.startswith("denied"):
+                problems.append(f"{spec.id} in {chat}: {result}")
     assert not problems, problems

@@ -10,7 +10,7 @@ from chatops import i18n
 from piyasa.admin.users import link_code_for
 from tests.chatops.conftest import start_slack
 from tests.chatops.harness import registry_for_tests, with_admin_settings
-from tests.chatops.slack_server import slack_buttons, slack_text
+from tests.chatops.slack_server import dm_of, slack_buttons, slack_text
 
 
 @pytest.fixture
@@ -37,7 +37,12 @@ async def test_unknown_slack_user_is_told_how_to_link_and_can(slack, slack_serve
     text = slack_text(ack)
     assert "/piyasa link" in text and "U0STRANGER" in text
     code = await link_code_for(slack.services, "user_operator")
+    # typed in a channel: refused, pointing to the app's DM; nobody else saw the slash
+    # command, so the code is not burned
     _, ack, _ = await slack.slash("U0STRANGER", f"link {code}")
+    where = i18n.t("en", "refuse.private_where.slack")
+    assert i18n.t("en", "refuse.private_only", where=where) in slack_text(ack)
+    _, ack, _ = await slack.slash("U0STRANGER", f"link {code}", channel=dm_of("U0STRANGER"))
     assert "user_operator" in slack_text(ack)
     _, ack, _ = await slack.slash("U0STRANGER", "whoami")
     assert "operator" in slack_text(ack)
@@ -58,7 +63,7 @@ async def test_button_press_edits_in_place_and_foreign_press_changes_nothing(
 
 
 async def test_slow_work_is_acked_then_answered_via_response_url(slackx, slack_server) -> None:
-    status, ack, url = await slackx.slash("U0VIEWER", "slow")
+    status, ack, url = await slackx.slash("U0VIEWER", "slow", final=False)
     assert status == 200 and i18n.t("en", "slack.working") in slack_text(ack)
     slackx.registry.gate.set()
     (answer,) = await slack_server.wait_response(url)
@@ -86,12 +91,12 @@ async def test_step_up_and_confirm_on_slack(slackx, slack_server) -> None:
     _, ack, url = await slackx.slash("U0ADMIN", "danger db")
     assert "/piyasa stepup" in slack_text(ack)
     code = pyotp.TOTP(secret).now()
-    _, _ack2, _url2 = await slackx.slash("U0ADMIN", f"stepup {code}")
+    _, _ack2, _url2 = await slackx.slash("U0ADMIN", f"stepup {code}", channel=dm_of("U0ADMIN"))
     confirm = (await slack_server.wait_response(url))[-1]
     assert "Are you sure" in slack_text(confirm)
     yes = slack_buttons(confirm)[0][1]
     _, press_url = await slackx.press("U0ADMIN", yes)
     (done,) = await slack_server.wait_response(press_url)
     assert "destroyed db" in slack_text(done) and slackx.registry.fired == ["db"]
-    _, ack3, _ = await slackx.slash("U0ADMIN", f"stepup {code}")
+    _, ack3, _ = await slackx.slash("U0ADMIN", f"stepup {code}", channel=dm_of("U0ADMIN"))
     assert "already used" in slack_text(ack3)

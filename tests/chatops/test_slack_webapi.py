@@ -20,7 +20,7 @@ from chatops import i18n
 from piyasa.admin.health import HealthService, State, Thresholds
 from tests.chatops.conftest import start_slack
 from tests.chatops.harness import with_admin_settings
-from tests.chatops.slack_server import SlackClient, slack_text
+from tests.chatops.slack_server import SlackClient, dm_of, slack_text
 from tests.health.conftest import Scripted
 from tests.users.helpers import slack_token
 
@@ -153,7 +153,7 @@ async def test_a_file_slack_refuses_is_explained_not_dropped(slack_live, slack_s
         "needed": "files:write",
         "provided": "commands,chat:write",
     }
-    status, _ack, url = await slack_live.slash("U0VIEWER", "mfa")
+    status, _ack, url = await slack_live.slash("U0VIEWER", "mfa", channel=dm_of("U0VIEWER"))
     assert status == 200
     (answer,) = await slack_server.wait_response(url)
     text = slack_text(answer)

@@ -224,6 +224,34 @@ async def test_chromium_types_health_and_presses_a_button(chromium: Page, piyasa
         data = (ARTIFACTS / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
 
+    # Issue 12: the page's language switch changes the bot's answers too. Press EN (the page
+    # was English already, the bot Turkish), ask again: the bot answers in English; TR back.
+    for code, health, database in (("en", "Health", "Database"), ("tr", "Sağlık", "Veritabanı")):
+        before = await page.js("document.querySelectorAll('#messages li.bot').length")
+        await page.load(
+            page.js(f"document.querySelector('nav.langs button[value={code}]').click()")
+        )
+        assert await page.js("document.documentElement.lang") == code
+        await page.js("document.getElementById('text').focus()")
+        await page.send("Input.insertText", text="/health")
+        await page.load(page.js("document.getElementById('send').click()"))
+        answer = await page.wait_for(
+            f"(() => {{ const all = document.querySelectorAll('#messages li.bot');"
+            f" const m = all[all.length - 1]; return all.length > {before}"
+            f" && m.innerText.includes('{health}') && m.innerText }})()",
+            f"the /health answer after switching to {code}",
+        )
+        assert database in answer
+        if code == "en":
+            assert "Sağlık" not in answer and "Veritabanı" not in answer
+    # A language that does not exist is refused with a clear word and changes nothing.
+    refused = await page.js(
+        "fetch('/sandbox/lang?lang=tr', {method: 'POST', body: new URLSearchParams({lang: 'xx'})})"
+        ".then(async r => r.status + ' ' + await r.text())"
+    )
+    assert refused.startswith("400 Bilinmeyen dil: tr, en") and "değiştirilmedi" in refused
+    assert await page.js("document.documentElement.lang") == "tr"
+
 
 async def test_sandbox_page_is_404_outside_sandbox_mode(settings: Settings) -> None:
     from piyasa.services import Services

@@ -76,3 +76,52 @@ async def test_overview_from_the_database(services: Services) -> None:
     assert ov.uptime["redis"].uptime_percent is None
     assert [(i.component, i.worst) for i in ov.incidents] == [("database", State.CRITICAL)]
     assert await history.last_states() == {"database": State.HEALTHY, "redis": State.UNKNOWN}
+
+
+def _blips(component: str, start: datetime, n: int, length_s: float) -> list[Transition]:
+    out = []
+    for i in range(n):
+        at = start + timedelta(minutes=5 * i)
+        out.append(tr(component, State.CRITICAL, at))
+        out.append(tr(component, State.HEALTHY, at + timedelta(seconds=length_s)))
+    return out
+
+
+def test_cpu_blips_never_push_a_real_outage_off_the_incident_list() -> None:
+    """Issue 12: ten 5-second host CPU blips after a 2-minute database outage. The outage
+    stays listed, the blips are only counted, even when there are more blips than the list
+    holds."""
+    outage = [
+        tr("database", State.CRITICAL, TODAY + timedelta(hours=1)),
+        tr("database", State.HEALTHY, TODAY + timedelta(hours=1, minutes=2)),
+    ]
+    for n in (10, 30):
+        blips = _blips("host", TODAY + timedelta(hours=2), n, 5)
+        inside = sorted(outage + blips, key=lambda t: t.at)
+        ov = compute_overview([], inside, TODAY, NOW, days=1)
+        assert [(i.component, i.started_at) for i in ov.incidents] == [
+            ("database", TODAY + timedelta(hours=1))
+        ]
+        assert ov.blips == {"host": n}
+        assert ov.uptime["host"].days[0].seconds["critical"] == 5 * n  # still on the bars
+
+
+def test_a_problem_becomes_an_incident_once_it_has_held_a_minute() -> None:
+    inside = [tr("host", State.CRITICAL, NOW - timedelta(seconds=30))]
+    ov = compute_overview([], inside, TODAY, NOW, days=1)
+    assert ov.incidents == [] and ov.blips == {}  # not yet: it may be a blip
+    later = NOW + timedelta(seconds=31)
+    ov = compute_overview([], inside, TODAY, later, days=1)
+    assert [i.ongoing for i in ov.incidents] == [True]
+
+
+def test_the_status_page_counts_blips_without_listing_them() -> None:
+    from chatops.web.status_page import render_status_page
+    from piyasa.admin.health import Reading, Snapshot
+
+    inside = _blips("host", TODAY + timedelta(hours=2), 10, 5)
+    ov = compute_overview([], inside, TODAY, NOW, days=1)
+    snap = Snapshot(State.HEALTHY, {"host": Reading("host", State.HEALTHY, "ok")}, NOW)
+    html = render_status_page(snap, ov, "en", 1, NOW)
+    assert '<ul class="incidents">' not in html
+    assert "Problems shorter than a minute, not listed:" in html and " 10<" in html

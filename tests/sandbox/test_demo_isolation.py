@@ -146,7 +146,13 @@ async def test_migration_removes_demo_rows_an_older_version_left(
 ) -> None:
     engine = create_engine(db_url)
     try:
-        await migrate.upgrade(engine, "0007")  # the revision before 0008 (the models' schema)
+        await migrate.upgrade(engine, "0007")  # the revision before 0008
+        # Later revisions add user columns the models map (0009: last seen): add them for
+        # the seeding below, and take them off again before the upgrade adds them for real.
+        later = ("last_seen_at TIMESTAMP", "active_days INTEGER NOT NULL DEFAULT 0")
+        async with engine.begin() as conn:
+            for column in later:
+                await conn.execute(text(f"ALTER TABLE users ADD COLUMN {column}"))
         settings = _settings(tmp_path / "data")
         services = Services.build(settings, engine=engine)
         await demo.seed_database(services)  # what 0.1 did to the database in use
@@ -154,6 +160,9 @@ async def test_migration_removes_demo_rows_an_older_version_left(
         async with services.sessions() as s, s.begin():
             real = await s.scalar(select(User).where(User.username == "realadmin"))
             real.identities.append(Identity(provider="telegram", external_id="900002"))
+        async with engine.begin() as conn:
+            for column in later:
+                await conn.execute(text(f"ALTER TABLE users DROP COLUMN {column.split()[0]}"))
         await migrate.upgrade(engine)
         assert "migration 0008: removed demo rows" in capfd.readouterr().out
         async with engine.connect() as conn:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from piyasa.admin import audit
 from piyasa.db.models import Bot, Chat, Setting, User
 from piyasa.logs import RING
+from tests.chatops.harness import audit_count, next_audit
 from tests.setup.conftest import ADMIN_GROUP, World
 from tests.setup.helpers import (
     FLEET_TOKEN,
@@ -226,6 +227,7 @@ async def test_group_refuses_secrets_and_burns_the_code(world: World) -> None:
     code = await world.admin_with_code("boss")
     sb = world.box.sb
     mark = sb.mark()
+    n = await audit_count(world.services)
     msg = await sb.send_user_message(NEWCOMER, ADMIN_GROUP, f"/setup {code}")
     reply = await sb.wait_for_message(
         chat_id=ADMIN_GROUP, bot_id=world.box.admin_bot_id, after=mark
@@ -236,9 +238,15 @@ async def test_group_refuses_secrets_and_burns_the_code(world: World) -> None:
         any(b[0] == "Open in Telegram" for b in buttons(reply))
         or "@kurulum_admin_bot" in reply["text"]
     )
+    assert (await next_audit(world.services, n, "setup")).params["outcome"] == "code_burned"
+    # burned, no setup code waits: /setup is the admins' alone again, and the code links
+    # nobody (the refusal is the pipeline's, for anyone not linked)
     me = world.person(NEWCOMER)
+    n = await audit_count(world.services)
     reply = await me.say(f"/setup {code}")
-    assert "not valid" in reply["text"]
+    assert reply["text"].startswith("⛔ I don't know you yet")
+    assert not re.search(r"Step \d/6", reply["text"])
+    assert (await next_audit(world.services, n, "setup")).result == "denied_unlinked"
 
 
 async def test_non_admins_are_refused(world: World) -> None:
@@ -246,6 +254,9 @@ async def test_non_admins_are_refused(world: World) -> None:
 
     await add_user(world.services, "viewer1", "viewer", telegram_id=NEWCOMER)
     me = world.person(NEWCOMER)
+    n = await audit_count(world.services)
     reply = await me.say("/setup")
-    assert "Only admins can run the setup" in reply["text"]
+    # refused by the pipeline from the declaration (role admin), like any command above you
+    assert reply["text"].startswith("⛔ This command does not exist or you may not run it")
     assert not re.search(r"Step \d/6", reply["text"])
+    assert (await next_audit(world.services, n, "setup")).result == "denied_role"

@@ -52,3 +52,51 @@ async def slack_upload(server: Any, suffix: str) -> dict:
         return found[-1] if found else None
 
     return await until(done, f"a completed upload of *{suffix}", interval=0.005)
+
+
+async def group_prompt(tg: TelegramWorld, role: str, after: int = 0) -> dict:
+    """The newest ForceReply prompt the bot sent ``role`` in the admin group (after
+    message id ``after``): in a group a dialog takes only its owner's reply to it."""
+    from tests.chatops.harness import ADMIN_GROUP
+
+    uid = PEOPLE[role][0]
+
+    def prompt() -> dict | None:
+        found = [
+            m
+            for m in tg.sb.sent(ADMIN_GROUP, tg.bot_id)
+            if m["message_id"] > after
+            and (tg.sb.client_markup(ADMIN_GROUP, m["message_id"]) or {}).get("force_reply")
+            and any(e.get("user", {}).get("id") == uid for e in m.get("entities") or [])
+        ]
+        return found[-1] if found else None
+
+    return await until(prompt, f"a dialog prompt for {role} in the admin group", interval=0.005)
+
+
+async def answer_in_group(
+    tg: TelegramWorld, role: str, text: str, *, after: int = 0
+) -> tuple[dict, dict]:
+    """``role`` replies ``text`` to their dialog's prompt in the admin group: (their
+    message, the bot's next message there)."""
+    from tests.chatops.harness import ADMIN_GROUP
+
+    prompt = await group_prompt(tg, role, after)
+    mark = tg.sb.mark()
+    sent = await tg.sb.send_user_message(
+        PEOPLE[role][0], ADMIN_GROUP, text, reply_to_message_id=prompt["message_id"]
+    )
+    reply = await tg.sb.wait_for_message(chat_id=ADMIN_GROUP, bot_id=tg.bot_id, after=mark)
+    return sent, reply
+
+
+async def slack_answer(slack: Any, server: Any, sid: str, text: str, url: str) -> dict:
+    """``sid`` types ``text`` into the dialog's open modal and submits it: the message
+    that then shows the dialog (posted to ``url``, the response_url it answers through),
+    or, when Slack keeps the modal open with errors, {"errors": {...}}."""
+    modal = await server.wait_view(sid)
+    before = len(server.responses[url.rsplit("/", 1)[1]])
+    outcome = await slack.submit(sid, modal, text)
+    if outcome["errors"]:
+        return {"errors": outcome["errors"]}
+    return (await server.wait_response(url, count=before + 1))[-1]

@@ -16,8 +16,8 @@ from piyasa.admin.health import HealthService
 from piyasa.admin.health.model import State
 from piyasa.admin.setup.checks import connection_checks
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, audit_count, next_audit
-from tests.chatops.slack_server import slack_text
-from tests.users.helpers import tap
+from tests.chatops.slack_server import dm_of, slack_text
+from tests.users.helpers import answer_in_group, tap
 
 OLD = "viewers-own-passphrase-9"
 NEW = "new-one-typed-in-group-7"
@@ -62,9 +62,10 @@ async def test_password_typed_in_a_group_the_bot_cleans(tg) -> None:
 
 async def test_add_user_password_typed_in_the_group_is_not_claimed_deleted(tg) -> None:
     step = await tg.say("admin", "/adduser", group=True)
-    step = await tg.say("admin", "newbie", group=True)
+    answer, step = await answer_in_group(tg, "admin", "newbie")  # a reply to its prompt
     await tap(tg, "admin", ADMIN_GROUP, step, "operator")
-    sent, reply = await _typed_in_group(tg, "admin", "Kırmızı-balık-uçar-7")
+    prompted = answer["reply_to_message"]["message_id"]  # the password step asks anew
+    sent, reply = await answer_in_group(tg, "admin", "Kırmızı-balık-uçar-7", after=prompted)
     assert i18n.t("en", "users.add.password_visible") in reply["text"]
     assert "I deleted your message" not in reply["text"] and "Step 3/6" in reply["text"]
     assert (ADMIN_GROUP, sent["message_id"]) not in tg.sb.deleted
@@ -101,8 +102,17 @@ async def test_health_warns_on_slack_too(tg, slack_server) -> None:
     async for slack, _surface in start_slack(tg.services, slack_server):
         _, ack, _ = await slack.slash("U0VIEWER", "health")
         assert f"cannot delete messages in admin chat {ADMIN_GROUP}" in slack_text(ack)
-        # a slash command's text is never shown in a Slack channel: nothing is exposed
+        # a slash command's text is never shown in a Slack channel: nothing is exposed, but
+        # /password is private-only, so in a channel it is refused (pointing to the app's
+        # DM) and changes nothing; in the DM it works
         await svc.set_password(tg.services, svc.CLI, "user_viewer", OLD)
         _, ack, _ = await slack.slash("U0VIEWER", f"password {OLD} {NEW}")
+        where = i18n.t("en", "refuse.private_where.slack")
+        assert i18n.t("en", "refuse.private_only", where=where) in slack_text(ack)
+        assert (await passwords.check_login(tg.services, "user_viewer", OLD)).ok
+        assert not (await svc.card(tg.services, "user_viewer")).must_change
+        _, ack, _ = await slack.slash(
+            "U0VIEWER", f"password {OLD} {NEW}", channel=dm_of("U0VIEWER")
+        )
         assert i18n.t("en", "users.password.changed") in slack_text(ack)
         assert not (await svc.card(tg.services, "user_viewer")).must_change

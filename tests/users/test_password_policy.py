@@ -22,7 +22,7 @@ from piyasa.config import load_settings
 from piyasa.services import Services
 from tests.chatops.conftest import start_slack, start_telegram
 from tests.chatops.harness import TelegramWorld, seed_people, with_admin_settings
-from tests.chatops.slack_server import SlackServer, slack_text
+from tests.chatops.slack_server import SlackServer, dm_of, slack_text
 from tests.setup.helpers import (
     ADMIN_TOKEN,
     NEWCOMER,
@@ -31,7 +31,7 @@ from tests.setup.helpers import (
     start_sandbox,
     with_token,
 )
-from tests.users.helpers import private, slack_tap, tap
+from tests.users.helpers import private, slack_answer, slack_token, tap
 
 WEAK = (
     "password1234",  # what the wizard accepted
@@ -115,12 +115,16 @@ async def slack_world(services: Services) -> AsyncIterator[tuple]:  # type: igno
 @asynccontextmanager
 async def slack_adduser(services: Services) -> AsyncIterator[Attempt]:
     async with slack_world(services) as (slack, server):
-        await slack.slash("U0ADMIN", "adduser")
-        _, ack, _ = await slack.slash("U0ADMIN", "deniz")
-        assert "Step 3/6" in slack_text(await slack_tap(slack, server, "U0ADMIN", ack, "viewer"))
+        _, _ack, url = await slack.slash("U0ADMIN", "adduser")
+        step = await slack_answer(slack, server, "U0ADMIN", "deniz", url)  # in the modal
+        _, url = await slack.press("U0ADMIN", slack_token(step, "viewer"))
+        assert "Step 3/6" in slack_text((await server.wait_response(url))[-1])
+        await server.wait_view("U0ADMIN", count=2)  # the password modal
 
         async def attempt(password: str) -> str:
-            return slack_text((await slack.slash("U0ADMIN", password))[1])
+            # a refusal shows under the modal's input, the next step in the conversation
+            answer = await slack_answer(slack, server, "U0ADMIN", password, url)
+            return answer["errors"]["answer"] if "errors" in answer else slack_text(answer)
 
         yield attempt
 
@@ -131,8 +135,9 @@ async def slack_password_command(services: Services) -> AsyncIterator[Attempt]:
         await svc.set_password(services, svc.CLI, "user_operator", CURRENT)
 
         async def attempt(password: str) -> str:
+            dm = dm_of("U0OPERATOR")  # /password is private-only: the app's DM
             return slack_text(
-                (await slack.slash("U0OPERATOR", f"password {CURRENT} {password}"))[1]
+                (await slack.slash("U0OPERATOR", f"password {CURRENT} {password}", channel=dm))[1]
             )
 
         yield attempt

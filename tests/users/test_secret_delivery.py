@@ -19,7 +19,14 @@ from piyasa.admin.health.apikeys import verify_api_key
 from piyasa.db.models import OneTimeCode, User
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, audit_count, buttons, next_audit
 from tests.chatops.slack_server import slack_text
-from tests.users.helpers import slack_tap, slack_token, tap, token_for
+from tests.users.helpers import (
+    answer_in_group,
+    slack_answer,
+    slack_tap,
+    slack_token,
+    tap,
+    token_for,
+)
 
 OLD_PASSWORD = "the operator's own passphrase"
 NO_CHAT = i18n.t("en", "handover.no_private.telegram", bot="piyasa_test_admin_bot")
@@ -84,9 +91,17 @@ async def _press_yes_in_group(tg, label: str, *, dm_fails: bool = False) -> dict
 
 async def _adduser_in_group(tg, name: str, *, dm_fails: bool = False) -> dict:  # type: ignore[no-untyped-def]
     step = await tg.say("admin", "/adduser", group=True)
-    step = await tg.say("admin", name, group=True)
+    _, step = await answer_in_group(tg, "admin", name)  # a reply to the bot's prompt
     for label in ("viewer", "Generate", "yes", "Later"):
-        step = await tap(tg, "admin", ADMIN_GROUP, step, label)
+        # the step message, edited (the password step's ForceReply prompt comes beside it)
+        mark = await tg.press("admin", ADMIN_GROUP, step, token_for(step, label))
+        step = await tg.sb.wait_for_message(
+            lambda m: "Step" in m.get("text", ""),
+            chat_id=ADMIN_GROUP,
+            edits=True,
+            after=mark,
+            bot_id=tg.bot_id,
+        )
     if dm_fails:
         _fail_next_dm(tg)
     mark = await tg.press("admin", ADMIN_GROUP, step, token_for(step, "Create"))
@@ -160,8 +175,11 @@ async def test_no_dm_changes_nothing_slack(slack, slack_server) -> None:
         assert await _outcome(slack.services, mark, action) == "refused_no_private_chat"
     _, ack, _ = await slack.slash("U0ADMIN", "linkcode user_viewer")
     assert no_dm in slack_text(ack) and await _codes(slack.services) == 0
+    # /mfa is private-only: from a channel it is refused before any seed exists (and in
+    # the app's DM the DM is there by definition)
     _, ack, _ = await slack.slash("U0VIEWER", "mfa")
-    assert no_dm in slack_text(ack)
+    where = i18n.t("en", "refuse.private_where.slack")
+    assert i18n.t("en", "refuse.private_only", where=where) in slack_text(ack)
     assert (await svc.card(slack.services, "user_viewer")).mfa == "off"  # no seed waits
     assert not [m for m in slack_server.posted if m["channel"].startswith("D")]
 
@@ -175,9 +193,9 @@ async def test_a_dm_that_fails_takes_the_secret_back_slack(slack, slack_server) 
         assert undelivered in slack_text(reply), label
         await _unchanged(slack.services, key)
     before = await _users(slack.services)
-    _, ack, _ = await slack.slash("U0ADMIN", "adduser")
-    _, ack, _ = await slack.slash("U0ADMIN", "deniz")
-    step = await slack_tap(slack, slack_server, "U0ADMIN", ack, "viewer")
+    _, _ack, url = await slack.slash("U0ADMIN", "adduser")
+    step = await slack_answer(slack, slack_server, "U0ADMIN", "deniz", url)  # in the modal
+    step = await slack_tap(slack, slack_server, "U0ADMIN", step, "viewer")
     for label in ("Generate", "yes", "Later"):
         step = await slack_tap(slack, slack_server, "U0ADMIN", step, label)
     slack_server.fail_next["chat.postMessage"] = "channel_not_found"

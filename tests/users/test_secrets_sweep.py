@@ -26,18 +26,21 @@ from sqlalchemy import select
 from piyasa.admin import auth
 from piyasa.admin import users as svc
 from piyasa.admin.health import HealthService
+from piyasa.admin.setup.codes import create_setup_code
 from piyasa.admin.users import link_code_for
 from piyasa.config import SECRET_KEY_FILE_NAME
 from piyasa.db.models import AuditEntry, User
 from tests.chatops.conftest import start_slack, start_telegram
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, with_admin_settings
-from tests.chatops.slack_server import BOT_TOKEN, SIGNING_SECRET, slack_text
+from tests.chatops.slack_server import BOT_TOKEN, SIGNING_SECRET, dm_of, slack_text
 from tests.chatops.test_log_hygiene import debug_logging
-from tests.users.helpers import slack_tap, slack_token, slack_upload, tap
+from tests.users.helpers import slack_answer, slack_tap, slack_token, slack_upload, tap
 
 OLD = f"old-passphrase-{uuid.uuid4().hex[:12]}"
 NEW = f"new-passphrase-{uuid.uuid4().hex[:12]}"
 SLACK_NEW = f"slack-passphrase-{uuid.uuid4().hex[:12]}"
+SLACK_TYPED = f"typed-in-modal-{uuid.uuid4().hex[:12]}"
+NEWCOMER = 810099  # a Telegram user who gets a first admin's setup code
 
 
 @pytest.fixture
@@ -110,6 +113,16 @@ async def _telegram(tg) -> tuple[dict[str, str], dict[str, str]]:  # type: ignor
     typed = {"tg totp code": pyotp.TOTP(seed).now(), "tg old password": OLD, "tg new password": NEW}
     reply = await tg.say("viewer", f"/mfa {typed['tg totp code']}")
     assert "on" in reply["text"]
+    # a first admin's setup code, typed by a newcomer in a private chat
+    first = await svc.add_user(tg.services, "sweepadmin", "admin")
+    typed["tg setup code"] = await create_setup_code(tg.services, first.id)
+    tg.sb.add_user(NEWCOMER, "New Admin", "new_admin", "en")
+    mark = tg.sb.mark()
+    await tg.sb.send_user_message(
+        NEWCOMER, NEWCOMER, f"/setup {typed['tg setup code']}", bot_id=tg.bot_id
+    )
+    reply = await tg.sb.wait_for_message(chat_id=NEWCOMER, bot_id=tg.bot_id, after=mark)
+    assert "sweepadmin" in reply["text"], reply["text"]
     # a stranger redeems the link code of the new user
     code = await link_code_for(tg.services, "sweepuser")
     typed["tg redeemed code"] = code
@@ -133,16 +146,33 @@ async def _slack(slack, server) -> tuple[dict[str, str], dict[str, str]]:  # typ
         delivered[name] = _code_in(slack_text(dm()))
     # the operator's temporary password is changed for one of their own (the card forces it)
     temp = delivered["slack temp password"]
-    _, ack, _ = await slack.slash("U0OPERATOR", f"password {temp} {SLACK_NEW}")
+    dm_op = dm_of("U0OPERATOR")  # /password and /mfa are private-only: the app's DM
+    _, ack, _ = await slack.slash("U0OPERATOR", f"password {temp} {SLACK_NEW}", channel=dm_op)
     assert "changed" in slack_text(ack).lower(), slack_text(ack)
     typed = {"slack new password": SLACK_NEW}
-    _, ack, _ = await slack.slash("U0OPERATOR", "mfa")
+    _, ack, _ = await slack.slash("U0OPERATOR", "mfa", channel=dm_op)
     await slack_upload(server, "piyasa-2fa.png")
     seed = await _pending_seed(slack.services, "user_operator")
     delivered["slack totp seed"] = seed
     typed["slack totp code"] = pyotp.TOTP(seed).now()
-    _, ack, _ = await slack.slash("U0OPERATOR", f"mfa {typed['slack totp code']}")
+    _, ack, _ = await slack.slash("U0OPERATOR", f"mfa {typed['slack totp code']}", channel=dm_op)
     assert "is on" in slack_text(ack), slack_text(ack)
+    # /adduser with a password the admin types into the modal
+    _, ack, url = await slack.slash("U0ADMIN", "adduser")
+    step = await slack_answer(slack, server, "U0ADMIN", "slacksweep", url)
+    _, url = await slack.press("U0ADMIN", slack_token(step, "viewer"))
+    await server.wait_response(url)
+    await server.wait_view("U0ADMIN", count=2)  # the press opened the password modal
+    typed["slack typed new-user password"] = SLACK_TYPED
+    step = await slack_answer(slack, server, "U0ADMIN", SLACK_TYPED, url)
+    for label in ("yes", "Now", "Create"):
+        step = await slack_tap(slack, server, "U0ADMIN", step, label)
+    assert "slacksweep (viewer) is created" in slack_text(dm())
+    # a link code redeemed in the app's DM by someone not linked yet
+    code = await link_code_for(slack.services, "slacksweep")
+    typed["slack redeemed code"] = code
+    _, ack, _ = await slack.slash("U0UNLINKED", f"link {code}", channel=dm_of("U0UNLINKED"))
+    assert "slacksweep" in slack_text(ack), slack_text(ack)
     return delivered, typed
 
 
@@ -188,7 +218,7 @@ async def test_no_secret_is_left_anywhere(world, tmp_path: Path) -> None:  # typ
     # Telegram transcripts: groups see no secret; a private chat shows only what the bot
     # delivered there, never what the user typed
     sb = tg.sb
-    for chat in (ADMIN_GROUP, *(uid for uid, _ in PEOPLE.values())):
+    for chat in (ADMIN_GROUP, NEWCOMER, *(uid for uid, _ in PEOPLE.values())):
         for message in sb.messages(chat, bot_id=None if chat < 0 else tg.bot_id):
             text = str(message)
             from_bot = (message.get("from") or {}).get("id") == tg.bot_id
@@ -204,6 +234,8 @@ async def test_no_secret_is_left_anywhere(world, tmp_path: Path) -> None:  # typ
         dm = str(message.get("channel", "")).startswith("D")
         secrets = never_private if dm else everything
         found += _hits(f"slack message to {message.get('channel')}", str(message), secrets)
+    for vid, view in server.views.items():  # modals: never echo what was typed
+        found += _hits(f"slack modal {vid}", str(view), everything)
     for responses in server.responses.values():
         for message in responses:
             found += _hits("slack response_url answer", str(message), everything)

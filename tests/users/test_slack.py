@@ -7,8 +7,8 @@ import pyotp
 from chatops import i18n
 from piyasa.admin import audit, passwords
 from piyasa.admin import users as svc
-from tests.chatops.slack_server import slack_buttons, slack_text
-from tests.users.helpers import slack_tap, slack_token, slack_upload
+from tests.chatops.slack_server import dm_of, slack_buttons, slack_text
+from tests.users.helpers import slack_answer, slack_tap, slack_token, slack_upload
 
 
 async def test_list_card_role_change_and_stale_button(slack, slack_server) -> None:
@@ -59,16 +59,18 @@ async def test_reset_password_goes_to_the_dm_and_self_lock_refused(slack, slack_
     assert "own account" in slack_text(refused)
 
 
-async def test_add_user_dialog_by_slash_answers(slack, slack_server) -> None:
-    _, ack, _ = await slack.slash("U0ADMIN", "adduser")
+async def test_add_user_dialog_answered_in_modals(slack, slack_server) -> None:
+    _, ack, url = await slack.slash("U0ADMIN", "adduser")
     assert "Step 1/6" in slack_text(ack)
-    _, ack, _ = await slack.slash("U0ADMIN", "deniz")
-    assert "Step 2/6" in slack_text(ack)
-    step = await slack_tap(slack, slack_server, "U0ADMIN", ack, "viewer")
+    step = await slack_answer(slack, slack_server, "U0ADMIN", "deniz", url)
+    assert "Step 2/6" in slack_text(step)
+    _, url = await slack.press("U0ADMIN", slack_token(step, "viewer"))
+    step = (await slack_server.wait_response(url))[-1]
     assert "Step 3/6" in slack_text(step)
-    _, ack, _ = await slack.slash("U0ADMIN", "a-slack-typed-passphrase")
-    assert "Step 4/6" in slack_text(ack)
-    step = await slack_tap(slack, slack_server, "U0ADMIN", ack, "yes")
+    await slack_server.wait_view("U0ADMIN", count=2)  # the press opened the password modal
+    step = await slack_answer(slack, slack_server, "U0ADMIN", "a-slack-typed-passphrase", url)
+    assert "Step 4/6" in slack_text(step)
+    step = await slack_tap(slack, slack_server, "U0ADMIN", step, "yes")
     step = await slack_tap(slack, slack_server, "U0ADMIN", step, "Now")
     assert "Step 6/6" in slack_text(step)
     done = await slack_tap(slack, slack_server, "U0ADMIN", step, "Create")
@@ -95,13 +97,15 @@ async def test_bulk_role_preview_and_mfa_qr_goes_to_dm(slack, slack_server) -> N
     _, url = await slack.press("U0ADMIN", slack_token(msg, "→ admin"))
     (need,) = await slack_server.wait_response(url)
     assert "not set up" in slack_text(need)
-    _, ack, _ = await slack.slash("U0VIEWER", "mfa")
-    assert i18n.t("en", "render.sent_private") in slack_text(ack)
+    # /mfa is private-only: in the app's DM the QR lands in that DM itself
+    _, ack, _ = await slack.slash("U0VIEWER", "mfa", channel=dm_of("U0VIEWER"))
     assert "Scan the QR code" in slack_text(_dm(slack_server, "U0VIEWER"))
     upload = await slack_upload(slack_server, "piyasa-2fa.png")
     assert upload["channel"] == "D0VIEWER" and upload["size"] > 100
     seed = await _pending_seed(slack.services, "user_viewer")
-    _, ack, _ = await slack.slash("U0VIEWER", f"mfa {pyotp.TOTP(seed).now()}")
+    _, ack, _ = await slack.slash(
+        "U0VIEWER", f"mfa {pyotp.TOTP(seed).now()}", channel=dm_of("U0VIEWER")
+    )
     assert "is on" in slack_text(ack)
 
 

@@ -26,7 +26,7 @@ from tests.chatops.harness import (
     next_audit,
     wait_answer,
 )
-from tests.chatops.slack_server import slack_text
+from tests.chatops.slack_server import dm_of, slack_text
 from tests.users.helpers import private, slack_token, tap, token_for
 
 NOT_ENROLLED = i18n.t("en", "stepup.not_enrolled")
@@ -184,9 +184,11 @@ def alert_channel(services):  # type: ignore[no-untyped-def]
 async def test_enrolment_is_announced_to_the_admins_slack(
     alert_channel, slack, slack_server
 ) -> None:
-    await slack.slash("U0VIEWER", "mfa")
+    await slack.slash("U0VIEWER", "mfa", channel=dm_of("U0VIEWER"))
     seed = await _pending_seed(slack.services, "user_viewer")
-    _, ack, _ = await slack.slash("U0VIEWER", f"mfa {pyotp.TOTP(seed).now()}")
+    _, ack, _ = await slack.slash(
+        "U0VIEWER", f"mfa {pyotp.TOTP(seed).now()}", channel=dm_of("U0VIEWER")
+    )
     assert "is on" in slack_text(ack)
     posted = [m for m in slack_server.posted if m["channel"] == "C0ALERTS"]
     assert len(posted) == 1

@@ -6,9 +6,11 @@ at once, the messages carrying them deleted) and applied together by [Start syst
 (``piyasa.admin.setup.wizard.apply``), so Cancel really changes nothing. The state is also
 kept in the database, so after a restart `/setup` resumes at the same step.
 
-Who may run it: ``/setup CODE`` (the one-time code `piyasa setup` printed) links the
-sender to the first admin; after that, admins only. The command itself is public so that
-first message can reach it; every wizard action requires the admin role in the pipeline.
+Who may run it: admins — and, by the declared bootstrap rule ``SETUP_CODE``, anyone
+while a setup code waits: ``/setup CODE`` (the one-time code `piyasa setup` printed) links
+the sender to that admin, after which the pipeline checks the admin role again. The
+pipeline enforces both, /help lists /setup to whom they open it, and every wizard action
+requires the admin role.
 Slack cannot delete what a user typed, so there `/piyasa setup` shows the status and
 points to the Telegram wizard.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from chatops import i18n, pipeline
-from chatops.commands.registry import Arg, command
+from chatops.commands.registry import Arg, Bootstrap, command
 from chatops.commands.setup import account, fleet, storage
 from chatops.commands.setup.common import (
     DIALOG_NAME,
@@ -248,14 +248,21 @@ async def _refuse_in_group(ctx: Context, code: str) -> View:
     return view
 
 
-@command("setup", role="public", order=30, args=(Arg("code", secret=True),))
+SETUP_CODE = Bootstrap("setup_code", codes.pending_code)
+"""While a setup code waits (a fresh install, or `piyasa setup` run again), whoever holds
+it may run /setup to become its admin; once it is redeemed, /setup is the admins' alone."""
+
+
+@command("setup", role="admin", bootstrap=SETUP_CODE, order=30, args=(Arg("code", secret=True),))
 async def setup(ctx: Context) -> View:
     if ctx.surface == "slack":
         return await slack_pointer(ctx)
     code = ctx.args.get("code", "")
     if not ctx.chat_private:
         return await _refuse_in_group(ctx, code)
-    if code and (ctx.actor is None or ctx.actor.level < 3):
+    if ctx.via_bootstrap:  # let in below admin by SETUP_CODE: only the code gets further
+        if not code:
+            return View(blocks=[Alert("info", ctx.t("setup.need_code", id=ctx.client.external_id))])
         result = await codes.redeem_setup_code(
             ctx.services,
             code,
@@ -269,14 +276,7 @@ async def setup(ctx: Context) -> View:
         ctx.actor = await identity.resolve(ctx.services, "telegram", ctx.client.external_id)
         ctx.target = result.username
         flash("success", "setup.code.ok", username=result.username)
-    if ctx.actor is None:
-        return View(blocks=[Alert("info", ctx.t("setup.need_code", id=ctx.client.external_id))])
-    if ctx.actor.locked:
-        raise pipeline.Halt(View(blocks=[Alert("error", ctx.t("refuse.locked"))]), "refused_locked")
-    if ctx.actor.level < 3:
-        raise pipeline.Halt(
-            View(blocks=[Alert("error", ctx.t("setup.admins_only"))]), "refused_not_admin"
-        )
+        await pipeline.authorize(ctx, allow_bootstrap=False)  # the code's account: admin?
     if await WIZ.state_data(ctx) is not None and not code:
         flash("info", "setup.resumed")
     return await WIZ.start(ctx, await _initial(ctx))

@@ -3,6 +3,11 @@
 Only transitions are stored. A component holds a state from its row's ``at`` until its
 next row, so 90 days of uptime bars come from one indexed range query plus the state
 each component was in when the window opened.
+
+A problem becomes an incident only once it has held for :data:`MIN_INCIDENT_S`: a host's
+CPU at 100 % for one 5-second round is a blip. Blips still colour the uptime bars (they
+happened), but they are only counted per component (``Overview.blips``), never listed,
+so a burst of them cannot push a real outage off the incident list.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from piyasa.admin.health.model import State
 from piyasa.db.health_models import HealthTransition
 
 NO_DATA = "none"
+MIN_INCIDENT_S = 60.0  # a problem shorter than this is a blip, not an incident
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class Overview:
     uptime: dict[str, Uptime] = field(default_factory=dict)
     incidents: list[Incident] = field(default_factory=list)
     computed_at: datetime | None = None
+    blips: dict[str, int] = field(default_factory=dict)  # problems under MIN_INCIDENT_S
 
 
 def _day_start(at: datetime) -> datetime:
@@ -185,8 +192,10 @@ def compute_overview(
     now: datetime,
     days: int,
     incident_limit: int = 20,
+    min_incident_s: float = MIN_INCIDENT_S,
 ) -> Overview:
-    """Pure: bucket each component's timeline into UTC days and find its incidents."""
+    """Pure: bucket each component's timeline into UTC days and find its incidents (problems
+    that held at least ``min_incident_s`` seconds; shorter ones only counted as blips)."""
     timelines: dict[str, list[Transition]] = defaultdict(list)
     for t in before:
         timelines[t.component].append(
@@ -217,7 +226,11 @@ def compute_overview(
             )
         percent = round(100.0 * up / observed, 3) if observed > 0 else None
         overview.uptime[component] = Uptime(component, bars, percent)
-        overview.incidents.extend(_incidents(component, line))
+        for incident in _incidents(component, line):
+            if ((incident.ended_at or now) - incident.started_at).total_seconds() >= min_incident_s:
+                overview.incidents.append(incident)
+            elif not incident.ongoing:  # an ongoing one may still become an incident
+                overview.blips[component] = overview.blips.get(component, 0) + 1
     overview.incidents.sort(key=lambda i: (not i.ongoing, -i.started_at.timestamp()))
     overview.incidents = overview.incidents[:incident_limit]
     return overview

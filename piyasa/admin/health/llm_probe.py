@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from piyasa.admin.health import words
 from piyasa.admin.health.model import Reading, State, worst
 from piyasa.admin.health.probes import (
     NOT_RUNNING,
@@ -27,24 +28,25 @@ from piyasa.admin.health.probes import (
     _breaker_health,
     _breaker_state,
     _error_class,
-    _human_age,
     _num,
 )
+from piyasa.admin.health.words import RAW, Phrase, phrase
 
 
-def _outcome(llm: dict[str, Any]) -> tuple[State, str]:
+def _outcome(llm: dict[str, Any]) -> tuple[State, Phrase]:
     success = llm.get("last_success_age_s")
     window = _num(llm.get("window_s"), 5.0)
     if llm.get("failing"):
         kind = llm.get("last_error_kind") or "error"
         by = "probe" if llm.get("last_failure_by") == "probe" else "generation"
         if success is None:
-            return State.CRITICAL, f"failing ({kind}, {by}), no success yet"
+            return State.CRITICAL, phrase("llm_failing", kind=kind, by=by)
         state = State.CRITICAL if _num(success) > window else State.WARNING
-        return state, f"failing ({kind}, {by}), last success {_human_age(_num(success))} ago"
+        key, n = words.age("llm_failing", _num(success))
+        return state, phrase(key, kind=kind, by=by, n=n)
     if success is None:
-        return State.UNKNOWN, "no call yet"
-    return State.HEALTHY, f"answering ({llm.get('last_success_by') or 'generation'})"
+        return State.UNKNOWN, phrase("llm_no_call")
+    return State.HEALTHY, phrase("llm_answering", by=llm.get("last_success_by") or "generation")
 
 
 class LLMProbe:
@@ -75,11 +77,11 @@ class LLMProbe:
             "generated": snap.get("generated"),
         }
         states = [_breaker_health(breaker)]
-        summary = f"breaker {breaker}"
+        said = [phrase("breaker", state=breaker)]
         if reported:
-            outcome, said = _outcome(llm)
+            outcome, words_said = _outcome(llm)
             states.append(outcome)
-            summary += f", {said}"
+            said.append(words_said)
             details.update(
                 {
                     k: llm.get(k)
@@ -99,8 +101,8 @@ class LLMProbe:
                 }
             )
         if llm.get("model"):
-            summary = f"{llm['model']}, " + summary
+            said.insert(0, phrase(RAW, text=str(llm["model"])))
         state = worst(states)
         if error_class and state is not State.HEALTHY:
-            summary += f", last error {error_class}"
-        return Reading(self.name, state, summary, details)
+            said.append(phrase("last_error", error=error_class))
+        return Reading.said(self.name, state, said, details)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from piyasa.admin.health.words import Phrase, render
 
 
 class State(enum.StrEnum):
@@ -70,6 +72,21 @@ class Reading:
     checked_at: datetime | None = None
     error: str | None = None
     configured: bool = True  # False: not part of this deployment; left out of the overall
+    phrases: tuple[Phrase, ...] = ()  # the summary, for surfaces that translate it
+
+    @classmethod
+    def said(
+        cls,
+        component: str,
+        state: State,
+        phrases: Sequence[Phrase],
+        details: Mapping[str, Any] | None = None,
+        **kw: Any,
+    ) -> Reading:
+        """A reading whose summary is ``phrases`` (English in ``summary``)."""
+        return cls(
+            component, state, render(phrases), dict(details or {}), phrases=tuple(phrases), **kw
+        )
 
     def public(self) -> dict[str, Any]:
         return {"name": self.component, "state": self.state.value}

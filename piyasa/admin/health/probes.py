@@ -21,8 +21,10 @@ from typing import Any, Protocol
 import psutil
 from sqlalchemy import text
 
+from piyasa.admin.health import words
 from piyasa.admin.health.model import Reading, State, worst
 from piyasa.admin.health.thresholds import Thresholds
+from piyasa.admin.health.words import RAW, phrase
 from piyasa.services import Services
 
 Provider = Callable[[], Mapping[str, Any]]
@@ -97,10 +99,10 @@ class DatabaseProbe:
                     size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
                     details["size_bytes"] = int(size or 0)
         except Exception as exc:
-            return Reading(
+            return Reading.said(
                 self.name,
                 State.CRITICAL,
-                f"{details['type']}: unreachable ({type(exc).__name__})",
+                [phrase("db_unreachable", type=details["type"], error=type(exc).__name__)],
                 details,
                 error=type(exc).__name__,
             )
@@ -112,10 +114,13 @@ class DatabaseProbe:
         details["pool_capacity"] = capacity
         state = worst([ctx.thresholds.latency(latency), ctx.thresholds.pool_use(used, capacity)])
         details["latency_ms"] = round(latency, 1)
-        summary = f"{details['type']} {latency:.0f} ms, pool {used}/{capacity}"
+        said = [
+            phrase("db", type=details["type"], ms=f"{latency:.0f}"),
+            phrase("pool", used=used, capacity=capacity),
+        ]
         if "size_bytes" in details:
-            summary += f", {_human_bytes(details['size_bytes'])}"
-        return Reading(self.name, state, summary, details, latency_ms=latency)
+            said.append(phrase(RAW, text=_human_bytes(details["size_bytes"])))
+        return Reading.said(self.name, state, said, details, latency_ms=latency)
 
 
 def _pool_use(pool: Any) -> tuple[int, int]:
@@ -188,10 +193,10 @@ class RedisProbe:
             keys = int(await client.dbsize())
         except Exception as exc:
             self._last_hits = None
-            return Reading(
+            return Reading.said(
                 self.name,
                 State.CRITICAL,
-                f"unreachable ({type(exc).__name__})",
+                [phrase("unreachable", error=type(exc).__name__)],
                 error=type(exc).__name__,
             )
         hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
@@ -208,13 +213,17 @@ class RedisProbe:
             "hit_rate_percent": hit_rate,
             "version": info.get("redis_version"),
         }
-        summary = f"{latency:.0f} ms, {keys} keys, {_human_bytes(details['used_memory_bytes'])}"
+        said = [
+            phrase("latency", ms=f"{latency:.0f}"),
+            phrase("keys", n=keys),
+            phrase(RAW, text=_human_bytes(details["used_memory_bytes"])),
+        ]
         if hit_rate is not None:
-            summary += f", hit rate {hit_rate:.0f}%"
-        return Reading(
+            said.append(phrase("hit_rate", n=f"{hit_rate:.0f}"))
+        return Reading.said(
             self.name,
             ctx.thresholds.latency(latency),
-            summary,
+            said,
             details,
             private=frozenset({"version"}),
             latency_ms=latency,
@@ -263,10 +272,14 @@ class HostProbe:
         if cpu is not None:
             states.append(t.cpu(cpu))
         cpu_text = "?" if cpu is None else f"{cpu:.0f}"
-        summary = f"CPU {cpu_text}%, memory {mem:.0f}%, disk free {free_percent:.0f}%"
+        said = [
+            phrase("cpu", n=cpu_text),
+            phrase("memory", n=f"{mem:.0f}"),
+            phrase("disk_free", n=f"{free_percent:.0f}"),
+        ]
         state = worst(states)
-        return Reading(
-            self.name, state, summary, details, private=frozenset({"hostname", "data_dir"})
+        return Reading.said(
+            self.name, state, said, details, private=frozenset({"hostname", "data_dir"})
         )
 
 
@@ -352,26 +365,21 @@ class RuntimeProbe:
                 for e in errors[-5:]
             ],
         }
-        summary = f"workers {active}/{total}, restarts {restarts}"
+        said = [phrase("workers", active=active, total=total), phrase("restarts", n=restarts)]
         if age is not None:
-            summary += f", last message {_human_age(age)} ago"
+            key, n = words.age("last_message", age)
+            said.append(phrase(key, n=n))
         if snap.get("outbox_depth"):
-            summary += f", outbox {snap['outbox_depth']}"
+            said.append(phrase("outbox", n=snap["outbox_depth"]))
         if paused:
-            summary += ", paused"
-        summary += "".join(f"; {d.get('summary') or d.get('reason')}" for d in disabled[:3])
+            said.append(phrase("paused"))
+        said += [
+            phrase(RAW, "; ", text=str(d.get("summary") or d.get("reason"))) for d in disabled[:3]
+        ]
         if len(disabled) > 3:
-            summary += f"; {len(disabled) - 3} more disabled"
+            said.append(phrase("more_disabled", "; ", n=len(disabled) - 3))
         state = worst(states or [State.HEALTHY])
-        return Reading(self.name, state, summary, details, private=frozenset({"disabled"}))
-
-
-def _human_age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return Reading.said(self.name, state, said, details, private=frozenset({"disabled"}))
 
 
 def _error_class(text: Any) -> str | None:
@@ -497,10 +505,15 @@ class TelegramProbe:
         if not states:
             return Reading(self.name, State.UNKNOWN, "no bots", details)
         bad = sum(1 for b in per_bot.values() if b["state"] != "healthy")
-        summary = f"{len(per_bot)} bots" + (f", {bad} with problems" if bad else " ok")
+        said = [
+            phrase("bots_bad", n=len(per_bot), bad=bad)
+            if bad
+            else phrase("bots_ok", n=len(per_bot))
+        ]
         if n429:
-            summary += f", {n429} × 429 of {attempts} sends in {t.error_rate_window_s:g} s"
-        return Reading(self.name, worst(states), summary, details, private=frozenset({"bots"}))
+            window = f"{t.error_rate_window_s:g}"
+            said.append(phrase("rate_429", n=n429, attempts=attempts, window=window))
+        return Reading.said(self.name, worst(states), said, details, private=frozenset({"bots"}))
 
 
 class SchedulerProbe:
@@ -521,15 +534,15 @@ class SchedulerProbe:
             if not running
             else (State.WARNING if failed or missed else State.HEALTHY)
         )
-        summary = (
-            f"{jobs} jobs"
-            + (f", {failed} failed" if failed else "")
-            + (f", {missed} missed" if missed else "")
-        )
-        if not running:
-            summary = "stopped"
+        said = [phrase("jobs", n=jobs)]
+        if failed:
+            said.append(phrase("jobs_failed", n=failed))
+        if missed:
+            said.append(phrase("jobs_missed", n=missed))
         details = {"running": running, "jobs": jobs, "failed_jobs": failed, "missed_jobs": missed}
-        return Reading(self.name, state, summary, details)
+        if not running:
+            return Reading(self.name, state, "stopped", details)
+        return Reading.said(self.name, state, said, details)
 
 
 # --- monitoring targets and Telegram getMe --------------------------------------------
@@ -579,9 +592,13 @@ class HttpTargetsProbe:
                 "error": err,
             }
         bad = [n for n, v in per.items() if v["state"] != "healthy"]
-        summary = f"{len(per)} targets" + (f", failing: {', '.join(bad)}" if bad else " ok")
-        return Reading(
-            self.name, worst(states), summary, {"targets": per}, private=frozenset({"targets"})
+        said = [
+            phrase("targets_bad", n=len(per), names=", ".join(bad))
+            if bad
+            else phrase("targets_ok", n=len(per))
+        ]
+        return Reading.said(
+            self.name, worst(states), said, {"targets": per}, private=frozenset({"targets"})
         )
 
     async def close(self) -> None:

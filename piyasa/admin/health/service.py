@@ -34,6 +34,7 @@ from piyasa.admin.health.probes import (
     parse_targets,
 )
 from piyasa.admin.health.thresholds import Thresholds
+from piyasa.admin.health.words import phrase
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
@@ -248,23 +249,23 @@ class HealthService:
         for name in self._probes:
             task = tasks.get(name)
             if name in stuck or task is None:
-                reading = Reading(
-                    name, State.CRITICAL, "no answer (previous check still running)", error="Stuck"
-                )
+                reading = Reading.said(name, State.CRITICAL, [phrase("stuck")], error="Stuck")
             elif not task.done():
                 task.cancel()
-                reading = Reading(
-                    name, State.CRITICAL, f"no answer within {deadline:g} s", error="Timeout"
+                reading = Reading.said(
+                    name, State.CRITICAL, [phrase("timeout", s=f"{deadline:g}")], error="Timeout"
                 )
             elif task.cancelled():
-                reading = Reading(name, State.CRITICAL, "check cancelled", error="Cancelled")
+                reading = Reading.said(
+                    name, State.CRITICAL, [phrase("cancelled")], error="Cancelled"
+                )
             elif task.exception() is not None:
                 exc = task.exception()
                 log.warning("health: probe %s failed: %s", name, type(exc).__name__)
-                reading = Reading(
+                reading = Reading.said(
                     name,
                     State.UNKNOWN,
-                    f"check failed ({type(exc).__name__})",
+                    [phrase("check_failed", error=type(exc).__name__)],
                     error=type(exc).__name__,
                 )
             else:

@@ -143,7 +143,21 @@ def visible_text(call: Call, field: str, mode_field: str, entities_field: str) -
     given = call.p.obj(entities_field)
     if given and not call.p.string(mode_field):
         entities = list(given)
-    return strip_text(text, entities)
+    return strip_text(text, _mentions(call, entities))
+
+
+def _mentions(call: Call, entities: list) -> list:
+    """A ``text_mention`` (``tg://user?id=``) carries the whole User in the Message, as
+    Telegram sends it; a user Telegram cannot resolve for the bot leaves plain text."""
+    out = []
+    for ent in entities:
+        if ent.get("type") == "text_mention":
+            user = call.world.users.get(int((ent.get("user") or {}).get("id") or 0))
+            if user is None:
+                continue
+            ent = {**ent, "user": user.user()}
+        out.append(ent)
+    return out
 
 
 def message_text(call: Call) -> tuple[str, list]:
@@ -169,7 +183,12 @@ def reply_markup(call: Call) -> dict[str, Any] | None:
     if not isinstance(markup, dict):
         raise bad_request("can't parse reply keyboard markup JSON object")
     if "inline_keyboard" not in markup:
-        return markup  # reply keyboards / remove / force_reply: stored as given
+        if "force_reply" in markup and markup["force_reply"] is not True:
+            raise bad_request("can't parse reply keyboard markup JSON object")
+        placeholder = markup.get("input_field_placeholder")
+        if placeholder is not None and not 1 <= len(str(placeholder)) <= 64:
+            raise bad_request("can't parse reply keyboard markup JSON object")
+        return markup  # reply keyboards / remove / force_reply: kept beside the message
     rows = markup["inline_keyboard"]
     lim = call.world.limits
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
@@ -236,11 +255,13 @@ def send(
     msg: dict[str, Any] = {"from": call.bot.user(), **body}
     if replied is not None:
         msg["reply_to_message"] = replied
-    if markup is not None:
+    if markup is not None and "inline_keyboard" in markup:
         msg["reply_markup"] = markup
     if call.p.flag("protect_content"):
         msg["has_protected_content"] = True
     msg.update(thread)
+    if markup is not None and "inline_keyboard" not in markup:
+        conv.client_markup[conv.next_id] = markup  # the id store() is about to give
     return call.world.store(conv, msg, call.bot.id)
 
 

@@ -399,6 +399,14 @@ class TelegramSandbox:
 
     # -- what the bots did ----------------------------------------------------------------
 
+    def client_markup(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """The reply keyboard or ForceReply a bot sent message ``message_id`` of group
+        ``chat_id`` with (what the users' apps show), or None."""
+        for (cid, _bot), conv in self.world.conversations.items():
+            if cid == chat_id and message_id in conv.client_markup:
+                return copy.deepcopy(conv.client_markup[message_id])
+        return None
+
     def sent(self, chat_id: int | None = None, bot_id: int | None = None) -> list[dict[str, Any]]:
         """Messages bots sent, in order, as they are now (after edits; deleted ones too)."""
         out = []

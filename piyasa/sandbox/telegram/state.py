@@ -158,6 +158,10 @@ class Conversation:
     senders: dict[int, int | None] = field(default_factory=dict)  # message id -> bot id
     deleted: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 1
+    # message id -> the reply keyboard / ForceReply / keyboard removal it was sent with:
+    # instructions to the users' apps, never part of the Message object (whose
+    # reply_markup is only ever an inline keyboard, Bot API "Message")
+    client_markup: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
