@@ -199,6 +199,7 @@ class EmailChannel:
                     raise _Refused(Problem("starttls_missing", **where), True)
                 try:
                     await smtp.starttls()
+                    await smtp.ehlo()  # RFC 3207: the extensions are asked again after TLS
                 except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
                     raise _Refused(
                         Problem("tls_failed", **where, error=_why(exc, 0)), True
