@@ -73,3 +73,17 @@ def test_reprs_hold_no_secret() -> None:
         assert not {"hunter2-pass", "T0KEN-in-path", "whsec-xyz-123"} & set(
             re.findall(r"[\w-]+", repr(channel))
         )
+
+
+def test_secrets_are_redacted_from_logs_even_in_library_messages() -> None:
+    """Apprise logs an unparseable URL whole ("Unparseable URL …"); the channel registers
+    the URL with the log redactor first, so what reaches the log file is masked."""
+    from piyasa.logs import clean
+
+    url = "nosuch://TOKEN-9f8e7d6c5b4a/abc"
+    with pytest.raises(ValueError):
+        build_channel("apprise", "x", {"url": url})
+    assert "TOKEN-9f8e7d6c5b4a" not in clean(f"Unparseable URL {url}")
+    secret = "whsec-never-logged-42"
+    build_channel("webhook", "w", {"url": "https://h.example.test/in", "secret": secret})
+    assert secret not in clean(f"signing with {secret}")
