@@ -500,6 +500,8 @@ class TelegramProbe:
         summary = f"{len(per_bot)} bots" + (f", {bad} with problems" if bad else " ok")
         if n429:
             summary += f", {n429} × 429 of {attempts} sends in {t.error_rate_window_s:g} s"
+        if admin is not None and not admin["getme_ok"]:
+            summary += f"; admin bot: {admin_bot_problem(admin['error'])}"
         return Reading(self.name, worst(states), summary, details, private=frozenset({"bots"}))
 
 
@@ -599,6 +601,17 @@ def parse_targets(raw: str) -> dict[str, str]:
         name, _, url = part.partition("=") if "=" in part.split("://")[0] else ("", "", part)
         out[name.strip() or f"target{i + 1}"] = url.strip()
     return out
+
+
+def admin_bot_problem(error: str | None) -> str:
+    """What a failed getMe of the admin bot means, for the status page and the alert
+    (``error``: the Bot API's error code, or the exception class of a call that got no
+    answer; see :func:`telegram_getme`). 401 is a revoked or wrong token (Bot API docs)."""
+    if error == "401":
+        return "token refused (401 Unauthorized): revoked or wrong"
+    if error and error.isdigit():
+        return f"getMe answered {error}"
+    return f"cannot reach the Bot API ({error or 'no answer'})"
 
 
 async def telegram_getme(api_url: str, token: str, deadline_s: float) -> tuple[bool, str | None]:
