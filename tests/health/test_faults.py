@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from chatops.web.server import make_web_app
 from piyasa.admin.health import HealthService, State, Thresholds
 from piyasa.admin.health.probes import DatabaseProbe, RedisProbe
+from piyasa.admin.users import CLI, add_user, new_api_key, regenerate_api_key
 from piyasa.cache import RedisCache
 from piyasa.config import Settings
 from piyasa.db.base import Base
@@ -93,12 +94,26 @@ async def test_postgres_killed_goes_critical_readyz_503_then_recovers(
             assert db.state in UP and db.details["type"] == "postgresql"
             assert db.details["size_bytes"] > 0
             assert (await client.get("/readyz")).status == 200
+            await add_user(services, "monitor", "viewer")
+            key = (await regenerate_api_key(services, CLI, "monitor"))[1]
+            stranger = new_api_key()  # never issued: unknown to the database
+            bearer = {"Authorization": f"Bearer {key}"}
+            assert (await client.get("/api/health", headers=bearer)).status == 200
 
             own_postgres.kill()
             await waiter.until("database", State.CRITICAL, after=len(waiter.events))
             assert (await client.get("/readyz")).status == 503
             public = await (await client.get("/api/health")).json()
             assert public["status"] == "critical"
+            # The key the database confirmed before still opens the full view, which says
+            # why; a key it never confirmed cannot be checked now: 503, not 401, not 500.
+            resp = await client.get("/api/health", headers=bearer)
+            assert resp.status == 200, await resp.text()
+            full = {c["name"]: c for c in (await resp.json())["components"]}
+            assert full["database"]["state"] == "critical", full
+            assert "unreachable" in full["database"]["summary"], full
+            resp = await client.get("/api/health", headers={"Authorization": f"Bearer {stranger}"})
+            assert resp.status == 503 and "database is unavailable" in await resp.text()
 
             own_postgres.start()
             await waiter.until("database", UP, after=len(waiter.events))
