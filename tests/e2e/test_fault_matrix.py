@@ -270,6 +270,7 @@ async def test_bot_api_unreachable_at_start(
         cells = await after(world, "telegram", "Telegram", alerts)
         code, _ = await readyz(world)
         assert code == 200
+        assert "🟢 Slack — " in await world.tg_health()  # named like the other components
         row = {
             "fault": "Bot API unreachable at start",
             "tg_during": "nothing can be shown; messages wait at Telegram",
