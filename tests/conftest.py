@@ -30,6 +30,7 @@ from piyasa.db import all_models  # noqa: F401
 from piyasa.db.base import Base
 from piyasa.db.engine import create_engine, make_sessionmaker
 from piyasa.services import Services
+from tests.servers import OwnPostgres, OwnRedis, pg_bin
 
 POSTGRES_URL = os.environ.get(
     "PIYASA_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -199,3 +200,28 @@ def redis_available() -> bool:
 
 def postgres_available() -> bool:
     return _postgres_up()
+
+
+@pytest.fixture
+def own_redis() -> Generator[OwnRedis, None, None]:
+    """A running Redis of this test's own (``tests/servers.py``), killed at the end."""
+    import shutil
+
+    if not shutil.which("redis-server"):
+        skip_or_fail("redis-server is not installed")
+    server = OwnRedis()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def own_postgres() -> Generator[OwnPostgres, None, None]:
+    """A running throwaway PostgreSQL cluster of this test's own, removed at the end."""
+    bindir = pg_bin()
+    if bindir is None:
+        skip_or_fail("PostgreSQL's initdb (/usr/lib/postgresql/*/bin) is not installed")
+    server = OwnPostgres(bindir)
+    server.start()
+    yield server
+    server.remove()

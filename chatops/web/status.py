@@ -16,9 +16,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from chatops.web.status_i18n import negotiate
 from chatops.web.status_page import render_status_page
-from piyasa.admin.health.apikeys import verify_api_key
+from piyasa.admin.health.apikeys import KnownKeys, check_api_key
 from piyasa.admin.health.metrics import HealthCollector
 from piyasa.admin.health.service import HealthService
+from piyasa.db.availability import db_down
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,12 @@ def setup_status_routes(app: web.Application, health: HealthService | None) -> N
     app[HEALTH_KEY] = health
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthCollector(health))
-    app[_STATE_KEY] = {"public": (-1, b""), "registry": registry, "extra": []}
+    app[_STATE_KEY] = {
+        "public": (-1, b""),
+        "registry": registry,
+        "extra": [],
+        "keys": KnownKeys(),
+    }
     app.router.add_get("/", status_page)
     app.router.add_get("/api/health", api_health)
     app.router.add_get("/metrics", metrics)
@@ -66,7 +72,16 @@ async def api_health(request: web.Request) -> web.Response:
             body = json.dumps(snap.public(), separators=(",", ":")).encode()
             state["public"] = (snap.sequence, body)
         return web.Response(body=body, headers=_PUBLIC_HEADERS)
-    owner = await verify_api_key(health.services.sessions, key)
+    owner = await check_api_key(health.services, request.app[_STATE_KEY]["keys"], key)
+    if owner is None and db_down(health.services):  # unknown here, and no database to ask
+        return web.json_response(
+            {
+                "error": "the database is unavailable, so this API key cannot be checked; "
+                "/api/health without a key shows every component's state"
+            },
+            status=503,
+            headers={"Cache-Control": "no-store", "Retry-After": "5"},
+        )
     if owner is None:
         return web.json_response(
             {"error": "invalid or revoked API key"},

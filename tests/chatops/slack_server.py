@@ -84,6 +84,8 @@ class SlackServer:
     fail_next: dict[str, str | dict[str, Any]] = field(default_factory=dict)
     # method -> Retry-After seconds: its next call is answered 429 ratelimited
     rate_limit_next: dict[str, int] = field(default_factory=dict)
+    # method -> [calls left, Retry-After seconds]: a storm, each of its next calls 429
+    rate_limit_storm: dict[str, list[int]] = field(default_factory=dict)
     # (method, time.monotonic(), HTTP status) of every authenticated Web API call
     timeline: list[tuple[str, float, int]] = field(default_factory=list)
     # trigger_id -> (monotonic time issued, user id); Slack accepts each once within 3 s
@@ -166,12 +168,19 @@ class SlackServer:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        if method in self.rate_limit_next:
+        retry_after = self.rate_limit_next.pop(method, None)
+        storm = self.rate_limit_storm.get(method)
+        if retry_after is None and storm:
+            storm[0] -= 1
+            retry_after = storm[1]
+            if storm[0] <= 0:
+                del self.rate_limit_storm[method]
+        if retry_after is not None:
             self.timeline.append((method, time.monotonic(), 429))
             return web.json_response(
                 {"ok": False, "error": "ratelimited"},
                 status=429,
-                headers={"Retry-After": str(self.rate_limit_next.pop(method))},
+                headers={"Retry-After": str(retry_after)},
             )
         self.timeline.append((method, time.monotonic(), 200))
         if method in self.fail_next:

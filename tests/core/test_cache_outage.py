@@ -18,12 +18,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from piyasa.cache import RedisCache
-from tests.health.test_faults import OwnRedis, own_redis  # noqa: F401
+from tests.servers import OwnRedis
 from tests.waiting import until
 
 
 @pytest.fixture
-def frozen(own_redis: OwnRedis) -> Iterator[OwnRedis]:  # noqa: F811
+def frozen(own_redis: OwnRedis) -> Iterator[OwnRedis]:
     """``own_redis``; ``freeze()``/``thaw()`` stop and continue the server process."""
     pid = own_redis.proc.pid  # type: ignore[union-attr]
     own_redis.freeze = lambda: os.kill(pid, signal.SIGSTOP)  # type: ignore[attr-defined]

@@ -34,9 +34,9 @@ from tests.chatops.conftest import start_slack, start_telegram
 from tests.chatops.harness import ADMIN_GROUP, PEOPLE, seed_people
 from tests.chatops.slack_server import SlackServer, slack_buttons, slack_text
 from tests.health.conftest import EventWaiter
-from tests.health.test_faults import OwnPostgres, OwnRedis, own_postgres, own_redis  # noqa: F401
 from tests.health_chat.conftest import button, kb, start_alerter, start_health
 from tests.health_chat.test_faults import FAULT, critical_alert
+from tests.servers import OwnPostgres, OwnRedis
 from tests.waiting import until
 
 DB_DOWN_EN = i18n.t("en", "refuse.db_unavailable", help_cmd="/help")
@@ -69,7 +69,7 @@ async def refusals(services: Services) -> int:
 
 async def test_postgres_down_chat_answers_read_only_and_audit_lands_once(
     settings: Settings,
-    own_postgres: OwnPostgres,  # noqa: F811
+    own_postgres: OwnPostgres,
 ) -> None:
     engine = create_engine(own_postgres.url)
     async with engine.begin() as conn:
@@ -168,7 +168,7 @@ async def test_postgres_down_chat_answers_read_only_and_audit_lands_once(
 
 async def test_redis_down_old_and_new_buttons_work(
     settings: Settings,
-    own_redis: OwnRedis,  # noqa: F811
+    own_redis: OwnRedis,
     tmp_path: Path,
 ) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")

@@ -23,9 +23,9 @@ from piyasa.services import Services
 from tests.chatops.conftest import start_telegram
 from tests.chatops.harness import ADMIN_GROUP, seed_people
 from tests.health.conftest import EventWaiter, states_of
-from tests.health.test_faults import OwnPostgres, OwnRedis, own_postgres, own_redis  # noqa: F401
 from tests.health_chat.conftest import button, fleet_world, group_texts, kb, start_alerter
 from tests.runtime.helpers import token_for, until
+from tests.servers import OwnPostgres, OwnRedis
 from tests.waiting import HANG_S
 
 # Time runs 10x fast: rounds of 0.5 s instead of 5, and rates over the last 4 s of rounds
@@ -132,7 +132,7 @@ async def _world_on(services: Services, probes: list[Any]) -> Any:
     return people, health
 
 
-async def test_redis_killed(settings: Settings, own_redis: OwnRedis, tmp_path: Path) -> None:  # noqa: F811
+async def test_redis_killed(settings: Settings, own_redis: OwnRedis, tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
@@ -163,7 +163,7 @@ async def test_redis_killed(settings: Settings, own_redis: OwnRedis, tmp_path: P
         await services.close()
 
 
-async def test_postgres_killed(settings: Settings, own_postgres: OwnPostgres) -> None:  # noqa: F811
+async def test_postgres_killed(settings: Settings, own_postgres: OwnPostgres) -> None:
     engine = create_engine(own_postgres.url)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)

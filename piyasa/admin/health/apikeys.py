@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -56,3 +58,51 @@ async def verify_api_key(
             )
             await session.commit()
         return KeyOwner(api_key.id, user.id, user.username, user.role, api_key.prefix)
+
+
+class KnownKeys:
+    """API keys the database confirmed lately, for a database outage (degraded mode).
+
+    `/api/health` with a key is what a monitor or an operator reads *because* something is
+    down; when the database is what is down, a key it confirmed at most ``max_age_s`` ago
+    (the principals' last-known-good age, ``piyasa.admin.identity.SNAPSHOT_MAX_AGE_S``)
+    still opens the full view. Only the key's sha256 is held, never the key.
+    """
+
+    def __init__(self, max_age_s: float = 3600.0, clock: Any = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._known: dict[str, tuple[KeyOwner, float]] = {}
+
+    def remember(self, key: str, owner: KeyOwner | None) -> None:
+        """The database's answer for ``key``: its owner, or None (unknown or revoked)."""
+        if owner is None:
+            self._known.pop(hash_key(key), None)
+        else:
+            self._known[hash_key(key)] = (owner, self._clock())
+
+    def recall(self, key: str) -> KeyOwner | None:
+        """The owner the database last confirmed, if that was recent enough."""
+        found = self._known.get(hash_key(key))
+        if found is None or self._clock() - found[1] > self.max_age_s:
+            return None
+        return found[0]
+
+
+async def check_api_key(services: Any, known: KnownKeys, key: str) -> KeyOwner | None:
+    """``verify_api_key`` on ``services``' database; during an outage (already known, or
+    found now: ``piyasa.db.availability``) the last-known-good answer from ``known``.
+    Raises what the database raised when it is not an outage."""
+    from piyasa.db.availability import availability, db_down, is_outage
+
+    if not db_down(services):
+        try:
+            owner = await verify_api_key(services.sessions, key)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            availability(services).failed(exc)
+        else:
+            known.remember(key, owner)
+            return owner
+    return known.recall(key)

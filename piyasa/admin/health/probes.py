@@ -24,7 +24,7 @@ from sqlalchemy import text
 from piyasa.admin.health import words
 from piyasa.admin.health.model import Reading, State, worst
 from piyasa.admin.health.thresholds import Thresholds
-from piyasa.admin.health.words import RAW, phrase
+from piyasa.admin.health.words import RAW, Phrase, phrase
 from piyasa.services import Services
 
 Provider = Callable[[], Mapping[str, Any]]
@@ -513,6 +513,8 @@ class TelegramProbe:
         if n429:
             window = f"{t.error_rate_window_s:g}"
             said.append(phrase("rate_429", n=n429, attempts=attempts, window=window))
+        if admin is not None and not admin["getme_ok"]:
+            said.append(admin_bot_problem(admin["error"]))
         return Reading.said(self.name, worst(states), said, details, private=frozenset({"bots"}))
 
 
@@ -616,6 +618,17 @@ def parse_targets(raw: str) -> dict[str, str]:
         name, _, url = part.partition("=") if "=" in part.split("://")[0] else ("", "", part)
         out[name.strip() or f"target{i + 1}"] = url.strip()
     return out
+
+
+def admin_bot_problem(error: str | None) -> Phrase:
+    """What a failed getMe of the admin bot means, for the status page and the alert
+    (``error``: the Bot API's error code, or the exception class of a call that got no
+    answer; see :func:`telegram_getme`). 401 is a revoked or wrong token (Bot API docs)."""
+    if error == "401":
+        return phrase("admin_token_refused", sep="; ")
+    if error and error.isdigit():
+        return phrase("admin_getme_code", sep="; ", code=error)
+    return phrase("admin_unreachable", sep="; ", error=error or "no answer")
 
 
 async def telegram_getme(api_url: str, token: str, deadline_s: float) -> tuple[bool, str | None]:
