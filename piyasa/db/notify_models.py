@@ -40,12 +40,8 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     __table_args__ = (
-        CheckConstraint(
-            "severity IN ('critical', 'warning', 'info', 'success')", name="severity"
-        ),
-        CheckConstraint(
-            "state IN ('open', 'acknowledged', 'resolved', 'silenced')", name="state"
-        ),
+        CheckConstraint("severity IN ('critical', 'warning', 'info', 'success')", name="severity"),
+        CheckConstraint("state IN ('open', 'acknowledged', 'resolved', 'silenced')", name="state"),
         Index("ix_notifications_last_seen", "last_seen"),
         Index("ix_notifications_due_at", "due_at"),
         Index("ix_notifications_group_key", "group_key"),
