@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from piyasa.admin.notify import NotifyService, Timers
+from piyasa.admin.notify import Timers
 from piyasa.admin.notify.channels.base import OutgoingMessage
 from piyasa.admin.notify.events import Event
+from piyasa.admin.notify.service import NotifyService
 from piyasa.admin.notify.store import Item
 from piyasa.config import Secret
 from piyasa.services import Services

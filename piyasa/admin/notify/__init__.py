@@ -10,10 +10,12 @@
 - :mod:`.service` — :class:`NotifyService`, which runs it all;
 - :mod:`.producers` — the existing producers (health, fleet, users) wired to the bus;
 - :mod:`.channels` — email, webhooks, Apprise (``channels.base``: the interface).
+
+Only the light modules are imported here, so a producer (the fleet, the user service)
+can emit without loading the service; ``NotifyService`` is in :mod:`.service`.
 """
 
 from piyasa.admin.notify.events import Bus, Event, emit
 from piyasa.admin.notify.rules import NotifyError, Timers
-from piyasa.admin.notify.service import NotifyService
 
-__all__ = ["Bus", "Event", "NotifyError", "NotifyService", "Timers", "emit"]
+__all__ = ["Bus", "Event", "NotifyError", "Timers", "emit"]
