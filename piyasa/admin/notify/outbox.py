@@ -80,6 +80,17 @@ def open_config(services: Services, sealed: str) -> dict[str, str]:
     return dict(json.loads(services.box.decrypt(sealed)))
 
 
+PLAIN = {
+    "alerts.test.title": "Piyasa test notification",
+    "alerts.test.body": "If you can read this, notifications reach this destination.",
+}
+
+
+def plain_english(_lang: str, key: str, /, **params: Any) -> str:
+    """A translator for processes without the chat catalogues (the CLI's test)."""
+    return PLAIN.get(key, key).format(**params) if key in PLAIN else key
+
+
 def outgoing(items: list[Item], lang: str, kind: str, translate: Translate) -> OutgoingMessage:
     """The plain message a configured channel gets for ``items`` in ``lang``."""
     if kind == "test" or not items:
