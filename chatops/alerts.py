@@ -1,8 +1,10 @@
 """Health alerts in chat: the admin chats on Telegram and the Slack alert channel.
 
-:class:`piyasa.admin.health.alerts.Alerter` decides what to post; this module renders a
-notice (``chatops.commands.health.alert_view``) and posts it. One sink per admin chat, so
-a chat that fails is retried alone and the others never get a duplicate.
+:class:`piyasa.admin.health.alerts.Alerter` decides what to post. In ``piyasa up`` it is a
+producer on the notification service (:func:`start_alerts`), which routes, groups and
+delivers through :func:`post_telegram` / :func:`post_slack` here; :class:`ChatAlerts`
+(one sink per admin chat, rendering ``chatops.commands.health.alert_view``) posts the
+notices directly where no notification service runs.
 
 An alert's buttons are bound to its chat and to any presser (``ButtonTokens.ANY_USER``):
 whoever presses is identified and authorized by role like any other press, so a viewer
@@ -51,61 +53,64 @@ class ChatAlerts:
 
     def _telegram_sink(self, chat_id: int) -> Callable[[AlertNotice], Awaitable[None]]:
         async def post(notice: AlertNotice) -> None:
-            from chatops.telegram import render
-
-            surface = self.surfaces.telegram
             lang = self.services.settings.lang
-            view = alert_view(lang, notice)
-            try:
-                rendered = await render.render(
-                    view, lang, _issuer(surface.tokens, "telegram", str(chat_id))
-                )
-            except Exception as exc:  # the token store (the cache: Redis) is down
-                log.warning("alert without buttons: %s", type(exc).__name__)
-                rendered = await render.render(_without_buttons(view, lang), lang, _no_tokens)
-            for i, text in enumerate(rendered.texts):
-                markup = rendered.markup if i == len(rendered.texts) - 1 else None
-                await surface.bot.send_message(chat_id, text, reply_markup=markup)
+            await post_telegram(self.surfaces.telegram, chat_id, alert_view(lang, notice), lang)
 
         return post
 
     def _slack_sink(self, channel: str) -> Callable[[AlertNotice], Awaitable[None]]:
         async def post(notice: AlertNotice) -> None:
-            from chatops.slack import render
-
-            surface = self.surfaces.slack
             lang = self.services.settings.lang
-            view = alert_view(lang, notice)
-            if SLACK_CHANNEL_ID.match(channel):
-                try:
-                    messages = await render.render(
-                        view, lang, _issuer(surface.tokens, "slack", channel)
-                    )
-                except Exception as exc:  # the token store (the cache: Redis) is down
-                    log.warning("alert without buttons: %s", type(exc).__name__)
-                    messages = await render.render(_without_buttons(view, lang), lang, _no_tokens)
-                for message in messages:
-                    await surface.client.chat_postMessage(channel=channel, **message)
-                return
-            # A channel given by name: presses report the channel's id, so post first and
-            # bind the buttons to the id Slack answers with.
-            text_only = render.text_blocks(view)
-            resp = await surface.client.chat_postMessage(
-                channel=channel, text=view.plain_text()[:3000] or " ", blocks=text_only
-            )
-            if view.buttons:
-                try:
-                    messages = await render.render(
-                        view, lang, _issuer(surface.tokens, "slack", resp["channel"])
-                    )
-                except Exception as exc:  # posted already; only the buttons are missing
-                    log.warning("alert without buttons: %s", type(exc).__name__)
-                    return
-                await surface.client.chat_update(
-                    channel=resp["channel"], ts=resp["ts"], **messages[-1]
-                )
+            await post_slack(self.surfaces.slack, channel, alert_view(lang, notice), lang)
 
         return post
+
+
+async def post_telegram(surface: Any, chat_id: int, view: View, lang: str) -> None:
+    """Post ``view`` to a Telegram chat, its buttons pressable by anyone there (each press
+    authorized by role); without buttons when the token store is down."""
+    from chatops.telegram import render
+
+    try:
+        rendered = await render.render(
+            view, lang, _issuer(surface.tokens, "telegram", str(chat_id))
+        )
+    except Exception as exc:  # the token store (the cache: Redis) is down
+        log.warning("alert without buttons: %s", type(exc).__name__)
+        rendered = await render.render(_without_buttons(view, lang), lang, _no_tokens)
+    for i, text in enumerate(rendered.texts):
+        markup = rendered.markup if i == len(rendered.texts) - 1 else None
+        await surface.bot.send_message(chat_id, text, reply_markup=markup)
+
+
+async def post_slack(surface: Any, channel: str, view: View, lang: str) -> None:
+    """Post ``view`` to a Slack channel (id or name) with working buttons."""
+    from chatops.slack import render
+
+    if SLACK_CHANNEL_ID.match(channel):
+        try:
+            messages = await render.render(view, lang, _issuer(surface.tokens, "slack", channel))
+        except Exception as exc:  # the token store (the cache: Redis) is down
+            log.warning("alert without buttons: %s", type(exc).__name__)
+            messages = await render.render(_without_buttons(view, lang), lang, _no_tokens)
+        for message in messages:
+            await surface.client.chat_postMessage(channel=channel, **message)
+        return
+    # A channel given by name: presses report the channel's id, so post first and
+    # bind the buttons to the id Slack answers with.
+    text_only = render.text_blocks(view)
+    resp = await surface.client.chat_postMessage(
+        channel=channel, text=view.plain_text()[:3000] or " ", blocks=text_only
+    )
+    if view.buttons:
+        try:
+            messages = await render.render(
+                view, lang, _issuer(surface.tokens, "slack", resp["channel"])
+            )
+        except Exception as exc:  # posted already; only the buttons are missing
+            log.warning("alert without buttons: %s", type(exc).__name__)
+            return
+        await surface.client.chat_update(channel=resp["channel"], ts=resp["ts"], **messages[-1])
 
 
 def _without_buttons(view: View, lang: str) -> View:
@@ -125,18 +130,20 @@ def _issuer(tokens: ButtonTokens, surface: str, chat: str) -> TokenIssuer:
 
 
 async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaitable[None]]:
-    """Start posting health alerts (when a health service runs); returns the stopper,
-    which also ends any live `/health` views before the surfaces go away."""
+    """Start the notification service (``chatops.notify_delivery``) and make the health
+    alerter a producer on it (when a health service runs); returns the stopper, which
+    also ends any live `/health` views before the surfaces go away."""
+    from chatops.notify_delivery import start_notifications
+    from piyasa.admin.notify.producers import health_sink
+
+    notify = await start_notifications(services, surfaces)
     health = services.extras.get("health")
     alerter: Alerter | None = None
     if health is not None:
         alerter = Alerter(health)
-        for name, sink in ChatAlerts(services, surfaces).sinks().items():
-            alerter.add_sink(name, sink)
+        alerter.add_sink("notify", health_sink(notify))
         services.extras["health.alerts"] = alerter
         await alerter.start()
-        if not alerter.sinks:
-            log.info("health alerts: no admin chat or Slack alert channel configured")
 
     async def stop() -> None:
         live = services.extras.get("health.live")
@@ -144,5 +151,6 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
             await live.stop_all()
         if alerter is not None:
             await alerter.stop()
+        await notify.stop()
 
     return stop

@@ -173,6 +173,8 @@ def overview(
     blocks: list[Any] = [Text("\n".join(lines))]
     alerter = ctx.extras.get("health.alerts")
     waiting = len(alerter.pending()) if alerter is not None else 0
+    notify = ctx.extras.get("notify")  # piyasa.admin.notify: undelivered notifications
+    waiting += int(getattr(notify, "pending", 0) or 0)
     if waiting:
         blocks.append(Alert("warning", ctx.t("health.alerts_pending", n=waiting)))
     foot = ctx.t("health.checked", when=_hms(snap.taken_at))

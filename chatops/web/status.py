@@ -90,6 +90,8 @@ async def api_health(request: web.Request) -> web.Response:
         )
     payload = snap.full()
     payload["pending_records"] = health.pending_records
+    notify = health.services.extras.get("notify")
+    payload["undelivered_notifications"] = int(getattr(notify, "pending", 0) or 0)
     return web.json_response(payload, headers={"Cache-Control": "no-store"})
 
 
@@ -106,7 +108,14 @@ async def status_page(request: web.Request) -> web.Response:
         from piyasa.admin.health.history import Overview
 
         overview = Overview()
-    html_text = render_status_page(health.snapshot(), overview, lang, health.history.days)
+    notify = health.services.extras.get("notify")  # piyasa.admin.notify.service
+    html_text = render_status_page(
+        health.snapshot(),
+        overview,
+        lang,
+        health.history.days,
+        undelivered=int(getattr(notify, "pending", 0) or 0),
+    )
     return web.Response(
         text=html_text,
         content_type="text/html",

@@ -85,8 +85,15 @@ def _summary(lang: str, reading: Reading) -> str:
 
 
 def render_status_page(
-    snap: Snapshot, overview: Overview, lang: str, days: int, now: datetime | None = None
+    snap: Snapshot,
+    overview: Overview,
+    lang: str,
+    days: int,
+    now: datetime | None = None,
+    undelivered: int = 0,
 ) -> str:
+    """The status page; ``undelivered``: notifications not delivered yet (shown when any,
+    so an alert nobody received is never invisible)."""
     now = now or datetime.now(UTC)
     langs = " ".join(
         f'<a href="?lang={code}"{" aria-current=true" if code == lang else ""}>{code.upper()}</a>'
@@ -113,6 +120,9 @@ def render_status_page(
     if overview.blips:
         counts = ", ".join(f"{component_label(lang, c)} {n}" for c, n in overview.blips.items())
         incidents += f'<p class="muted blips">{_e(t(lang, "incidents.blips", counts=counts))}</p>'
+    if undelivered:
+        line = _e(t(lang, "notify.undelivered", n=undelivered))
+        incidents = f'<p class="undelivered">{line}</p>' + incidents
     checked = (
         t(lang, "checked", when=snap.taken_at.strftime("%Y-%m-%d %H:%M:%S"))
         if snap.taken_at

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from piyasa.admin import audit, auth, passwords
+from piyasa.admin.notify import producers
 from piyasa.db.models import ROLES, ApiKey, Identity, User
 from piyasa.errors import UserFacingError
 from piyasa.services import Services
@@ -215,6 +216,8 @@ async def add_user(
             "has_password": bool(password or password_hash),
         },
     )
+    if role == "admin":
+        producers.security(services.extras, "new_admin", name, who.name)
     return await get_user(services, name)
 
 
@@ -573,12 +576,15 @@ async def set_role(services: Services, actor: Actor, ref: int | str, role: str) 
     if role not in ROLES:
         raise UserError(f"role {role!r} is not valid; use one of: {', '.join(ROLES)}", "bad_role")
 
-    async def apply(_s: AsyncSession, user: User) -> None:
-        user.role = role
+    async def apply(_s: AsyncSession, user: User) -> str:
+        before, user.role = user.role, role
+        return before
 
-    name, _uid, _ = await _change(
+    name, _uid, was = await _change(
         services, actor, ref, "user.role", apply, admin_check=True, self_what="change the role of"
     )
+    if role == "admin" and was != "admin":
+        producers.security(services.extras, "new_admin", name, actor.name)
     return name
 
 
@@ -602,6 +608,8 @@ async def set_locked(services: Services, actor: Actor, ref: int | str, locked: b
         admin_check=locked,
         self_what=what,
     )
+    if locked:
+        producers.security(services.extras, "lockout", name, actor.name)
     return name
 
 
@@ -703,6 +711,8 @@ async def mfa_confirm(services: Services, actor: Actor, user_id: int, code: str)
         before={"mfa": False},
         after={"mfa": ok},
     )
+    if ok:
+        producers.security(services.extras, "totp_enrolled", name, actor.name)
     return ok
 
 
@@ -714,6 +724,7 @@ async def mfa_reset(services: Services, actor: Actor, ref: int | str) -> str:
         await auth.end_elevation(session, user.id)
 
     name, _uid, _ = await _change(services, actor, ref, "user.mfa_reset", apply)
+    producers.security(services.extras, "mfa_reset", name, actor.name)
     return name
 
 

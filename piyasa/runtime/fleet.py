@@ -21,6 +21,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from piyasa.admin.notify import producers
+from piyasa.admin.notify.events import Event, emit
 from piyasa.db.base import utcnow
 from piyasa.db.runtime_models import WorkerEvent
 from piyasa.logs import REDACTOR
@@ -157,6 +159,12 @@ class Fleet:
         if kind == "crashed":
             self.metrics.worker_restarts.labels(worker.split("-")[0]).inc()
         self._spawn(self._record_event(worker, kind, detail))
+        self._notify(producers.fleet_event(worker, kind, detail))
+
+    def _notify(self, event: Event | None) -> None:
+        """Publish ``event`` on the notification bus (nothing when no service listens)."""
+        if event is not None:
+            emit(self.services.extras, event)
 
     def _error(self, where: str, error: str) -> None:
         self.recent_errors.append(
@@ -187,6 +195,10 @@ class Fleet:
             self._error(
                 breaker.name, f"circuit breaker open: {breaker.last_error or 'repeated failures'}"
             )
+        self._notify(producers.breaker_event(breaker.name, breaker.state, breaker.last_error))
+
+    def _llm_outcome(self, kind: str | None, error: str | None, ok: bool) -> None:
+        self._notify(producers.llm_event(kind, REDACTOR(error or ""), ok=ok))
 
     # ---- settings
 
@@ -219,7 +231,9 @@ class Fleet:
             provider = OfflineProvider()
         breaker = CircuitBreaker("llm", 5, 5.0, clock=self.clock, on_change=self._breaker_changed)
         prices = self.settings_store.get("llm_prices") or {}
-        self.generator = Generator(provider, breaker, prices, LLMOutcomes(self.clock))
+        self.generator = Generator(
+            provider, breaker, prices, LLMOutcomes(self.clock, on_change=self._llm_outcome)
+        )
         self._llm_config = wanted
         if old is not None and old.provider is not provider:
             self._spawn(old.close())

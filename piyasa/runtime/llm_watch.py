@@ -62,15 +62,25 @@ class LLMOutcomes:
     last_probe_at: float | None = None
     last_probe_ok: bool | None = None
     _probing: bool = field(default=False, repr=False)
+    # told (kind, error, ok) on each failure and on the success that ends a failure streak:
+    # the fleet publishes auth/quota errors as notifications (piyasa.admin.notify.producers)
+    on_change: Callable[[str | None, str | None, bool], None] | None = field(
+        default=None, repr=False
+    )
 
     def success(self, by: str) -> None:
+        was_failing = self.failures_in_row > 0
         self.last_success_at, self.last_success_by = self.clock(), by
         self.failures_in_row = 0
+        if was_failing and self.on_change is not None:
+            self.on_change(None, None, True)
 
     def failure(self, by: str, kind: str, error: str) -> None:
         self.last_failure_at, self.last_failure_by = self.clock(), by
         self.last_error_kind, self.last_error = kind, error[:300]
         self.failures_in_row += 1
+        if self.on_change is not None:
+            self.on_change(kind, self.last_error, False)
 
     @property
     def failing(self) -> bool:

@@ -53,6 +53,22 @@ async def last_result(services, before: int, spec: Spec) -> str:  # type: ignore
 
 def test_sweep_covers_everything() -> None:
     assert {s.id for s in SPECS} >= {"help", "whoami", "linkcode", "lang.set"}
+    notifications = {  # issue 13: viewer reads, operator acts, admin silences and routes
+        "alerts": "viewer",
+        "alerts.view": "viewer",
+        "alerts.read_all": "viewer",
+        "alerts.refresh": "viewer",
+        "alerts.ack": "operator",
+        "alerts.snooze": "operator",
+        "alerts.resolve": "operator",
+        "alerts.silence": "admin",
+        "alerts.test": "admin",
+        "notify": "viewer",
+        "silence": "admin",
+        "silence.expire": "admin",
+        "routes": "admin",
+    }
+    assert {s.id: s.role for s in SPECS if s.id in notifications} == notifications
     assert all(isinstance(s, Command | Action) for s in SPECS)
 
 
