@@ -627,7 +627,7 @@ def admin_bot_problem(error: str | None) -> Phrase:
     if error == "401":
         return phrase("admin_token_refused", sep="; ")
     if error and error.isdigit():
-        return phrase("admin_getme_code", sep="; ", code=error)
+        return phrase("admin_getme_code", sep="; ", n=error)
     return phrase("admin_unreachable", sep="; ", error=error or "no answer")
 
 

@@ -41,7 +41,7 @@ EN: dict[str, str] = {
     "bots_bad": "{n} bots, {bad} with problems",
     "rate_429": "{n} × 429 of {attempts} sends in {window} s",
     "admin_token_refused": "admin bot: token refused (401 Unauthorized): revoked or wrong",
-    "admin_getme_code": "admin bot: getMe answered {code}",
+    "admin_getme_code": "admin bot: getMe answered {n}",
     "admin_unreachable": "admin bot: cannot reach the Bot API ({error})",
     "jobs": "{n} jobs",
     "jobs_failed": "{n} failed",
