@@ -24,6 +24,7 @@ from chatops import i18n
 from chatops.buttons import ANY_USER, ButtonTokens
 from chatops.commands.health import LiveViews, alert_view
 from chatops.views import Button, Text, TokenIssuer, View
+from piyasa.admin import admin_chats
 from piyasa.admin.health.alerts import Alerter, AlertNotice
 from piyasa.services import Services
 
@@ -129,16 +130,25 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
     which also ends any live `/health` views before the surfaces go away."""
     health = services.extras.get("health")
     alerter: Alerter | None = None
+    chat_alerts = ChatAlerts(services, surfaces)
+
+    async def follow(chat_id: int) -> None:  # an admin chat adopted from chat: post there too
+        name = f"telegram:{chat_id}"
+        if alerter is not None and surfaces.telegram is not None and name not in alerter.sinks:
+            alerter.add_sink(name, chat_alerts._telegram_sink(int(chat_id)))
+
     if health is not None:
         alerter = Alerter(health)
-        for name, sink in ChatAlerts(services, surfaces).sinks().items():
+        for name, sink in chat_alerts.sinks().items():
             alerter.add_sink(name, sink)
         services.extras["health.alerts"] = alerter
         await alerter.start()
+        admin_chats.on_adopted(services, follow)
         if not alerter.sinks:
             log.info("health alerts: no admin chat or Slack alert channel configured")
 
     async def stop() -> None:
+        admin_chats.off_adopted(services, follow)
         live = services.extras.get("health.live")
         if isinstance(live, LiveViews):
             await live.stop_all()
