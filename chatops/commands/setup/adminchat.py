@@ -38,9 +38,8 @@ def startgroup_url(bot: str) -> str:
 
 async def render_adminchat(ctx: Context, data: dict[str, Any]) -> View:
     view = View(title=ctx.t("adminchat.title"))
-    _, line = await summary_item(ctx)
     if ctx.services.settings.admin_chat_ids:
-        view.blocks.append(Text(ctx.t("adminchat.have", chats=line)))
+        view.blocks.append(Text(f"{OK} " + ctx.t("adminchat.have", chats=await _names(ctx))))
     else:
         view.blocks.append(Text(ctx.t("adminchat.intro")))
         view.blocks.append(Alert("warning", ctx.t("adminchat.skip_warning")))
@@ -62,12 +61,16 @@ async def choose_adminchat(ctx: Context, data: dict[str, Any], value: str) -> st
 async def summary_item(ctx: Context) -> tuple[str, str]:
     """The summary's line: the admin chats in force (with the titles of those adopted in
     chat), or the warning that alerts go nowhere."""
-    ids = ctx.services.settings.admin_chat_ids
-    if not ids:
+    if not ctx.services.settings.admin_chat_ids:
         return ctx.t("adminchat.title"), "❌ " + ctx.t("adminchat.none")
+    return ctx.t("adminchat.title"), f"{OK} {await _names(ctx)}"
+
+
+async def _names(ctx: Context) -> str:
+    """The admin chats in force: "title (id)" for those adopted in chat, else the id."""
     titles = await admin_chats.titles(ctx.services)
-    names = ", ".join(f"{titles[c]} ({c})" if titles.get(c) else str(c) for c in ids)
-    return ctx.t("adminchat.title"), f"{OK} {names}"
+    ids = ctx.services.settings.admin_chat_ids
+    return ", ".join(f"{titles[c]} ({c})" if titles.get(c) else str(c) for c in ids)
 
 
 # --- the private question and its answer ---------------------------------------------------------
