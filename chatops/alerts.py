@@ -141,6 +141,8 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
     alerter: Alerter | None = None
     if health is not None:
         alerter = Alerter(health)
+        # routed per flush from the current settings, so an admin chat adopted from
+        # chat (piyasa.admin.admin_chats.adopt) hears the next alert without a restart
         alerter.add_sink("notify", health_sink(notify))
         services.extras["health.alerts"] = alerter
         await alerter.start()

@@ -21,6 +21,7 @@ from aiogram.types import CallbackQuery, Message, TelegramObject
 from chatops import i18n, pipeline
 from chatops.context import Client, Context, Invocation
 from chatops.pipeline import Halt
+from chatops.telegram import adoption
 from chatops.telegram.responder import TelegramResponder
 from chatops.views import Alert, View
 from piyasa.admin import audit as audit_log
@@ -67,7 +68,8 @@ def migration_of(event: TelegramObject) -> tuple[int, int] | None:
 class ChatGate(BaseMiddleware):
     """Only admin chats and private chats; leave other groups; refuse forwards and
     messages sent on behalf of a chat (anonymous admins, channels). An admin group
-    upgraded to a supergroup is followed to its new id, not left."""
+    upgraded to a supergroup is followed to its new id, not left; a group an admin is
+    adopting as an admin chat is ignored while it is a candidate (:mod:`.adoption`)."""
 
     def __init__(self, surface: TelegramSurface) -> None:
         self.surface = surface
@@ -85,7 +87,8 @@ class ChatGate(BaseMiddleware):
         if chat.type != "private" and chat.id not in self.surface.admin_chat_ids:
             if isinstance(event, CallbackQuery):
                 await event.answer()
-            await self.surface.leave(chat.id, reason="not an admin chat")
+            if not await adoption.holds(self.surface, event, chat.id):
+                await self.surface.leave(chat.id, reason="not an admin chat")
             return UNHANDLED
         if isinstance(event, Message) and (event.forward_origin or event.sender_chat):
             text = event.text or event.caption or ""

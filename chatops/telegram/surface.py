@@ -38,7 +38,7 @@ from chatops.commands.registry import Command as CommandSpec
 from chatops.commands.registry import Registry, Spec
 from chatops.context import Client, Context, Invocation
 from chatops.pipeline import Halt
-from chatops.telegram import lifecycle
+from chatops.telegram import adoption, lifecycle
 from chatops.telegram import middlewares as mw
 from chatops.telegram.responder import TelegramResponder
 from chatops.views import View
@@ -212,11 +212,16 @@ class TelegramSurface:
         pipeline.bind(ctx, invocation)  # raises: the spec no longer exists
 
     async def _on_membership(self, update: ChatMemberUpdated) -> None:
+        """Added to (or promoted in) a group that is not an admin chat: a candidate when
+        a Piyasa admin did it, else leave (:mod:`.adoption`)."""
         chat = update.chat
         if chat.type == "private" or chat.id in self.admin_chat_ids:
             return
-        if update.new_chat_member.status in ("member", "administrator", "restricted"):
-            await self.leave(chat.id, reason="added to a chat that is not an admin chat")
+        await adoption.on_membership(self, update)
+
+    async def _on_admin_chat_adopted(self, chat_id: int) -> None:
+        """A group became an admin chat (``admin_chats.adopt``): its command menus."""
+        self.resync_menus()
 
     async def follow_migration(self, old: int, new: int) -> bool:
         """An admin group became a supergroup (service message): see :mod:`.lifecycle`."""
@@ -342,6 +347,7 @@ class TelegramSurface:
                 "admin chat moves not read (%s); using the configured ids", type(exc).__name__
             )
         menus.register(self.services, self.sync_user_menus)
+        admin_chats.on_adopted(self.services, self._on_admin_chat_adopted)
         announce.register(self.services, "telegram", announce.telegram_poster(self))
         self.resync_menus()
         use_webhook = bool(self.webhook_url) if polling is None else not polling
@@ -374,6 +380,7 @@ class TelegramSurface:
 
     async def stop(self) -> None:
         menus.unregister(self.services, self.sync_user_menus)
+        admin_chats.off_adopted(self.services, self._on_admin_chat_adopted)
         announce.unregister(self.services, "telegram")
         for task in list(self._background):
             task.cancel()

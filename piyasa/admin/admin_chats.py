@@ -19,16 +19,25 @@ The bot's own membership comes from ``getChatMember(chat_id, user_id=<bot id>)``
 id is the number before ":" in its token (Bot API: "the token looks like
 123456:ABC-DEF…", the first part is the bot's id), so no getMe is needed. The token is
 part of the URL, so no URL is ever logged or returned.
+
+Adopted in chat: an admin adds the bot to a group with the /setup wizard's link; the group
+is a *candidate* (:func:`propose`, kept in the cache for :data:`CANDIDATE_TTL_S`) while the
+admin is asked in private, and Yes stores it (:func:`adopt`, table ``admin_chats``), read
+with the environment's list at every start (:func:`follow_moves`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from piyasa.db import chat_migrations
+from piyasa.db.models import AdminChat
 from piyasa.services import Services
 
 log = logging.getLogger(__name__)
@@ -36,6 +45,10 @@ log = logging.getLogger(__name__)
 CACHE_KEY = "health:admin_chat_rights"
 CACHE_TTL_S = 60
 DEADLINE_S = 5.0
+CANDIDATE_KEY = "admin_chat:candidate:{chat_id}"
+CANDIDATE_TTL_S = 30 * 60  # time to promote the bot and answer the private question
+_HOOKS = "admin_chats.on_adopted"
+Hook = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -125,13 +138,16 @@ def _use(services: Services, chat_ids: tuple[int, ...]) -> None:
 
 
 async def follow_moves(services: Services) -> tuple[int, ...]:
-    """Apply the recorded moves to ``services.settings.admin_chat_ids`` (the database
+    """Add the admin chats adopted in chat (``admin_chats`` rows) to
+    ``services.settings.admin_chat_ids`` and apply the recorded moves (the database
     overrides the environment's list); returns the admin chat ids now in force.
 
     Raises what the database raises (the caller decides whether start-up goes on)."""
     async with services.sessions() as session:
         moves = await chat_migrations.load(session)
-    _use(services, chat_migrations.resolve(services.settings.admin_chat_ids, moves))
+        adopted = (await session.scalars(select(AdminChat.chat_id))).all()
+    ids = (*services.settings.admin_chat_ids, *(int(c) for c in adopted))
+    _use(services, chat_migrations.resolve(ids, moves))
     return services.settings.admin_chat_ids
 
 
@@ -156,3 +172,109 @@ async def migrated(services: Services, old: int, new: int) -> bool:
             "admin chat %s moved to %s; storing it failed: %s", old, new, type(exc).__name__
         )
     return True
+
+
+# --- adopting a group from chat ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """A group offered as an admin chat: ``problem`` is "" (it will do), ``not_visible``
+    (getChat failed: the bot is not in it, ``detail`` says why), ``not_group`` (a private
+    chat or a channel) or one of :class:`ChatRights`' problems."""
+
+    chat_id: int
+    title: str = ""
+    kind: str = ""
+    problem: str = ""
+    detail: str = ""
+
+
+async def inspect(api_url: str, token: str, chat_id: int) -> Inspected:
+    """getChat (the chat exists, the bot is in it, its title), then getChatMember (the bot
+    is an administrator with ``can_delete_messages``, so it can post alerts and delete a
+    password typed there: Bot API ChatMemberAdministrator). Never raises for Telegram's
+    answers; the token is never logged."""
+    from piyasa.admin.setup import verify
+
+    chat = await verify.telegram_get_chat(api_url, token, chat_id)
+    if not chat.ok:
+        return Inspected(chat_id, problem="not_visible", detail=chat.detail or chat.problem)
+    title, kind = str(chat.data.get("title", "")), str(chat.data.get("type", ""))
+    if kind not in ("group", "supergroup"):
+        return Inspected(chat_id, title, kind, "not_group")
+    (rights,) = await check(api_url, token, (chat_id,))
+    return Inspected(chat_id, title, kind, rights.problem, rights.detail)
+
+
+async def propose(services: Services, chat_id: int, user_id: int, title: str = "") -> None:
+    """Group ``chat_id`` was added to by admin ``user_id`` (Telegram id): the bot stays
+    while that admin is asked, for at most :data:`CANDIDATE_TTL_S` seconds."""
+    value = {"user": int(user_id), "title": title}
+    await services.cache.set(CANDIDATE_KEY.format(chat_id=chat_id), value, ttl=CANDIDATE_TTL_S)
+
+
+async def proposal(services: Services, chat_id: int) -> dict[str, Any] | None:
+    """The pending candidate ``{"user": telegram id, "title": str}``, or None."""
+    kept = await services.cache.get(CANDIDATE_KEY.format(chat_id=chat_id))
+    return kept if isinstance(kept, dict) else None
+
+
+async def withdraw(services: Services, chat_id: int) -> None:
+    """Forget the candidate (answered, refused or gone)."""
+    await services.cache.delete(CANDIDATE_KEY.format(chat_id=chat_id))
+
+
+async def adopt(services: Services, chat_id: int, title: str, actor: str) -> bool:
+    """Make ``chat_id`` an admin chat now and after every restart; False when it already
+    was one. The in-memory list changes first, then the row is written (raises what the
+    database raises: nothing is half-adopted, the list is put back)."""
+    before = services.settings.admin_chat_ids
+    if chat_id in before:
+        return False
+    _use(services, (*before, chat_id))
+    insert = _insert_for(services)
+    try:
+        async with services.sessions() as session, session.begin():
+            await session.execute(
+                insert(AdminChat)
+                .values(chat_id=chat_id, title=title[:255], added_by=actor[:128])
+                .on_conflict_do_nothing(index_elements=["chat_id"])
+            )
+    except Exception:
+        _use(services, before)
+        raise
+    await services.cache.delete(CACHE_KEY)
+    await withdraw(services, chat_id)
+    for hook in list(services.extras.get(_HOOKS, [])):
+        try:
+            await hook(chat_id)
+        except Exception as exc:  # the chat is adopted; a surface that lags is logged
+            log.warning("a surface did not take the new admin chat: %s", type(exc).__name__)
+    return True
+
+
+def on_adopted(services: Services, hook: Hook) -> None:
+    """Call ``hook(chat_id)`` after every :func:`adopt` (the running surfaces start
+    posting alerts there and set its command menus), so the core imports no surface."""
+    services.extras.setdefault(_HOOKS, []).append(hook)
+
+
+def off_adopted(services: Services, hook: Hook) -> None:
+    hooks: list[Hook] = services.extras.get(_HOOKS, [])
+    if hook in hooks:
+        hooks.remove(hook)
+
+
+async def titles(services: Services) -> dict[int, str]:
+    """The titles of the admin chats adopted in chat, by chat id (as they were then)."""
+    async with services.sessions() as session:
+        rows = (await session.execute(select(AdminChat.chat_id, AdminChat.title))).all()
+    return {int(chat_id): str(title or "") for chat_id, title in rows}
+
+
+def _insert_for(services: Services) -> Any:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return pg_insert if services.engine.dialect.name == "postgresql" else sqlite_insert

@@ -94,6 +94,20 @@ class ChatMigration(Base):
     migrated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class AdminChat(Base):
+    """An admin chat adopted from chat (the /setup wizard's "Admin chat" step): read with
+    ``PIYASA_ADMIN_CHAT_IDS`` at every start (``piyasa.admin.admin_chats``), so a group
+    chosen in chat needs no edit of the environment. ``added_by`` is the audit actor label.
+    """
+
+    __tablename__ = "admin_chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Message(Base):
     """One message in a fleet chat: a human's (received) or a bot's (queued/sent/failed).
 

@@ -33,6 +33,7 @@ class World:
     data_dir: Path
     running: Any = None
     database_url: str = ""  # empty: SQLite in the data dir
+    admin_chat_ids: str = str(ADMIN_GROUP)  # PIYASA_ADMIN_CHAT_IDS ("": none configured)
     people: dict[int, Person] = field(default_factory=dict)
 
     @property
@@ -41,7 +42,7 @@ class World:
 
     async def start(self) -> None:
         """`piyasa up` in this process (a fresh Services: a restart loses the memory cache)."""
-        extra = {"PIYASA_ADMIN_CHAT_IDS": str(ADMIN_GROUP)}
+        extra = {"PIYASA_ADMIN_CHAT_IDS": self.admin_chat_ids} if self.admin_chat_ids else {}
         if self.database_url:
             extra["PIYASA_DATABASE_URL"] = self.database_url
         settings = with_token(settings_for(self.data_dir, self.box.url, **extra))
@@ -62,12 +63,16 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def open_world(data_dir: Path, database_url: str = "") -> AsyncIterator[World]:
-    """The sandbox, an admin group where the admin bot may delete, and `piyasa up`."""
+async def open_world(
+    data_dir: Path, database_url: str = "", admin_chat_ids: str = str(ADMIN_GROUP)
+) -> AsyncIterator[World]:
+    """The sandbox, an admin group where the admin bot may delete, and `piyasa up`
+    (``admin_chat_ids=""``: no admin chat configured, and the bot is in no group)."""
     box = await start_sandbox()
-    box.sb.add_group(ADMIN_GROUP, "Yönetim", members=[box.admin_bot_id, 720001, 720002])
-    box.sb.set_admin(ADMIN_GROUP, box.admin_bot_id)  # so it may delete what others typed
-    w = World(box, data_dir, database_url=database_url)
+    if admin_chat_ids:
+        box.sb.add_group(ADMIN_GROUP, "Yönetim", members=[box.admin_bot_id, 720001, 720002])
+        box.sb.set_admin(ADMIN_GROUP, box.admin_bot_id)  # so it may delete what others typed
+    w = World(box, data_dir, database_url=database_url, admin_chat_ids=admin_chat_ids)
     try:
         if database_url:  # `piyasa migrate` first, as an operator would for PostgreSQL
             engine = create_engine(database_url)

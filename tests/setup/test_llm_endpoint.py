@@ -95,7 +95,7 @@ async def test_the_wizard_tests_a_key_at_the_configured_provider(
     me = world.person(NEWCOMER)
     await me.say(f"/setup {code}")
     await me.tap("Next")
-    assert "Step 2/6" in me.last["text"]
+    assert "Step 2/7" in me.last["text"]
     assert f"Provider: {world.box.llm_url}" in me.last["text"]  # where the key will go
 
     answered = llm.stats.get(200, 0)

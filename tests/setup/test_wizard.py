@@ -63,7 +63,7 @@ async def test_newcomer_walks_the_whole_wizard_and_the_fleet_speaks(
     # step 1: admin account and MFA
     reply = await me.say(f"/setup {code}")
     assert "Linked: this Telegram account is now admin boss" in reply["text"]
-    assert "Step 1/6" in reply["text"] and "Admin account" in reply["text"]
+    assert "Step 1/7" in reply["text"] and "Admin account" in reply["text"]
     assert (NEWCOMER, me.sent_ids[-1]) in sb.deleted  # the code was deleted from the chat
     await me.tap("Set password")
     reply = await me.say("short")
@@ -87,7 +87,7 @@ async def test_newcomer_walks_the_whole_wizard_and_the_fleet_speaks(
 
     # step 2: LLM — other provider, a bad key (Try again), a good key, a model by button
     await me.tap("Next")
-    assert "Step 2/6" in me.last["text"]
+    assert "Step 2/7" in me.last["text"]
     await me.tap("Other provider")
     reply = await me.say(world.box.llm_url)
     assert "Base URL saved" in reply["text"]
@@ -102,7 +102,7 @@ async def test_newcomer_walks_the_whole_wizard_and_the_fleet_speaks(
     await me.tap("gpt-4o-mini")
 
     # step 3: fleet bots (getMe 401, then good) and chats (getChat not found, then good)
-    assert "Step 3/6" in me.last["text"]
+    assert "Step 3/7" in me.last["text"]
     reply = await me.say(UNKNOWN_TOKEN)
     assert "Telegram rejected this token (401 Unauthorized)" in reply["text"]
     assert "@BotFather" in reply["text"]
@@ -115,7 +115,7 @@ async def test_newcomer_walks_the_whole_wizard_and_the_fleet_speaks(
     await me.tap("Next")
 
     # step 4: database — PostgreSQL that is not there, then keep SQLite
-    assert "Step 4/6" in me.last["text"]
+    assert "Step 4/7" in me.last["text"]
     await me.tap("PostgreSQL")
     reply = await me.say("postgresql://nobody:pg-secret-pw-123@127.0.0.1:1/none")
     assert "Cannot reach PostgreSQL at 127.0.0.1:1/none" in reply["text"]
@@ -123,14 +123,18 @@ async def test_newcomer_walks_the_whole_wizard_and_the_fleet_speaks(
     await me.tap("Keep current database")
 
     # step 5: advanced
-    assert "Step 5/6" in me.last["text"]
+    assert "Step 5/7" in me.last["text"]
     await me.tap("Weekly")
     assert "Backups: Weekly" in me.last["text"]
     await me.tap("Next")
 
-    # step 6: summary and Start system
+    # step 6: the admin chat (PIYASA_ADMIN_CHAT_IDS names one here)
+    assert "Step 6/7" in me.last["text"] and "Alerts go to: -1007200000900" in me.last["text"]
+    await me.tap("Next")
+
+    # step 7: summary and Start system
     text = me.last["text"]
-    assert "Step 6/6" in text
+    assert "Step 7/7" in text
     assert "LLM: ✅ gpt-4o-mini" in text and "Fleet bots: ✅ 1" in text
     assert "Chats: ✅ 1" in text and "Two-factor (TOTP): ✅" in text
     mark = sb.mark()
@@ -152,7 +156,7 @@ async def test_newcomer_walks_the_whole_wizard_and_the_fleet_speaks(
             await session.scalars(select(Setting.key).where(Setting.key.like("setup.wizard.%")))
         ).all()
         assert not wizard_rows  # finished: the persisted state is gone
-    assert (me.messages, me.taps) == (15, 12)
+    assert (me.messages, me.taps) == (15, 13)
 
     # no secret typed in the wizard is anywhere in plain text
     secrets = [LLM_KEY, FLEET_TOKEN, PASSWORD, "pg-secret-pw-123", totp_key, code, UNKNOWN_TOKEN]
@@ -164,7 +168,7 @@ async def test_bad_key_is_explained_in_turkish_and_try_again_works(world: World)
     code = await world.admin_with_code("ayse")
     ayse = world.person(TURKISH)
     reply = await ayse.say(f"/setup {code}")
-    assert "Adım 1/6" in reply["text"]
+    assert "Adım 1/7" in reply["text"]
     await ayse.tap("İleri")
     await ayse.tap("Başka sağlayıcı")
     await ayse.say(world.box.llm_url)
@@ -183,40 +187,40 @@ async def test_a_restart_mid_wizard_resumes_at_the_same_step(world: World) -> No
     await me.tap("Next")
     await me.tap("Later")
     await me.say(FLEET_TOKEN)
-    assert "Step 3/6" in me.last["text"]
+    assert "Step 3/7" in me.last["text"]
 
     await world.stop()  # the process goes away; the in-process cache with it
     await world.start()
 
     reply = await me.say("/setup")
     assert "Welcome back" in reply["text"]
-    assert "Step 3/6" in reply["text"] and "@borsa_sohbet_bot" in reply["text"]
+    assert "Step 3/7" in reply["text"] and "@borsa_sohbet_bot" in reply["text"]
     reply = await me.say(str(GROUP))
     assert "Chat added" in reply["text"]
     await me.tap("Back")
-    assert "Step 2/6" in me.last["text"]
+    assert "Step 2/7" in me.last["text"]
 
 
 async def test_back_and_cancel_at_every_step(world: World) -> None:
     code = await world.admin_with_code("boss")
     me = world.person(NEWCOMER)
     await me.say(f"/setup {code}")
-    forward = ["Next", "Later", "Later", "Keep as is", "Next"]
-    for step in range(2, 7):
+    forward = ["Next", "Later", "Later", "Keep as is", "Next", "Next"]
+    for step in range(2, 8):
         await me.tap(forward[step - 2])
-        assert f"Step {step}/6" in me.last["text"]
+        assert f"Step {step}/7" in me.last["text"]
         await me.tap("Back")
-        assert f"Step {step - 1}/6" in me.last["text"]
+        assert f"Step {step - 1}/7" in me.last["text"]
         await me.tap(forward[step - 2])
-        assert f"Step {step}/6" in me.last["text"]
+        assert f"Step {step}/7" in me.last["text"]
     reply = await me.tap("Cancel")
     assert "Cancelled. Nothing was changed." in reply["text"]
-    for step in range(1, 6):
+    for step in range(1, 7):
         reply = await me.say("/setup")
-        assert "Step 1/6" in reply["text"] and "Welcome back" not in reply["text"]
+        assert "Step 1/7" in reply["text"] and "Welcome back" not in reply["text"]
         for label in forward[: step - 1]:
             await me.tap(label)
-        assert f"Step {step}/6" in me.last["text"]
+        assert f"Step {step}/7" in me.last["text"]
         reply = await me.tap("Cancel")
         assert "Cancelled. Nothing was changed." in reply["text"]
     async with world.services.sessions() as session:
@@ -258,5 +262,5 @@ async def test_non_admins_are_refused(world: World) -> None:
     reply = await me.say("/setup")
     # refused by the pipeline from the declaration (role admin), like any command above you
     assert reply["text"].startswith("⛔ This command does not exist or you may not run it")
-    assert not re.search(r"Step \d/6", reply["text"])
+    assert not re.search(r"Step \d/\d", reply["text"])
     assert (await next_audit(world.services, n, "setup")).result == "denied_role"

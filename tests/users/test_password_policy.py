@@ -274,7 +274,7 @@ async def telegram_setup_wizard(
         await world.start()
         try:
             me = world.person(NEWCOMER)
-            await me.say(f"/setup {await world.admin_with_code('boss')}", expect="Step 1/6")
+            await me.say(f"/setup {await world.admin_with_code('boss')}", expect="Step 1/7")
             await me.tap("Set password")
 
             async def attempt(password: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from chatops import i18n, pipeline
 from chatops.commands.registry import Arg, Bootstrap, command
-from chatops.commands.setup import account, fleet, storage
+from chatops.commands.setup import account, adminchat, fleet, storage
 from chatops.commands.setup.common import (
     DIALOG_NAME,
     NO,
@@ -78,7 +78,7 @@ def summary_items(ctx: Context, data: dict[str, Any]) -> list[tuple[str, str]]:
 
 async def render_summary(ctx: Context, data: dict[str, Any]) -> View:
     view = View(title=ctx.t("setup.sum.title"))
-    view.blocks.append(Fields(summary_items(ctx, data)))
+    view.blocks.append(Fields([*summary_items(ctx, data), await adminchat.summary_item(ctx)]))
     view.blocks.append(Text(ctx.t("setup.sum.intro")))
     view.blocks.extend(take_flash(ctx))
     view.row(choice(ctx, ctx.t("setup.sum.start"), "summary", "start"))
@@ -184,6 +184,7 @@ WIZ = Dialog(
             on_choice=storage.choose_adv,
             secret=True,
         ),
+        Step(adminchat.STEP, adminchat.render_adminchat, on_choice=adminchat.choose_adminchat),
         Step("summary", render_summary, on_choice=choose_summary, secret=True),
     ],
     finish=finish,
@@ -290,3 +291,9 @@ async def reset(ctx: Context) -> View:
     if ctx.surface == "slack":
         return await slack_pointer(ctx)
     return await WIZ.reset(ctx, await _initial(ctx))
+
+
+@setup.action("adminchat", role="admin", private_only=True)
+async def adopt_admin_chat(ctx: Context) -> View:
+    """[Yes]/[No] to "Use <group> as the admin chat?" (see :mod:`.adminchat`)."""
+    return await adminchat.answer(ctx, WIZ)

@@ -144,17 +144,15 @@ async def admin_chat_problem(settings: Settings, token: str, chat_id: int) -> tu
     """(title, problem) for one admin chat offered in `piyasa setup`: getChat (the chat
     exists and the bot is in it), then getChatMember (the bot is an administrator with the
     delete right, so it can post alerts and delete a password typed there; Bot API
-    ChatMemberAdministrator). ``problem`` is "" when the chat will do."""
+    ChatMemberAdministrator), through :func:`piyasa.admin.admin_chats.inspect` (the chat
+    wizard's check too). ``problem`` is "" when the chat will do."""
     from piyasa.admin import admin_chats
 
-    chat = await verify.telegram_get_chat(settings.telegram_api_url, token, chat_id)
-    if not chat.ok:
-        return "", f"the admin bot cannot see chat {chat_id} ({chat.detail}): add it to the group"
-    if chat.data.get("type") not in ("group", "supergroup"):
-        return chat.data.get(
-            "title", ""
-        ), f"{chat_id} is not a group: create a group for the admins"
-    (rights,) = await admin_chats.check(settings.telegram_api_url, token, (chat_id,))
-    if not rights.ok:
-        return chat.data["title"], f"in {chat_id} the admin bot {ADMIN_CHAT_FIX[rights.problem]}"
-    return chat.data["title"], ""
+    found = await admin_chats.inspect(settings.telegram_api_url, token, chat_id)
+    if found.problem == "not_visible":
+        return "", f"the admin bot cannot see chat {chat_id} ({found.detail}): add it to the group"
+    if found.problem == "not_group":
+        return found.title, f"{chat_id} is not a group: create a group for the admins"
+    if found.problem:
+        return found.title, f"in {chat_id} the admin bot {ADMIN_CHAT_FIX[found.problem]}"
+    return found.title, ""

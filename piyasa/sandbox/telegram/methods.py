@@ -789,12 +789,14 @@ async def get_chat(call: Call) -> dict[str, Any]:
     }
 
 
-def _member(call: Call, member_id: int, status: str) -> dict[str, Any]:
+def _member(call: Call, member_id: int, status: str, group: Group | None = None) -> dict[str, Any]:
     user = call.world.member_user(member_id)
     if status == "creator":
         return {"status": "creator", "user": user, "is_anonymous": False}
     if status == "administrator":
-        return {"status": "administrator", "user": user, **admin_rights(member_id == call.bot.id)}
+        bot = member_id == call.bot.id
+        rights = group.admin_rights_of(member_id, bot) if group else admin_rights(bot)
+        return {"status": "administrator", "user": user, **rights}
     if status == "kicked":
         return {"status": "kicked", "user": user, "until_date": 0}
     return {"status": status, "user": user}
@@ -813,7 +815,7 @@ async def get_chat_member(call: Call) -> dict[str, Any]:
         status = "member" if member_id in (conv.chat["id"], call.bot.id) else "left"
     else:
         status = group.status.get(member_id, "left")
-    return _member(call, member_id, status)
+    return _member(call, member_id, status, group)
 
 
 @method("getChatAdministrators")
@@ -823,7 +825,7 @@ async def get_chat_administrators(call: Call) -> list[dict[str, Any]]:
     if group is None:
         raise bad_request("there are no administrators in the private chat")
     return [
-        _member(call, mid, st)
+        _member(call, mid, st, group)
         for mid, st in group.status.items()
         if st in ("creator", "administrator")
     ]

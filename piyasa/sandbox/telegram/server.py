@@ -157,19 +157,56 @@ class TelegramSandbox:
             self._join(group, member_id, "administrator")
         return group
 
-    def add_member(self, chat_id: int, member_id: int, admin: bool = False) -> None:
-        """Add a user or bot to a group, with the updates Telegram would send."""
+    def add_member(
+        self,
+        chat_id: int,
+        member_id: int,
+        admin: bool = False,
+        by: int | None = None,
+        rights: dict[str, bool] | None = None,
+    ) -> None:
+        """Add a user or bot to a group, with the updates Telegram would send. ``by``: the
+        user who added it (``from`` of the bot's my_chat_member); ``rights``: administrator
+        rights that differ from the default (e.g. ``{"can_delete_messages": False}``)."""
         group = self.world.groups[chat_id]
-        self._join(group, member_id, "administrator" if admin else "member", announce=True)
+        if rights:
+            group.rights[member_id] = dict(rights)
+        status = "administrator" if admin else "member"
+        self._join(group, member_id, status, announce=True, by=by)
 
-    def _join(self, group: Group, member_id: int, status: str, announce: bool = False) -> None:
+    async def start_in_group(
+        self,
+        chat_id: int,
+        bot_id: int,
+        user_id: int,
+        start: str = "",
+        admin: bool = False,
+        rights: dict[str, bool] | None = None,
+    ) -> dict[str, Any]:
+        """``user_id`` opens ``t.me/<bot>?startgroup=<start>`` (with ``&admin=…`` when
+        ``admin``) and picks group ``chat_id``: the bot is added by that user (as an
+        administrator with the requested rights when asked), then the client sends
+        ``/start@<bot> <start>`` from the user into the group (TDLib
+        internalLinkTypeBotStartInGroup -> sendBotStartMessage). Returns that message."""
+        self.add_member(chat_id, bot_id, admin=admin, by=user_id, rights=rights)
+        text = f"/start@{self.world.bots[bot_id].username}" + (f" {start}" if start else "")
+        return await self.send_user_message(user_id, chat_id, text)
+
+    def _join(
+        self,
+        group: Group,
+        member_id: int,
+        status: str,
+        announce: bool = False,
+        by: int | None = None,
+    ) -> None:
         w = self.world
         if member_id not in w.bots and member_id not in w.users:
             raise KeyError(f"unknown user or bot {member_id}: add_user/add_bot first")
         old = group.status.get(member_id, "left")
         group.status[member_id] = status
         if member_id in w.bots:
-            w.chat_member_update(w.bots[member_id], group, old, status)
+            w.chat_member_update(w.bots[member_id], group, old, status, by=by)
         elif announce and old not in ACTIVE:
             conv = w.conversation(group.id)
             user = w.users[member_id].user()
@@ -212,13 +249,26 @@ class TelegramSandbox:
         gets 401 "Unauthorized", as on Telegram."""
         self.world.tokens.pop(token, None)
 
-    def set_admin(self, chat_id: int, member_id: int, admin: bool = True) -> None:
+    def set_admin(
+        self,
+        chat_id: int,
+        member_id: int,
+        admin: bool = True,
+        by: int | None = None,
+        rights: dict[str, bool] | None = None,
+    ) -> None:
+        """Promote (or demote) a member; ``rights`` as in :meth:`add_member`. A bot whose
+        rights changed gets my_chat_member, as on Telegram."""
         group = self.world.groups[chat_id]
         old = group.status.get(member_id, "left")
         new = "administrator" if admin else "member"
+        before = group.rights.get(member_id, {})
+        if rights is not None:
+            group.rights[member_id] = dict(rights)
         group.status[member_id] = new
-        if member_id in self.world.bots and old != new:
-            self.world.chat_member_update(self.world.bots[member_id], group, old, new)
+        changed = old != new or (admin and before != group.rights.get(member_id, {}))
+        if member_id in self.world.bots and changed:
+            self.world.chat_member_update(self.world.bots[member_id], group, old, new, by=by)
 
     def block_bot(self, user_id: int, bot_id: int) -> None:
         """The user blocks the bot: sends fail with 403, the bot gets my_chat_member kicked."""

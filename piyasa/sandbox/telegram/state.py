@@ -138,6 +138,12 @@ class Group:
     is_forum: bool = False  # a supergroup split into topics (see lifecycle.py)
     topics: dict[int, str] = field(default_factory=dict)  # message_thread_id -> name
     migrated_to: int | None = None  # a basic group upgraded to this supergroup
+    rights: dict[int, dict[str, bool]] = field(default_factory=dict)  # admin id -> overrides
+
+    def admin_rights_of(self, member_id: int, bot: bool = False) -> dict[str, Any]:
+        """What administrator ``member_id`` may do here: the sandbox default, with the
+        rights the one who promoted it left off (e.g. ``can_delete_messages: False``)."""
+        return {**admin_rights(bot=bot), **self.rights.get(member_id, {})}
 
     def chat(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "type": self.type, "title": self.title}
@@ -328,21 +334,27 @@ class World:
             if t >= horizon and next(k for k in u if k != "update_id") in bot.allowed_updates
         ]
 
-    def chat_member_update(self, bot: BotAccount, group: Group, old: str, new: str) -> None:
+    def chat_member_update(
+        self, bot: BotAccount, group: Group, old: str, new: str, by: int | None = None
+    ) -> None:
+        """``bot``'s status in ``group`` changed, done by user ``by`` (default: the owner or
+        any human member, see :meth:`actor_of`)."""
+
         def member(status: str) -> dict[str, Any]:
             d: dict[str, Any] = {"status": status, "user": bot.user()}
             if status == "kicked":
                 d["until_date"] = 0
             if status == "administrator":
-                d.update(admin_rights(bot=True))
+                d.update(group.admin_rights_of(bot.id, bot=True))
             return d
 
+        actor = self.users[by].user() if by is not None else self.actor_of(group)
         self.enqueue(
             bot,
             "my_chat_member",
             {
                 "chat": group.chat(),
-                "from": self.actor_of(group),
+                "from": actor,
                 "date": self.date(),
                 "old_chat_member": member(old),
                 "new_chat_member": member(new),
