@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from piyasa.admin import audit
 from piyasa.db.base import utcnow
@@ -115,7 +115,9 @@ def spec_of(key: str) -> SettingSpec:
     spec = SETTING_SPECS.get(str(key).strip().lower())
     if spec is None:
         raise SettingError(
-            "settings.err.unknown", f"unknown setting {key!r}", key=str(key)[:64],
+            "settings.err.unknown",
+            f"unknown setting {key!r}",
+            name=str(key)[:64],
             keys=", ".join(SETTING_SPECS),
         )
     return spec
@@ -125,10 +127,12 @@ def parse_value(spec: SettingSpec, raw: Any) -> Any:
     """``raw`` (text from chat/shell, or a JSON value) as the setting's type, validated.
 
     Raises SettingError (``settings.err.number|range|bool|choice|too_long|model|url``)."""
-    params = {"key": spec.key, "range": spec.range_text(), "value": str(raw)[:64]}
+    params = {"name": spec.key, "range": spec.range_text(), "value": str(raw)[:64]}
     if spec.kind in ("float", "int"):
         try:
-            number = float(str(raw).strip().replace(",", ".")) if not isinstance(raw, bool) else None
+            number = (
+                float(str(raw).strip().replace(",", ".")) if not isinstance(raw, bool) else None
+            )
         except ValueError:
             number = None
         if number is None or not math.isfinite(number):
@@ -155,7 +159,8 @@ def parse_value(spec: SettingSpec, raw: Any) -> Any:
         return text.lower()
     if len(text) > spec.max_len:
         raise SettingError(
-            "settings.err.too_long", f"{spec.key} takes at most {spec.max_len} characters",
+            "settings.err.too_long",
+            f"{spec.key} takes at most {spec.max_len} characters",
             **params,
         )
     if spec.kind == "model" and text and not MODEL_RE.match(text):
@@ -236,7 +241,7 @@ async def _write(
             raise SettingError(
                 "settings.err.stale",
                 f"{spec.key} changed meanwhile (version {version}); look again",
-                key=spec.key,
+                name=spec.key,
                 version=version,
             )
         old = row.value if row is not None else DEFAULTS.get(spec.key)
@@ -328,22 +333,28 @@ async def undo_last(services: Services, key: str | None, *, actor: str) -> Setti
     ``settings.err.stale`` when the setting was changed since by other means."""
     last = await last_change(services, key)
     if last is None:
-        raise SettingError(
-            "settings.err.nothing_to_undo", "no change to undo", key=key or "*"
-        )
+        raise SettingError("settings.err.nothing_to_undo", "no change to undo", name=key or "*")
     spec = spec_of(last.key)
+    async with services.sessions() as session:
+        # the table must still be where this history left it: a change made around it
+        # (another tool writing the table) makes the undo stale, not silently lost
+        latest = await session.scalar(
+            select(func.max(ChangeRow.version)).where(ChangeRow.key == spec.key)
+        )
     return await _write(
         services,
         spec,
         last.old,
         actor=actor,
         reason=f"undo #{last.id}",
-        expected_version=last.version,
+        expected_version=int(latest or last.version),
         undo_of=last.id,
     )
 
 
-async def history(services: Services, key: str | None = None, limit: int = 20) -> list[SettingChange]:
+async def history(
+    services: Services, key: str | None = None, limit: int = 20
+) -> list[SettingChange]:
     """The newest ``limit`` changes (of ``key``, or of every setting), newest first."""
     stmt = select(ChangeRow)
     if key is not None:
