@@ -15,7 +15,6 @@ or restricted with ``can_send_messages``; in a channel only an administrator wit
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import re

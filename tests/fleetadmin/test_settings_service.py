@@ -87,7 +87,7 @@ async def test_a_change_on_top_of_another_is_refused(services) -> None:
     assert (await fs.get(services, "max_msgs_per_min")).value == 30.0
 
 
-async def test_running_fleet_honours_a_change_from_its_next_decision(services, sandbox) -> None:
+async def test_running_fleet_honours_a_change_from_its_next_decision(services, sandbox) -> None:  # noqa: F811
     """The fleet's own refresh is slow here (60 s): only the change's nudge to the running
     fleet's settings store can make the first later decision carry the new footer."""
     await seed(services, sandbox, bots=3, chats=2)
