@@ -19,7 +19,7 @@ async def chat_row(services, telegram_id: int) -> Chat | None:  # type: ignore[n
 
 
 async def test_telegram_card_edits_and_refusals(tg) -> None:  # noqa: F811
-    bots, chats = await seed(tg.services, tg.sb, bots=2, chats=1)
+    _bots, chats = await seed(tg.services, tg.sb, bots=2, chats=1)
     listing = await tg.say("viewer", "/chats")
     assert "Group 0" in listing["text"]
     card = await tap(tg, "viewer", private("viewer"), listing, "Group 0")

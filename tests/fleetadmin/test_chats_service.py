@@ -27,7 +27,7 @@ async def count(services, model, *where) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_add_checks_membership_with_telegram(services, sandbox) -> None:  # noqa: F811
-    bots, chats = await seed(services, sandbox, bots=3, chats=1)
+    bots, _chats = await seed(services, sandbox, bots=3, chats=1)
     with_sandbox(services, sandbox.base_url)
     sandbox.add_group(
         NEW_GROUP, "Kripto Sohbet", members=[bots[0].telegram_id, bots[2].telegram_id]
@@ -61,7 +61,7 @@ async def test_add_checks_membership_with_telegram(services, sandbox) -> None:  
     ],
 )
 async def test_add_refuses_a_chat_the_bots_are_not_in(services, sandbox, ref, error) -> None:  # noqa: F811
-    bots, _ = await seed(services, sandbox, bots=2, chats=1)
+    await seed(services, sandbox, bots=2, chats=1)
     with_sandbox(services, sandbox.base_url)
     sandbox.add_group(-1005999000077, "Elsewhere", members=[])
     before = await count(services, Chat)
