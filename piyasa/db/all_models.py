@@ -1,6 +1,7 @@
 """Import every model module so Base.metadata knows all tables (Alembic, tests)."""
 
 from piyasa.db import (
+    fleetadmin_models,  # noqa: F401
     health_models,  # noqa: F401
     models,  # noqa: F401
     notify_models,  # noqa: F401

@@ -75,6 +75,9 @@ class Chat(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     topics: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Fleet messages per hour in this chat (chatter and replies); None: only the fleet's
+    # budget and Telegram's 20/min per group bound it (piyasa.fleetadmin.chats).
+    msg_budget: Mapped[int | None] = mapped_column(Integer)
 
 
 class ChatMigration(Base):

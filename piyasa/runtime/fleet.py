@@ -491,6 +491,7 @@ class Fleet:
                 llm_ok=llm_ok,
                 reply_max_age_s=st.number("reply_max_age_s"),
                 topic_hint=detect_topic,
+                reply_first=bool(st.get("reply_first")),
             )
             for d in decisions:
                 self._decisions.put_nowait(d)
@@ -529,11 +530,12 @@ class Fleet:
     async def _generate(self, d: Decision) -> Draft:
         assert self.generator is not None
         persona = d.bot.persona
+        st = self.settings_store
         hist = list(self.history.get(d.chat.id, ()))
         reply = (d.reply.human_name, d.reply.text) if d.reply else None
-        prompt = build_prompt(
-            persona, d.topic, hist, persona.get("language"), reply, d.bot.display_name
-        )
+        language = persona.get("language") or st.get("default_language") or None
+        prompt = build_prompt(persona, d.topic, hist, language, reply, d.bot.display_name)
+        prompt.temperature = st.number("llm_temperature")
         gen = await self.generator.generate(prompt)
         m = self.metrics
         m.llm_latency.labels(gen.model).observe(gen.latency_ms / 1000)
@@ -553,7 +555,9 @@ class Fleet:
             chat_id=d.chat.id,
             tg_chat_id=d.chat.telegram_id,
             is_group=d.chat.is_group,
-            text=finish_text(gen.text, persona, bool(self.settings_store.get("footer_enabled"))),
+            text=finish_text(
+                gen.text, persona, bool(st.get("footer_enabled")), str(st.get("fleet_footer"))
+            ),
             topic=d.topic,
             model=gen.model,
             latency_ms=gen.latency_ms,

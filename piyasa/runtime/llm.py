@@ -56,6 +56,7 @@ class Prompt:
     language: str
     persona: dict[str, Any]
     reply_to: str | None = None
+    temperature: float = 0.9  # the fleet's ``llm_temperature`` setting (OpenAI: 0–2)
 
 
 @dataclass
@@ -155,10 +156,14 @@ _HUMAN_CLAIM = re.compile(
 )
 
 
-def finish_text(text: str, persona: Mapping[str, Any], footer_enabled: bool = True) -> str:
-    """Strip any claim to be human, add the persona's footer once, respect Telegram's limit."""
+def finish_text(
+    text: str, persona: Mapping[str, Any], footer_enabled: bool = True, fleet_footer: str = ""
+) -> str:
+    """Strip any claim to be human, add the footer once, respect Telegram's limit.
+
+    The footer is the persona's own, else the fleet's (``fleet_footer`` setting)."""
     text = _HUMAN_CLAIM.sub("", text or "").strip() or "…"
-    footer = str(persona.get("footer") or "").strip() if footer_enabled else ""
+    footer = str(persona.get("footer") or fleet_footer or "").strip() if footer_enabled else ""
     if footer and footer.lower() not in text.lower():
         text = f"{text}\n\n({footer})"
     return text[:MAX_TEXT]
@@ -225,7 +230,7 @@ class OpenAIProvider:
                 model=self.model,
                 messages=prompt.messages,
                 max_tokens=300,
-                temperature=0.9,  # type: ignore[arg-type]
+                temperature=prompt.temperature,  # type: ignore[arg-type]
             )
         except Exception as exc:
             raise classify_openai_error(exc) from None

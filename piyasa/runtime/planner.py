@@ -10,7 +10,9 @@ Rules, in the order they are applied each tick:
 3. Replies first: a human message that mentions or replies to a fleet bot is answered
    (by that bot) before any new chatter; while the answering bot only waits for its send
    slot, its chat gets no new chatter.
-4. For each chat: enabled chat; an enabled bot that belongs to it (and that the fleet has
+   With ``reply_first`` off (a fleet setting), replies wait for the budget like chatter.
+4. For each chat: enabled chat under its own hourly budget (``msg_budget``, when set); an
+   enabled bot that belongs to it (and that the fleet has
    not disabled there: kicked, chat gone, token revoked, bad schedule), is inside its active
    hours *in its own timezone*, is under its hourly limit, and is not the last speaker in
    that chat (no bot twice in a row); the least recently heard bot goes first.
@@ -90,6 +92,7 @@ class Planner:
         self.last_speaker: dict[int, int] = {}  # chat id -> bot id, or HUMAN
         self.last_spoke: dict[tuple[int, int], float] = {}  # (chat, bot) -> when
         self.hourly: dict[int, deque[float]] = {}
+        self.chat_hourly: dict[int, deque[float]] = {}  # chat id -> decision times
         self.topic_used: dict[tuple[int, str], float] = {}
         self.pending: dict[int, int] = {}  # chat id -> decided, not yet sent/failed
         # chat id -> projected send times of its undelivered decisions, oldest first (the
@@ -119,6 +122,10 @@ class Planner:
         """Seed the hourly window with decisions made before a restart."""
         now = self.clock()
         self.hourly[bot_id] = deque([now] * count)
+
+    def note_chat_hourly(self, chat_id: int, count: int) -> None:
+        """Seed a chat's hourly window with decisions made before a restart."""
+        self.chat_hourly[chat_id] = deque([self.clock()] * count)
 
     def add_reply(self, reply: PendingReply) -> None:
         if reply.created is None:
@@ -160,10 +167,20 @@ class Planner:
             dq.popleft()
         return len(dq) < bot.hourly_limit
 
+    def _chat_budget_ok(self, chat: ChatInfo, now: float) -> bool:
+        """Under the chat's own hourly budget (``msg_budget``; None: no cap of its own)."""
+        if chat.msg_budget is None:
+            return True
+        dq = self.chat_hourly.setdefault(chat.id, deque())
+        while dq and dq[0] <= now - 3600:
+            dq.popleft()
+        return len(dq) < chat.msg_budget
+
     def eligible(self, bot: BotInfo, chat: ChatInfo, now: float, now_utc: datetime) -> bool:
         return (
             bot.enabled
             and chat.enabled
+            and self._chat_budget_ok(chat, now)
             and self.roster.pair_ok(bot.id, chat.id)
             and self.last_speaker.get(chat.id) != bot.id
             and self._active(bot, now_utc)
@@ -222,6 +239,7 @@ class Planner:
         self._budget -= 1
         self.note_bot(chat.id, bot.id, now)
         self.hourly.setdefault(bot.id, deque()).append(now)
+        self.chat_hourly.setdefault(chat.id, deque()).append(now)
         self.pending[chat.id] = self.pending.get(chat.id, 0) + 1
         self.chat_decided[chat.id] = now
         self.due.setdefault(chat.id, deque()).append(self._slot)
@@ -252,8 +270,10 @@ class Planner:
         llm_ok: bool = True,
         reply_max_age_s: float = 3600.0,
         topic_hint: Callable[[str], str | None] | None = None,
+        reply_first: bool = True,
     ) -> list[Decision]:
-        """Decide up to ``room`` messages now."""
+        """Decide up to ``room`` messages now; ``reply_first`` lets replies borrow from the
+        budget and hold their chat's chatter (rule 3)."""
         now = self.clock()
         self._refill_budget(per_min * scale, now)
         if paused or not llm_ok or room <= 0:
@@ -267,7 +287,8 @@ class Planner:
         for reply in list(self.replies):
             # A person waiting for an answer does not wait for the chatter budget: a reply
             # may borrow up to ``reply_debt`` messages from it (chatter then pauses longer).
-            if len(out) >= room or self._budget < 1 - self.reply_debt:
+            debt = self.reply_debt if reply_first else 0.0
+            if len(out) >= room or self._budget < 1 - debt:
                 return out
             chat = self.roster.chats.get(reply.chat_id)
             if chat is None or not chat.enabled:
@@ -289,7 +310,7 @@ class Planner:
                     self.replies.remove(reply)
                     break
             else:
-                if ready:
+                if ready and reply_first:
                     held.add(chat.id)
         # 2. chatter: the chat that waited longest for a decision first (a rotation per tick
         # could lock onto one chat when the budget refills in step with the tick)

@@ -53,6 +53,7 @@ class ChatInfo:
     kind: str
     topics: list[str]
     enabled: bool
+    msg_budget: int | None = None  # fleet messages per hour here; None: no cap of its own
 
     @property
     def is_group(self) -> bool:
@@ -141,6 +142,7 @@ async def load_roster(sessions: async_sessionmaker[AsyncSession]) -> Roster:
             kind=c.kind or "supergroup",
             topics=list(c.topics or []),
             enabled=bool(c.enabled),
+            msg_budget=c.msg_budget,
         )
     explicit: dict[int, list[int]] = {}
     for bot_id, chat_id, enabled, listed, reason, at in links:

@@ -46,6 +46,17 @@ async def seed_planner(
                 .group_by(Message.bot_id)
             )
         ).all()
+        per_chat = (
+            await session.execute(
+                select(Message.chat_id, func.count())
+                .where(
+                    Message.author_kind == "bot",
+                    Message.created_at >= since,
+                    Message.status != "failed",
+                )
+                .group_by(Message.chat_id)
+            )
+        ).all()
         pending = (
             await session.execute(
                 select(OutboxItem.chat_id, func.count())
@@ -74,5 +85,7 @@ async def seed_planner(
     for bot_id, n in hourly:
         if bot_id is not None:
             planner.note_hourly(bot_id, int(n))
+    for chat_id, n in per_chat:
+        planner.note_chat_hourly(chat_id, int(n))
     for chat_id, n in pending:
         planner.seed_pending(chat_id, int(n))

@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "global_max_per_s": 200,  # fleet-wide Telegram sends per second
     "history_size": 12,
     "footer_enabled": True,
+    "fleet_footer": "",  # footer of bots whose persona has none ("" -> none)
+    "default_language": "tr",  # language of bots whose persona names none
+    "reply_first": True,  # replies before chatter, borrowing from the budget (planner)
+    "llm_temperature": 0.9,
     "outbox_ambiguous_policy": "resend",  # or "fail"; see piyasa.runtime.outbox
     "llm_model": "",  # "" -> PIYASA_LLM_MODEL
     "llm_base_url": "",  # "" -> OPENAI_BASE_URL

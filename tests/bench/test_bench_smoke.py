@@ -26,6 +26,18 @@ CASES = {
         ["whoami_baseline", "users_first_page", "users_search", "user_card", "within_target"],
     ),
     "setup": ([], ["newcomer", "baseline_preconfigured_up_to_first_message_s"]),
+    "fleet": (
+        ["--bots", "20", "--chats", "5", "--runs", "3", "--warmup", "1", "--changes", "1"],
+        [
+            "whoami_baseline",
+            "bots_first_page_query",
+            "chats_first_page",
+            "chats_search",
+            "chat_card",
+            "settings_change_to_first_honouring_decision",
+            "baseline_change_by_table_refresh",
+        ],
+    ),
 }
 
 

@@ -345,3 +345,34 @@ async def test_telegram_private_only_rules_group_refused_private_allowed(tg) -> 
             if (result in refusals) != (chat == ADMIN_GROUP) or result.startswith("denied"):
                 problems.append(f"{spec.id} in {chat}: {result}")
     assert not problems, problems
+
+
+# -- issue 14, fchats: /chats and /settings are swept above with these declared roles ------
+
+FCHATS_ROLES = {
+    "chats": "viewer",
+    "chats.list": "viewer",
+    "chats.card": "viewer",
+    "chats.enable": "operator",
+    "chats.topic": "operator",
+    "chats.edit": "operator",
+    "chats.remove": "operator",
+    "chats.input": "operator",
+    "chats.choose": "operator",
+    "settings": "viewer",
+    "settings.card": "viewer",
+    "settings.back_list": "viewer",
+    "settings.history": "viewer",
+    "settings.propose": "operator",
+    "settings.edit": "operator",
+    "settings.apply": "operator",
+    "settings.apply_admin": "admin",
+    "settings.undo": "operator",
+    "settings.input": "operator",
+}
+
+
+def test_fchats_specs_are_swept_with_their_roles() -> None:
+    swept = {s.id: s.role for s in SPECS if s.id in FCHATS_ROLES}
+    assert swept == FCHATS_ROLES
+    assert {s.id for s in WITH_PARAMS} >= {"chats.topic", "chats.edit", "settings.apply"}
