@@ -13,6 +13,7 @@ import pytest
 
 from piyasa.runtime.fleet import Fleet
 from piyasa.runtime.llm import OfflineProvider
+from piyasa.runtime.outbox import Draft
 from piyasa.services import Services
 from tests.chatops.conftest import people, start_telegram  # noqa: F401 (fixtures)
 from tests.runtime.helpers import namespace, seed
@@ -43,6 +44,26 @@ async def fleet_world(services: Services, people: dict[str, int]) -> AsyncIterat
         finally:
             services.extras.pop("fleet", None)
             await fleet.stop()
+
+
+def _chats_id(fleet: Fleet) -> int:
+    return next(c.id for c in fleet.roster.chats.values() if c.telegram_id == GROUP)
+
+
+async def _final(fleet: Fleet, key: str) -> tuple[str, str] | None:
+    from sqlalchemy import select
+
+    from piyasa.db.runtime_models import OutboxItem
+
+    async with fleet.services.sessions() as session:
+        row = (
+            await session.execute(
+                select(OutboxItem.state, OutboxItem.last_error).where(
+                    OutboxItem.idempotency_key == key
+                )
+            )
+        ).first()
+    return (row[0], row[1]) if row and row[0] in ("sent", "failed") else None
 
 
 def said(tg: Any, bot: Any) -> list[dict]:
@@ -83,6 +104,14 @@ async def test_disable_from_chat_silences_the_bot_and_enable_brings_it_back(
         later = (await speaks(tg, other, later, "the other bot talking on"))["message_id"]
     assert [m for m in said(tg, quiet) if m["message_id"] > last] == []
     assert fleet.roster.bots[quiet.id].enabled is False
+    # a message decided just before the disable (its generation ended after) is not sent
+    # either: it fails with the reason, visible in the outbox
+    late = "decided before the disable, generated after it"
+    await fleet.store.enqueue([Draft("late-1", quiet.id, _chats_id(fleet), GROUP, True, late)])
+    fleet.gate.notify()
+    row = await until(lambda: _final(fleet, "late-1"), "the late message settled")
+    assert row == ("failed", "not sent: bot disabled by an operator")
+    assert not [m for m in said(tg, quiet) if late in m["text"]]
     listing = await tg.say("operator", "/bots")
     row = next(line for line in listing["text"].splitlines() if "@fleet0_bot" in line)
     assert row.split()[1] == "off"
