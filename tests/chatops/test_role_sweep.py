@@ -329,3 +329,34 @@ async def test_telegram_private_only_rules_group_refused_private_allowed(tg) -> 
             if (result in refusals) != (chat == ADMIN_GROUP) or result.startswith("denied"):
                 problems.append(f"{spec.id} in {chat}: {result}")
     assert not problems, problems
+
+
+# -- issue 14, /bots (fbots): declared rules the sweep above runs on both surfaces ------------
+
+
+def test_bots_declarations() -> None:
+    """Viewers read the fleet's bots, operators change them, admins rotate tokens; tokens
+    are typed only in private chats; pickers accept only their offered values."""
+    ids = {s.id: s for s in SPECS}
+    assert ids["bots"].role == "viewer" and ids["bots.card"].role == "viewer"
+    for spec_id in (
+        "bots.enable",
+        "bots.disable",
+        "bots.edit",
+        "bots.save",
+        "bots.preview",
+        "bots.chat_set",
+        "bots.set_hours",
+        "addbot",
+        "botedit",
+        "delbot",
+    ):
+        assert ids[spec_id].role == "operator", spec_id
+    assert ids["bots.rotate"].role == ids["bottoken"].role == "admin"
+    assert {"addbot", "addbot.input", "bottoken", "bottoken.input", "bots.rotate"} <= {
+        s.id for s in PRIVATE_ONLY
+    }
+    assert {"bots.edit", "bots.set_hours", "bots.set_zone", "bots.set_speed"} <= {
+        s.id for s in WITH_PARAMS
+    }
+    assert ids["delbot"].confirm and ids["bots.disable"].confirm
