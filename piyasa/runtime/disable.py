@@ -135,6 +135,8 @@ class Disabler:
         bot = roster.bots.get(bot_id)
         if bot is not None and not bot.enabled and bot.disabled_reason:
             return f"not sent: bot disabled: {bot.disabled_reason}"
+        if bot is not None and not bot.enabled:  # an operator's "stop": nothing more goes out
+            return "not sent: bot disabled by an operator"
         pair = roster.disabled_pairs.get((bot_id, chat_id))
         return f"not sent: bot disabled in this chat: {pair.reason}" if pair else None
 

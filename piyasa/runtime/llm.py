@@ -128,6 +128,13 @@ def build_prompt(
         lines.append(f"Stances: {stances}.")
     if persona.get("bio"):
         lines.append(f"About you: {persona['bio']}")
+    # fields an operator edits in /bots (piyasa.fleetadmin.persona)
+    for key, label in (("tone", "Tone"), ("risk", "Risk attitude"), ("expertise", "Expertise")):
+        if persona.get(key):
+            lines.append(f"{label}: {persona[key]}.")
+    phrases = persona.get("phrases") or []
+    if isinstance(phrases, list) and phrases:
+        lines.append("Signature phrases (use one now and then): " + "; ".join(map(str, phrases)))
     lines.append(
         "Write one short group-chat message (1-3 sentences, under 400 characters). "
         "No buy/sell recommendations, no price targets presented as advice."

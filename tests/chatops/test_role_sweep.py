@@ -376,3 +376,34 @@ def test_fchats_specs_are_swept_with_their_roles() -> None:
     swept = {s.id: s.role for s in SPECS if s.id in FCHATS_ROLES}
     assert swept == FCHATS_ROLES
     assert {s.id for s in WITH_PARAMS} >= {"chats.topic", "chats.edit", "settings.apply"}
+
+
+# -- issue 14, /bots (fbots): declared rules the sweep above runs on both surfaces ------------
+
+
+def test_bots_declarations() -> None:
+    """Viewers read the fleet's bots, operators change them, admins rotate tokens; tokens
+    are typed only in private chats; pickers accept only their offered values."""
+    ids = {s.id: s for s in SPECS}
+    assert ids["bots"].role == "viewer" and ids["bots.card"].role == "viewer"
+    for spec_id in (
+        "bots.enable",
+        "bots.disable",
+        "bots.edit",
+        "bots.save",
+        "bots.preview",
+        "bots.chat_set",
+        "bots.set_hours",
+        "addbot",
+        "botedit",
+        "delbot",
+    ):
+        assert ids[spec_id].role == "operator", spec_id
+    assert ids["bots.rotate"].role == ids["bottoken"].role == "admin"
+    assert {"addbot", "addbot.input", "bottoken", "bottoken.input", "bots.rotate"} <= {
+        s.id for s in PRIVATE_ONLY
+    }
+    assert {"bots.edit", "bots.set_hours", "bots.set_zone", "bots.set_speed"} <= {
+        s.id for s in WITH_PARAMS
+    }
+    assert ids["delbot"].confirm and ids["bots.disable"].confirm
