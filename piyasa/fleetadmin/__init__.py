@@ -1,0 +1,1 @@
+"""Fleet administration services: bots, chats, settings, preview, limits."""
