@@ -13,7 +13,7 @@ process) and its limiter (bucket tokens now, memory or Redis). Use is a share of
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -241,11 +241,3 @@ async def report(fleet: Any, *, top: int = 50) -> LimitsReport:
         min_scale=st.number("autoadjust_min_scale"),
         events=list(adjuster.events) if adjuster is not None else [],
     )
-
-
-def by_pair_429(fleet: Any, seconds: float) -> dict[tuple[int, int], int]:
-    """429s per (bot, Telegram chat) over the last ``seconds``."""
-    out: dict[tuple[int, int], int] = defaultdict(int)
-    for r in fleet.rates.refusals_since(seconds):
-        out[(r.bot_id, r.chat_id)] += 1
-    return dict(out)
