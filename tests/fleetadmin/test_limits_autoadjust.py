@@ -174,7 +174,7 @@ async def test_above_80_percent_of_a_limit_for_5_minutes_warns_once(
             return [e for e in fleet.autoadjust.events if e["kind"] == "limit_warning"]
 
         start = clock()
-        await drive(clock, fleet, warnings, step_s=1.0, what="a limit warning")
+        await drive(clock, fleet, warnings, step_s=0.25, what="a limit warning")
         assert clock() - start >= 300  # not before five minutes above 80 %
         first = warnings()
         assert first[0]["subject"] == "pair" and first[0]["use"] >= 80
