@@ -5,6 +5,7 @@ from piyasa.db import (
     health_models,  # noqa: F401
     models,  # noqa: F401
     notify_models,  # noqa: F401
+    preview_models,  # noqa: F401
     principals,  # noqa: F401
     runtime_models,  # noqa: F401
 )

@@ -72,7 +72,14 @@ class Limiter(Protocol):
     async def acquire_many(self, keys: Sequence[SendKey]) -> list[float]: ...
     async def peek_many(self, keys: Sequence[SendKey]) -> list[float]: ...
     async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None: ...
+    async def tokens_many(self, keys: Sequence[SendKey]) -> list[float]: ...
     async def close(self) -> None: ...
+
+
+def _tokens(limits: DeliveryLimits, tat: float | None, now: float) -> float:
+    """Messages a (bot, chat) bucket would admit at once, from its GCRA state."""
+    ahead = 0.0 if tat is None else max(0.0, tat - now)
+    return max(0.0, min(float(limits.chat_burst), limits.chat_burst - ahead / limits.chat_interval))
 
 
 def _window_wait(dq: deque[float], now: float, window: float, cap: int) -> float:
@@ -154,6 +161,11 @@ class MemoryLimiter:
         """Waits as ``acquire_many`` would answer them, consuming nothing."""
         now = self.clock()
         return [self.wait_one(key, now) for key in keys]
+
+    async def tokens_many(self, keys: Sequence[SendKey]) -> list[float]:
+        """Tokens left in each (bot, chat) bucket now (``chat_burst`` when untouched)."""
+        now = self.clock()
+        return [_tokens(self.limits, self._tat.get((k.bot_id, k.chat_id)), now) for k in keys]
 
     async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None:
         """Honour a ``retry_after``: nothing for this pair (or bot) until it has passed."""
@@ -338,6 +350,23 @@ class RedisLimiter:
 
     async def peek_many(self, keys: Sequence[SendKey]) -> list[float]:
         return await self.acquire_many(keys, dry=True)
+
+    async def tokens_many(self, keys: Sequence[SendKey]) -> list[float]:
+        """Tokens left in each (bot, chat) bucket now, read without consuming."""
+        if not keys:
+            return []
+        pipe = self.client.pipeline(transaction=False)  # type: ignore[attr-defined]
+        if self.clock is None:
+            pipe.time()
+        for k in keys:
+            pipe.hget(self._keys(k)[0], "tat")
+        out = await pipe.execute()
+        if self.clock is None:
+            secs, micros = out.pop(0)
+            now = float(secs) + float(micros) / 1e6
+        else:
+            now = float(self.clock())
+        return [_tokens(self.limits, None if v is None else float(v), now) for v in out]
 
     async def block(self, bot_id: int, chat_id: int | None, seconds: float) -> None:
         key = f"{self.ns}blk:{bot_id}" if chat_id is None else f"{self.ns}blk:{bot_id}:{chat_id}"

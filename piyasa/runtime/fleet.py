@@ -45,6 +45,7 @@ from piyasa.runtime.metrics import FleetMetrics
 from piyasa.runtime.migration import Follower
 from piyasa.runtime.outbox import Draft, Item, OutboxStore, make_instance_id
 from piyasa.runtime.planner import Decision, Planner
+from piyasa.runtime.ratewatch import RateWatch
 from piyasa.runtime.receiver import Ingest, WebhookReceiver
 from piyasa.runtime.roster import Roster, load_roster
 from piyasa.runtime.seeding import seed_planner
@@ -73,6 +74,7 @@ class Fleet:
         clock: Any = None,
         wall: Any = None,
         supervisor_backoff: tuple[float, float] = (0.5, 30.0),
+        autoadjust_tick_s: float = 5.0,
     ) -> None:
         """``clock`` (monotonic seconds) and ``wall`` (aware UTC datetime) are injectable so
         tests move time instead of waiting; both default to the real clocks. An injected
@@ -86,6 +88,9 @@ class Fleet:
             services.sessions, settings_overrides, settings_refresh_s
         )
         self.metrics = FleetMetrics()
+        self.rates = RateWatch(self.clock)  # sends and 429s, for /limits and auto-adjust
+        self.autoadjust_tick_s = autoadjust_tick_s
+        self.autoadjust: Any = None  # piyasa.fleetadmin.autoadjust.AutoAdjuster, at start
         self.supervisor = Supervisor(
             on_event=self._event,
             min_backoff=supervisor_backoff[0],
@@ -314,6 +319,7 @@ class Fleet:
             on_failed=self._on_failed,
             on_refused=lambda it, exc: self.disabler.refused(it.bot_id, it.chat_id, exc),
             on_migrated=lambda old, new: self.follower.migrated(old, new, "a 400 to the old id"),
+            on_429=lambda it, s: self.rates.limited(it.bot_id, it.tg_chat_id, s),
             blocked=lambda it: self.disabler.why(it.bot_id, it.chat_id),
             clock=self.clock,
             wall=self.wall,
@@ -339,6 +345,10 @@ class Fleet:
         sup.add("gate", self.gate.run)
         sup.add("enqueue", self._enqueue_loop)
         sup.add("llm-watch", self.llm_watch.run)
+        from piyasa.fleetadmin.autoadjust import AutoAdjuster  # the 429 trend -> scale_factor
+
+        self.autoadjust = AutoAdjuster(self, tick_s=self.autoadjust_tick_s)
+        sup.add("autoadjust", self.autoadjust.run)
         sup.add("planner", self._planner_loop, group="workers")
         n = int(self.n_workers or self.settings_store.number("fleet_workers"))
         for i in range(max(1, n)):
@@ -623,6 +633,7 @@ class Fleet:
 
     def _on_sent(self, item: Item, tg_id: int) -> None:
         self._sent_times.append(self.clock())
+        self.rates.sent(item.bot_id, item.tg_chat_id, item.is_group)
         now = self.wall().isoformat()
         if self.planner is not None:
             self.planner.settle(item.chat_id)

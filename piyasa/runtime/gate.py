@@ -81,6 +81,7 @@ class Gate:
         on_failed: Callable[[Item, str], None] | None = None,
         on_refused: Callable[[Item, TelegramAPIError], None] | None = None,
         on_migrated: Callable[[int, int], None] | None = None,
+        on_429: Callable[[Item, float], None] | None = None,
         blocked: Callable[[Item], str | None] = lambda _i: None,
         poll_s: float = 0.5,
         max_held: int = 5000,
@@ -100,6 +101,7 @@ class Gate:
         self.on_failed = on_failed
         self.on_refused = on_refused  # every Telegram error of a send, to judge (disable)
         self.on_migrated = on_migrated  # (old chat id, new chat id): a group became a supergroup
+        self.on_429 = on_429  # (item, retry_after seconds): Telegram said slow down
         self.moves: dict[int, int] = {}  # old Telegram chat id -> new, followed in this run
         self.blocked = blocked  # a reason not to send an item at all (its pair is disabled)
         self.poll_s = poll_s
@@ -337,6 +339,8 @@ class Gate:
         except TelegramRetryAfter as exc:
             self.count_429 += 1
             self.metrics.telegram_errors.labels("429").inc()
+            if self.on_429 is not None:
+                self.on_429(item, float(exc.retry_after))
             await self.limiter.block(item.bot_id, item.tg_chat_id, float(exc.retry_after))
             item.not_before = self.clock() + float(exc.retry_after)
             breaker.success()  # the token works; Telegram only asked us to slow down

@@ -42,6 +42,12 @@ DEFAULTS: dict[str, Any] = {
     "reply_max_age_s": 3600,
     "fleet_receive_mode": "polling",  # polling | webhook | off
     "fleet_webhook_url": "",  # public base URL for webhook mode
+    # piyasa.fleetadmin.autoadjust: a 429 trend lowers scale_factor, never below the
+    # operator's floor, and returns it to the operator's value once 429s stop
+    "autoadjust_enabled": True,
+    "autoadjust_min_scale": 0.1,
+    "autoadjust_trigger_429": 3,  # 429s within a minute that make a trend
+    "autoadjust_operator_scale": None,  # the operator's value while lowered, else None
 }
 
 

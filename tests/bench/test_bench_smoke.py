@@ -17,6 +17,10 @@ from tests.waiting import HANG_S
 pytestmark = pytest.mark.slow
 
 CASES = {
+    "autoadjust": (
+        ["--minutes", "1", "--speed", "12", "--bots", "4"],
+        ["autoadjust", "baseline_no_autoadjust", "target_met"],
+    ),
     "commands": (
         ["--updates", "20", "--warmup", "2"],
         ["pipeline", "echo_baseline", "p95_delta_ms", "within_target"],

@@ -51,6 +51,19 @@ async def last_result(services, before: int, spec: Spec) -> str:  # type: ignore
     return (await next_audit(services, before, action=spec.id)).result
 
 
+# -- issue 14, flimits: /preview and /limits are in the sweep ------------------------------
+def test_sweep_covers_preview_and_limits() -> None:
+    ids = {s.id: s for s in SPECS}
+    assert {"preview", "preview.show", "preview.sandbox"} <= set(ids)
+    assert {"limits", "limits.refresh", "limits.live", "limits.stop_live", "limits.undo"} <= set(
+        ids
+    )
+    assert (
+        ids["preview"].level == LEVEL["operator"] and ids["limits.undo"].level == LEVEL["operator"]
+    )
+    assert ids["limits"].level == LEVEL["viewer"]
+
+
 def test_sweep_covers_everything() -> None:
     assert {s.id for s in SPECS} >= {"help", "whoami", "linkcode", "lang.set"}
     notifications = {  # issue 13: viewer reads, operator acts, admin silences and routes

@@ -182,6 +182,11 @@ class Alerter:
         summary = reading.summary if reading else ""
         self._enqueue(AlertNotice("firing", name, State.CRITICAL, summary, at, at, reading))
 
+    def post(self, notice: AlertNotice) -> None:
+        """Deliver a notice that is no component transition (e.g. a rate-limit warning from
+        ``piyasa.fleetadmin.autoadjust``) to every sink, with the same guarantees."""
+        self._enqueue(notice)
+
     def _enqueue(self, notice: AlertNotice) -> None:
         log.warning(
             "health alert: %s %s (%s)", notice.component, notice.kind, notice.summary or "-"
