@@ -17,6 +17,8 @@ Wiring in ``piyasa up``, after the chat surfaces started::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -131,14 +133,19 @@ def _issuer(tokens: ButtonTokens, surface: str, chat: str) -> TokenIssuer:
 
 async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaitable[None]]:
     """Start the notification service (``chatops.notify_delivery``) and make the health
-    alerter a producer on it (when a health service runs); returns the stopper, which
+    alerter and the threshold watch (``piyasa.admin.notify.watch``: memory, CPU, disk,
+    the fleet's 429 rate and storms) producers on it (when a health service runs), with
+    the digest scheduler; returns the stopper, which
     also ends any live `/health` views before the surfaces go away."""
-    from chatops.notify_delivery import start_notifications
+    from chatops.notify_delivery import start_digests, start_notifications
+    from piyasa.admin.notify import watch
     from piyasa.admin.notify.producers import health_sink
 
     notify = await start_notifications(services, surfaces)
+    stop_digests = await start_digests(notify)
     health = services.extras.get("health")
     alerter: Alerter | None = None
+    watching: asyncio.Task[None] | None = None
     if health is not None:
         alerter = Alerter(health)
         # routed per flush from the current settings, so an admin chat adopted from
@@ -146,6 +153,7 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
         alerter.add_sink("notify", health_sink(notify))
         services.extras["health.alerts"] = alerter
         await alerter.start()
+        watching = asyncio.create_task(watch.run(services.extras, health), name="notify-watch")
 
     async def stop() -> None:
         live = services.extras.get("health.live")
@@ -153,6 +161,11 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
             await live.stop_all()
         if alerter is not None:
             await alerter.stop()
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        await stop_digests()
         await notify.stop()
 
     return stop

@@ -261,6 +261,9 @@ async def notify(ctx: Context) -> View:
         except NotifyError as exc:
             return _error(ctx, exc)
         saved = True
+        digests = ctx.extras.get("notify.digests")
+        if digests is not None and setting in ("digest", "tz", "lang"):
+            await digests.reschedule(uid)
     p = await routing.get_prefs(ctx.services, uid)
     none = ctx.t("alerts.prefs.none")
     view = View(title=ctx.t("alerts.prefs.title"))
@@ -278,6 +281,7 @@ async def notify(ctx: Context) -> View:
                 (ctx.t("alerts.prefs.quiet"), p.quiet_hours or none),
                 (ctx.t("alerts.prefs.tz"), p.timezone),
                 (ctx.t("alerts.prefs.lang"), p.language or none),
+                (ctx.t("alerts.prefs.digest"), p.digest or none),
             ]
         ),
         Text(ctx.t("alerts.prefs.usage"), style="italic"),

@@ -1,4 +1,4 @@
-"""`piyasa alerts list|ack|silence|test|channels`: the notification center from the shell.
+"""`piyasa alerts list|ack|silence|test|channel`: the notification center from the shell.
 
 Shell access is the strongest credential, so no step-up; every change is audited with
 actor ``cli``. Errors say what to fix and change nothing (exit 1).
@@ -47,7 +47,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     ch = asub.add_parser("channels", help="list configured channels (secrets masked)")
     ch.add_argument("--json", action="store_true", help="machine-readable output")
     ch.set_defaults(func=run_channels)
+    _register_channel(asub)
     p.set_defaults(func=lambda _args: p.print_help() or 0)
+
+
+def _register_channel(asub: argparse._SubParsersAction) -> None:
+    ch = asub.add_parser(
+        "channel",
+        help="add, remove or list email / webhook / Apprise channels",
+        description="Configure the channels notifications go to beyond chat. A channel "
+        "that cannot work (a bad option, a webhook URL that is not http(s), an SMTP host "
+        "that does not answer) is refused with the fix, and nothing is saved. Options are "
+        "NAME=VALUE (docs/notifications.md lists them); a secret option (password, secret, "
+        "url) can be read from standard input with --secret-stdin OPTION so it never shows "
+        "in the process list.",
+    )
+    csub = ch.add_subparsers(dest="channel_command", metavar="ACTION")
+    add = csub.add_parser(
+        "add",
+        help="add a channel (checked against the far end first)",
+        description="e.g. `piyasa alerts channel add ops-mail email host=smtp.example.com "
+        "from=piyasa@example.com to=ops@example.com username=piyasa --secret-stdin password`",
+    )
+    add.add_argument("name")
+    add.add_argument("kind", choices=["email", "webhook", "apprise"])
+    add.add_argument("options", nargs="*", metavar="OPTION=VALUE")
+    add.add_argument("--secret-stdin", metavar="OPTION", help="read this option from stdin")
+    add.add_argument("--no-check", action="store_true", help="save without contacting the far end")
+    add.add_argument("--json", action="store_true", help="machine-readable output")
+    add.set_defaults(func=run_channel_add)
+    rm = csub.add_parser("remove", help="remove a channel")
+    rm.add_argument("name")
+    rm.set_defaults(func=run_channel_remove)
+    ls = csub.add_parser("list", help="list configured channels (secrets masked)")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=run_channels)
+    ch.set_defaults(func=lambda _args: ch.print_help() or 0)
 
 
 def _now() -> datetime:
@@ -174,4 +209,57 @@ async def run_channels(args: argparse.Namespace) -> int:
         print(f"{r.name:<20} {r.kind:<8} {state:<8} {json.dumps(r.config)}")
     if not rows:
         print("no channels configured")
+    return 0
+
+
+def _options(args: argparse.Namespace) -> dict[str, str]:
+    """``OPTION=VALUE`` words (and the ``--secret-stdin`` one) as a config; exit 1 on a
+    word that is not ``OPTION=VALUE``."""
+    import sys
+
+    config: dict[str, str] = {}
+    for word in args.options:
+        key, eq, value = word.partition("=")
+        if not eq or not key.strip():
+            _fail(f"{word!r} is not OPTION=VALUE (e.g. host=smtp.example.com); nothing was changed")
+        config[key.strip().lower()] = value.strip()
+    if args.secret_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            _fail(f"no value for {args.secret_stdin} on standard input; nothing was changed")
+        config[args.secret_stdin.strip().lower()] = value
+    return config
+
+
+async def run_channel_add(args: argparse.Namespace) -> int:
+    from piyasa.admin.notify import destinations
+    from piyasa.admin.notify.service import default_channel_factory
+
+    config = _options(args)
+
+    async def go(services: Any) -> Any:
+        await destinations.add_channel(
+            services, args.name, args.kind, config, default_channel_factory, check=not args.no_check
+        )
+        info = next(c for c in await destinations.channels(services) if c.name == args.name.lower())
+        await _audit(services, "alerts.channel.add", f"channel:{info.name}", **info.config)
+        return info
+
+    info = await _run(go)
+    if args.json:
+        print(json.dumps(info.as_json(), indent=2))
+    else:
+        print(f"channel {info.name} ({info.kind}) added: {json.dumps(info.config)}")
+    return 0
+
+
+async def run_channel_remove(args: argparse.Namespace) -> int:
+    from piyasa.admin.notify import destinations
+
+    async def go(services: Any) -> None:
+        await destinations.remove_channel(services, args.name)
+        await _audit(services, "alerts.channel.remove", f"channel:{args.name.lower()}")
+
+    await _run(go)
+    print(f"channel {args.name.lower()} removed")
     return 0

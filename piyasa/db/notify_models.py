@@ -151,7 +151,7 @@ class NotifyRoute(Base):
 
 class NotifyPreference(Base):
     """One user's notification preferences (their DMs: which severities, on which chat
-    surfaces, quiet hours in their timezone, language)."""
+    surfaces, quiet hours in their timezone, language) and their digest."""
 
     __tablename__ = "notify_preferences"
 
@@ -164,6 +164,8 @@ class NotifyPreference(Base):
     quiet_hours: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     language: Mapped[str | None] = mapped_column(String(8))
+    # "daily 09:00" / "weekly mon 09:00" in ``timezone``; None: no digest (migration 0012)
+    digest: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

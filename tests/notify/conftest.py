@@ -1,5 +1,6 @@
-"""Notification tests: a clock moved by hand, recording chat senders and a fake channel
-implementing the agreed Channel interface (until the real channels land)."""
+"""Notification tests: a clock moved by hand, recording chat senders, a fake channel
+implementing the Channel interface (for pipeline tests that need a channel to fail on
+demand), and the real SMTP server and webhook receivers of ``channels/conftest.py``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from piyasa.admin.notify.service import NotifyService
 from piyasa.admin.notify.store import Item
 from piyasa.config import Secret
 from piyasa.services import Services
+
+# the real far ends (aiosmtpd, aiohttp receivers) for every notification test, not only
+# the channel tests
+from tests.notify.channels.conftest import receiver, smtp_server, tls_files  # noqa: F401
 
 ADMIN_CHAT = -1009900000001
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -113,3 +113,79 @@ async def test_ack_on_slack_shows_acknowledged_on_telegram(world) -> None:
     assert "acknowledged" in slack_text(answer)
     center = await world.tg.say("admin", "/alerts")
     assert "#1 Critical: Database — acknowledged" in center["text"]
+
+
+async def test_an_admin_adds_tests_and_removes_a_channel_from_chat(world, receiver) -> None:
+    from piyasa.admin.notify.channels.verify_example import verify
+    from piyasa.bench._procs import free_port
+
+    tg, admin = world.tg, PEOPLE["admin"][0]
+    secret = "whsec-chat-0123456789"
+    refused = await tg.say("admin", f"/addchannel hook webhook url=ftp://x/h secret={secret}")
+    assert "must start with http:// or https://" in refused["text"]
+    closed = free_port()
+    refused = await tg.say(
+        "admin", f"/addchannel hook webhook url=http://127.0.0.1:{closed}/h secret={secret}"
+    )
+    assert f"cannot reach 127.0.0.1:{closed}" in refused["text"]
+    assert "No channels" in (await tg.say("admin", "/channels"))["text"]
+
+    box = await receiver()
+    added = await tg.say("admin", f"/addchannel hook webhook url={box.url}/h secret={secret}")
+    assert "Channel hook added" in added["text"] and secret not in added["text"]
+    listed = await tg.say("admin", "/channels")
+    assert "hook (webhook, on)" in listed["text"] and box.url not in listed["text"]
+    mark = await tg.press("admin", admin, listed, button(listed, "Test hook"))
+    said = await tg.sb.wait_for_message(
+        lambda m: "went through hook" in (m.get("text") or ""),
+        chat_id=admin,
+        after=mark,
+        edits=True,
+    )
+    assert said
+    assert len(box.requests) == 1
+    _path, headers, body = box.requests[0]
+    assert verify(secret, headers["X-Piyasa-Timestamp"], headers["X-Piyasa-Signature"], body)
+    # a group sees no channel secrets: /addchannel is refused there
+    in_group = await tg.say("admin", f"/addchannel x webhook url={box.url} secret=s", group=True)
+    assert "Channel x added" not in in_group["text"]
+
+
+async def test_a_digest_is_scheduled_from_notify_and_sent_to_the_users_dm(world) -> None:
+    from datetime import UTC
+
+    from chatops.notify_delivery import start_digests
+    from tests.notify.conftest import Clock
+
+    tg, admin = world.tg, PEOPLE["admin"][0]
+    await _alert(world)  # one critical incident, still open
+    stop = await start_digests(world.notify)
+    try:
+        bad = await tg.say("admin", "/notify digest daily 25:00")
+        assert "is not a digest" in bad["text"]
+        await tg.say("admin", "/notify tz Europe/Istanbul")
+        saved = await tg.say("admin", "/notify digest daily 09:00")
+        (line,) = [x for x in saved["text"].splitlines() if x.lstrip("*• ").startswith("Digest")]
+        assert "daily 09:00" in line
+        jobs = world.notify.services.extras["notify.digests"]
+        (job,) = [j for j in jobs.scheduler.get_jobs() if j.id.startswith("digest:")]
+        local = job.next_run_time.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Istanbul"))
+        assert (local.hour, local.minute) == (9, 0)
+
+        # the job fires at its time (the next 09:00 in Istanbul, within a day of the
+        # incident): the digest is computed from the notification tables and posted to
+        # the admin's DM
+        world.notify.clock = Clock(job.next_run_time.astimezone(UTC))
+        mark = tg.sb.mark()
+        await job.func(*job.args)
+        dm = await tg.sb.wait_for_message(chat_id=admin, bot_id=tg.bot_id, after=mark)
+        assert "Daily digest" in dm["text"] and "9:00" in dm["text"]
+        assert "1 notifications (1 events)" in dm["text"]
+        assert "Open incidents: 1" in dm["text"] and "Top sources: health (1)" in dm["text"]
+
+        off = await tg.say("admin", "/notify digest off")
+        (line,) = [x for x in off["text"].splitlines() if x.lstrip("*• ").startswith("Digest")]
+        assert "daily" not in line
+        assert not [j for j in jobs.scheduler.get_jobs() if j.id.startswith("digest:")]
+    finally:
+        await stop()

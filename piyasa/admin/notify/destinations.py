@@ -54,18 +54,23 @@ async def add_channel(
     check: bool = True,
 ) -> list[str]:
     """Store channel ``name``; NotifyError ``bad_name``/``channel_exists``/
-    ``bad_channel`` (the factory's message, or what ``check()`` found) — nothing stored."""
+    ``bad_channel`` (the factory's message, or what ``check()`` found; its ``problems``
+    param holds them, as translatable ``Problem`` strings where the channel gave
+    one) — nothing stored."""
     name = name.strip().lower()
     if not NAME.match(name):
         raise NotifyError("bad_name", f"{name!r} is not a name (a-z, 0-9, _ . -)", value=name)
     try:
         channel = factory(kind, name, config)
     except ValueError as exc:
-        raise NotifyError("bad_channel", str(exc), value=name, reason=str(exc)) from None
+        problem = getattr(exc, "problem", None)
+        raise NotifyError(
+            "bad_channel", str(exc), value=name, reason=str(exc), problems=[problem or str(exc)]
+        ) from None
     problems = await channel.check() if check else []
     if problems:
         text = "; ".join(problems)
-        raise NotifyError("bad_channel", text, value=name, reason=text)
+        raise NotifyError("bad_channel", text, value=name, reason=text, problems=problems)
     async with services.sessions() as session, session.begin():
         if await session.get(NotifyChannel, name) is not None:
             raise NotifyError("channel_exists", f"a channel named {name!r} exists", value=name)

@@ -12,6 +12,7 @@ warning, routed everywhere except to itself.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -117,12 +118,23 @@ def outgoing(items: list[Item], lang: str, kind: str, translate: Translate) -> O
     return OutgoingMessage(
         title=head,
         body_text="\n".join(lines),
-        body_html=None,
+        body_html=_html(lines),
         severity=worst.severity,
         fingerprint=worst.fingerprint,
         source=worst.source,
         fields={"state": worst.state, "count": str(worst.count)},
     )
+
+
+def _html(lines: list[str]) -> str:
+    """The text lines as HTML (each incident a paragraph, its body indented in it)."""
+    parts: list[str] = []
+    for line in lines:
+        if line.startswith("  ") and parts:
+            parts[-1] = parts[-1].removesuffix("</p>") + f"<br>{html.escape(line.strip())}</p>"
+        else:
+            parts.append(f"<p>{html.escape(line)}</p>")
+    return "".join(parts)
 
 
 def backoff_s(attempts: int, base: float, cap: float) -> float:

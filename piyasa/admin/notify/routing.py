@@ -50,6 +50,7 @@ class Prefs:
     quiet_hours: str | None = None
     timezone: str = "UTC"
     language: str | None = None
+    digest: str | None = None  # "daily 09:00" / "weekly mon 09:00" in ``timezone``
 
 
 @dataclass
@@ -98,6 +99,7 @@ def _prefs(row: NotifyPreference) -> Prefs:
         row.quiet_hours,
         row.timezone or "UTC",
         row.language,
+        row.digest,
     )
 
 
@@ -134,7 +136,30 @@ async def chat_of(session: AsyncSession, user_id: int, surface: str) -> str | No
 
 # -- preferences ------------------------------------------------------------------------------
 
-SETTINGS = ("on", "off", "severities", "channels", "quiet", "tz", "lang")
+SETTINGS = ("on", "off", "severities", "channels", "quiet", "tz", "lang", "digest")
+
+
+def parse_digest(value: str, timezone: str = "UTC") -> str | None:
+    """``daily 09:00`` / ``weekly mon 09:00`` / ``off`` -> the stored form (None for off);
+    NotifyError ``bad_digest`` for anything else (a cadence, time or weekday that does
+    not parse)."""
+    from piyasa.admin.notify.digest import WEEKDAYS, DigestPlanError, parse_plan
+
+    words = value.strip().lower().split()
+    if words in (["off"], ["none"]):
+        return None
+    try:
+        if len(words) == 2 and words[0] == "daily":
+            plan = parse_plan(0, "daily", words[1], timezone)
+            return f"daily {plan.at:%H:%M}"
+        if len(words) == 3 and words[0] == "weekly":
+            plan = parse_plan(0, "weekly", words[2], timezone, weekday=words[1])
+            return f"weekly {WEEKDAYS[plan.weekday]} {plan.at:%H:%M}"
+    except DigestPlanError as exc:
+        raise NotifyError("bad_digest", str(exc), value=value) from None
+    raise NotifyError(
+        "bad_digest", f"{value!r}: use daily HH:MM, weekly DAY HH:MM or off", value=value
+    )
 
 
 async def get_prefs(services: Services, user_id: int) -> Prefs:
@@ -160,7 +185,8 @@ async def set_pref(services: Services, user_id: int, setting: str, value: str = 
     """Change one preference of ``user_id``; NotifyError (nothing changed) on bad input.
 
     ``on``/``off`` subscribe; ``severities critical,warning``; ``channels telegram,slack``;
-    ``quiet 22:00-07:00`` or ``quiet off``; ``tz Europe/Istanbul``; ``lang tr|en``."""
+    ``quiet 22:00-07:00`` or ``quiet off``; ``tz Europe/Istanbul``; ``lang tr|en``;
+    ``digest daily 09:00`` / ``digest weekly mon 09:00`` / ``digest off``."""
     from piyasa.admin.notify.events import SEVERITIES
 
     async with services.sessions() as session, session.begin():
@@ -191,6 +217,8 @@ async def set_pref(services: Services, user_id: int, setting: str, value: str = 
             if value.strip().lower() not in ("tr", "en"):
                 raise NotifyError("bad_lang", f"{value!r}: use tr or en", value=value)
             row.language = value.strip().lower()
+        elif setting == "digest":
+            row.digest = parse_digest(value, row.timezone or "UTC")
         else:
             raise NotifyError("bad_setting", f"unknown setting {setting!r}", value=setting)
         from piyasa.db.base import utcnow

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,6 +73,8 @@ class NotifyService:
         self.channel_factory = channel_factory
         self.retry_s, self.max_retry_s, self.tick_s = retry_s, max_retry_s, tick_s
         self.senders: dict[str, ChatSender] = {}
+        # surface -> send(chat, OutgoingMessage, lang): plain messages (the digest)
+        self.text_senders: dict[str, Callable[[str, Any, str], Awaitable[None]]] = {}
         self.bus: Bus = bus_of(services.extras)
         self.inbox: deque[Event] = deque()
         self.pending = 0  # undelivered rows, as of the last tick (for synchronous views)
@@ -85,9 +87,17 @@ class NotifyService:
 
     # -- wiring ---------------------------------------------------------------------------
 
-    def add_sender(self, surface: str, sender: ChatSender) -> None:
-        """``surface`` ("telegram", "slack") delivers through ``sender`` from now on."""
+    def add_sender(
+        self,
+        surface: str,
+        sender: ChatSender,
+        text: Callable[[str, Any, str], Awaitable[None]] | None = None,
+    ) -> None:
+        """``surface`` ("telegram", "slack") delivers through ``sender`` from now on, and
+        plain messages (an ``OutgoingMessage``: the digest) through ``text``."""
         self.senders[surface] = sender
+        if text is not None:
+            self.text_senders[surface] = text
         self._wake.set()
 
     async def start(self, *, background: bool = True) -> None:
