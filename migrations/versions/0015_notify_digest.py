@@ -5,8 +5,8 @@
 it (piyasa/admin/notify/digest_jobs.py). Added in place on both backends; the downgrade
 drops it with native ALTER TABLE ... DROP COLUMN.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-03 10:00:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
