@@ -42,6 +42,11 @@ HEALTH_ENV = {
     "PIYASA_HEALTH_PROBE_TIMEOUT_S": "2",
     "PIYASA_HEALTH_LATENCY_WARNING_MS": "1900",
     "PIYASA_HEALTH_LATENCY_CRITICAL_MS": "2000",
+    # Alertmanager-style timers in seconds, not minutes: a recovery is told within seconds
+    # (the defaults, 5 min group_interval, would hold "Resolved" past the test's ceiling)
+    "PIYASA_NOTIFY_GROUP_WAIT_S": "1",
+    "PIYASA_NOTIFY_GROUP_INTERVAL_S": "2",
+    "PIYASA_NOTIFY_RESOLVE_WAIT_S": "1",
 }
 CRITICAL, RESOLVED = "🔴 Critical: ", "✅ Resolved: "
 

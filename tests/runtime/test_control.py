@@ -62,7 +62,7 @@ async def test_rate_scale_and_pause_take_effect_within_seconds(services, sandbox
         await rate_over(fleet, clock, 5)
         assert 105 <= await rate_over(fleet, clock, 30) <= 135
         await fleet.control.set_scale(0.25)  # 120 x 0.25 = 30/min
-        await rate_over(fleet, clock, 5)
+        await rate_over(fleet, clock, 10)  # spend what the bucket saved at 120/min
         assert 20 <= await rate_over(fleet, clock, 30) <= 40
         # pause through the table: no decision and no send while paused
         await write_setting(services, "fleet_paused", True)

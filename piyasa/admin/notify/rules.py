@@ -9,6 +9,7 @@ Matchers follow Alertmanager: ``name=value``, ``name!=value``, ``name=~regex``,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -159,6 +160,32 @@ class Timers:
     failure_threshold: int = 1
     success_threshold: int = 1
     group_by: tuple[str, ...] = ("source",)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Timers:
+        """Read ``PIYASA_NOTIFY_<FIELD>`` overrides of the numeric timers, e.g.
+        ``PIYASA_NOTIFY_GROUP_INTERVAL_S=60`` (seconds; thresholds are counts).
+
+        Raises :class:`piyasa.errors.ConfigError` naming the variable for a value that is
+        not a number or is negative."""
+        from dataclasses import fields
+
+        from piyasa.config import ConfigError
+
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = "PIYASA_NOTIFY_" + f.name.upper()
+            raw = str(env.get(name) or "").strip()
+            if not raw or f.name == "group_by":
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                value = -1.0
+            if value < 0:
+                raise ConfigError(f"{name}={raw!r} must be a number >= 0; e.g. {name}={f.default}")
+            values[f.name] = int(value) if f.name.endswith("threshold") else value
+        return cls(**values)
 
 
 @dataclass(frozen=True)

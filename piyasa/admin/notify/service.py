@@ -66,7 +66,7 @@ class NotifyService:
         tick_s: float = 1.0,
     ) -> None:
         self.services = services
-        self.timers = timers or Timers()
+        self.timers = timers or Timers.from_env(services.settings.extra)
         self.inhibitions = tuple(inhibitions)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.translate = translate
