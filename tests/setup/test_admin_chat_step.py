@@ -5,6 +5,7 @@ sandbox Telegram, with no PIYASA_ADMIN_CHAT_IDS, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy import select
 
 from piyasa.admin import admin_chats
 from piyasa.admin.health.model import HealthEvent, Reading, State
+from piyasa.admin.setup.checks import connection_checks
 from piyasa.db.models import AdminChat
 from tests.chatops.harness import wait_answer
 from tests.setup.conftest import World, open_world
@@ -115,6 +117,10 @@ async def test_an_admin_adopts_a_new_group_and_alerts_go_there_after_a_restart(
     await sb.wait_for_message(
         lambda m: "drill_again" in (m.get("text") or ""), chat_id=OPS, bot_id=bot_id, after=mark
     )
+    # `piyasa check` counts it too: the environment names no admin chat, the database does
+    checks = await connection_checks(dataclasses.replace(bare.services.settings, admin_chat_ids=()))
+    alerts = next(c for c in checks if c.name == "alerts")
+    assert alerts.state == State.HEALTHY and f"telegram:{OPS}" in alerts.summary, alerts
     mark = sb.mark()  # and it is home: commands there are answered, not left
     await sb.send_user_message(NEWCOMER, OPS, "/whoami")
     reply = await sb.wait_for_message(chat_id=OPS, bot_id=bot_id, after=mark)

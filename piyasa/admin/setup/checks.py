@@ -203,7 +203,9 @@ async def connection_checks(settings: Settings, services: Services | None = None
             out.append(await _admin_chats(settings))
         out.append(await _llm(settings, services, db.state != State.CRITICAL))
         out.append(_slack(settings))
-        out.append(_alerts(settings))
+        if db.state != State.CRITICAL:
+            await _adopted_admin_chats(services)
+        out.append(_alerts(services.settings))
     finally:
         if own:
             await services.close()
@@ -386,6 +388,19 @@ ALERTS_NOWHERE_FIX = (
     "with the 'Delete messages' right (`piyasa setup` asks for it), or "
     "PIYASA_SLACK_ALERT_CHANNEL with the Slack app"
 )
+
+
+async def _adopted_admin_chats(services: Services) -> None:
+    """Count the admin chats adopted from chat (database rows) with the environment's, as
+    `piyasa up` does at start; a schema without their table leaves the environment's."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from piyasa.admin import admin_chats
+
+    try:
+        await admin_chats.follow_moves(services)
+    except SQLAlchemyError:
+        pass
 
 
 def _alerts(settings: Settings) -> Check:
