@@ -36,6 +36,13 @@ def title(lang: str, it: Item) -> str:
     return i18n.t(lang, it.title_key, **_params(lang, it))
 
 
+def resolved_title(lang: str, it: Item) -> str:
+    """What a recovery is called: ``<title_key>.resolved`` where the catalogue has one
+    (a health incident is "Redis", not "Critical: Redis", once it is over)."""
+    key = it.title_key + ".resolved"
+    return i18n.t(lang, key, **_params(lang, it)) if i18n.has(key) else title(lang, it)
+
+
 def body(lang: str, it: Item) -> str:
     return i18n.t(lang, it.body_key, **_params(lang, it)) if it.body_key else ""
 
@@ -117,11 +124,9 @@ def notice_view(lang: str, items: list[Item], kind: str, readings: dict[str, Any
         )
     if len(items) == 1:
         it = items[0]
-        if it.state == "resolved":
+        if it.state == "resolved":  # one line, as the firing notice's title: "✅ Resolved: Redis"
             return View(
-                blocks=[
-                    Alert("success", i18n.t(lang, "alerts.notice.resolved", title=title(lang, it)))
-                ]
+                title=i18n.t(lang, "alerts.notice.resolved", title=resolved_title(lang, it))
             )
         view = View(title=f"{icon(it)} {title(lang, it)}")
         text = body(lang, it)
@@ -140,7 +145,7 @@ def notice_view(lang: str, items: list[Item], kind: str, readings: dict[str, Any
             view.row(*row)
         return view
     lines = [
-        i18n.t(lang, "alerts.notice.resolved", title=title(lang, it))
+        i18n.t(lang, "alerts.notice.resolved", title=resolved_title(lang, it))
         if it.state == "resolved"
         else f"{icon(it)} #{it.id} {title(lang, it)}"
         for it in items

@@ -131,6 +131,27 @@ def _issuer(tokens: ButtonTokens, surface: str, chat: str) -> TokenIssuer:
     return tokens.issuer(surface=surface, user=ANY_USER, chat=chat)
 
 
+DATABASE = "database"  # the health component whose outage the notification store shares
+
+Sink = Callable[[AlertNotice], Awaitable[None]]
+
+
+def _unless_database(sink: Sink) -> Sink:
+    async def post(notice: AlertNotice) -> None:
+        if notice.component != DATABASE:
+            await sink(notice)
+
+    return post
+
+
+def _only_database(sink: Sink) -> Sink:
+    async def post(notice: AlertNotice) -> None:
+        if notice.component == DATABASE:
+            await sink(notice)
+
+    return post
+
+
 async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaitable[None]]:
     """Start the notification service (``chatops.notify_delivery``) and make the health
     alerter and the threshold watch (``piyasa.admin.notify.watch``: memory, CPU, disk,
@@ -150,7 +171,11 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
         alerter = Alerter(health)
         # routed per flush from the current settings, so an admin chat adopted from
         # chat (piyasa.admin.admin_chats.adopt) hears the next alert without a restart
-        alerter.add_sink("notify", health_sink(notify))
+        alerter.add_sink("notify", _unless_database(health_sink(notify)))
+        # the notification store lives in the database: its own outage (and recovery) is
+        # posted straight to the admin chats and the Slack alert channel instead
+        for name, post in ChatAlerts(services, surfaces).sinks().items():
+            alerter.add_sink(name, _only_database(post))
         services.extras["health.alerts"] = alerter
         await alerter.start()
         watching = asyncio.create_task(watch.run(services.extras, health), name="notify-watch")

@@ -167,6 +167,7 @@ async def _newcomer_run(root: Path) -> dict[str, Any]:
         await me.tap("Next")  # fleet done
         await me.tap("Keep as is")  # database
         await me.tap("Next")  # advanced: defaults
+        await me.tap("Skip (no alerts)")  # admin chat: none in this run
         mark = sb.mark()
         await me.tap("Start system")
         t_wizard = time.perf_counter() - t2

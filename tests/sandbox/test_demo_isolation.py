@@ -141,18 +141,39 @@ async def test_the_page_is_not_served_on_a_public_address_unless_asked(tmp_path:
         await running.stop()
 
 
+async def _add_later_columns(engine: Any) -> list[tuple[str, str]]:
+    """Add, nullable, every column the models map that the schema in place lacks; returns
+    (table, column) pairs so they can be dropped again."""
+    from sqlalchemy import inspect
+
+    from piyasa.db.base import Base
+
+    def missing(sync_conn: Any) -> list[tuple[str, Any]]:
+        found = inspect(sync_conn)
+        out = []
+        for table in Base.metadata.sorted_tables:
+            if found.has_table(table.name):
+                have = {c["name"] for c in found.get_columns(table.name)}
+                out += [(table.name, c) for c in table.columns if c.name not in have]
+        return out
+
+    async with engine.begin() as conn:
+        columns = await conn.run_sync(missing)
+        for table, column in columns:
+            kind = column.type.compile(dialect=engine.dialect)
+            await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}"))
+    return [(table, column.name) for table, column in columns]
+
+
 async def test_migration_removes_demo_rows_an_older_version_left(
     db_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     engine = create_engine(db_url)
     try:
         await migrate.upgrade(engine, "0007")  # the revision before 0008
-        # Later revisions add user columns the models map (0009: last seen): add them for
-        # the seeding below, and take them off again before the upgrade adds them for real.
-        later = ("last_seen_at TIMESTAMP", "active_days INTEGER NOT NULL DEFAULT 0")
-        async with engine.begin() as conn:
-            for column in later:
-                await conn.execute(text(f"ALTER TABLE users ADD COLUMN {column}"))
+        # Later revisions add columns the models map (last seen, chat budgets, ...): add
+        # them for the seeding below, and take them off before the upgrade adds them for real.
+        later = await _add_later_columns(engine)
         settings = _settings(tmp_path / "data")
         services = Services.build(settings, engine=engine)
         await demo.seed_database(services)  # what 0.1 did to the database in use
@@ -161,8 +182,8 @@ async def test_migration_removes_demo_rows_an_older_version_left(
             real = await s.scalar(select(User).where(User.username == "realadmin"))
             real.identities.append(Identity(provider="telegram", external_id="900002"))
         async with engine.begin() as conn:
-            for column in later:
-                await conn.execute(text(f"ALTER TABLE users DROP COLUMN {column.split()[0]}"))
+            for table, column in later:
+                await conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         await migrate.upgrade(engine)
         assert "migration 0008: removed demo rows" in capfd.readouterr().out
         async with engine.connect() as conn:

@@ -126,7 +126,7 @@ async def test_switch_to_postgresql_keeps_everything_across_a_restart(
         await sb.wait_for_poller(box.admin_bot_id)
 
         # steps 1-3: password and two-factor, the LLM, a fleet bot in a group
-        await me.say(f"/setup {code}", expect="Step 1/6")
+        await me.say(f"/setup {code}", expect="Step 1/7")
         await me.tap("Set password")
         await me.say(PASSWORD, expect="Password saved")
         mark = sb.mark()
@@ -136,21 +136,22 @@ async def test_switch_to_postgresql_keeps_everything_across_a_restart(
         )
         totp = pyotp.TOTP(photo["caption"].rsplit(" ", 1)[-1])
         await me.say(totp.now(), expect="Two-factor codes work")
-        await me.tap("Next", expect="Step 2/6")
+        await me.tap("Next", expect="Step 2/7")
         await me.tap("Other provider")
         await me.say(box.llm_url, expect="Base URL saved")
         await me.say(LLM_KEY, expect="offers 3 models")
-        await me.tap("gpt-4o-mini", expect="Step 3/6")
+        await me.tap("gpt-4o-mini", expect="Step 3/7")
         await me.say(FLEET_TOKEN, expect="@borsa_sohbet_bot")
         await me.say(str(GROUP), expect="Chat added")
-        await me.tap("Next", expect="Step 4/6")
+        await me.tap("Next", expect="Step 4/7")
 
         # step 4: PostgreSQL, [Migrate now]; then the summary and [Start system]
         await me.tap("PostgreSQL")
         await me.say(fresh_pg.replace("postgresql+asyncpg://", "postgresql://"), "Connected")
         await me.tap("Migrate now", expect="Copied")
-        await me.tap("Next", expect="Step 5/6")
-        await me.tap("Next", expect="Step 6/6")
+        await me.tap("Next", expect="Step 5/7")
+        await me.tap("Next", expect="Step 6/7")
+        await me.tap("Skip (no alerts)", expect="Step 7/7")
         mark = sb.mark()
         reply = await me.tap("Start system", expect="System started")
         live = f"PostgreSQL 127.0.0.1:5432/{make_url(fresh_pg).database} is live now"
@@ -197,7 +198,7 @@ async def test_switch_to_postgresql_keeps_everything_across_a_restart(
 
         # the restarted process runs on it: no wizard to resume, two-factor works
         reply = await me.say("/setup")
-        assert "Welcome back" not in reply["text"] and "Step 4/6" not in reply["text"]
+        assert "Welcome back" not in reply["text"] and "Step 4/7" not in reply["text"]
         reply = await me.say(f"/stepup {totp.at(time.time() + 30)}", expect="Confirmed")
         # the old SQLite database is kept as it was, as a fallback
         assert await old.count(User, User.username == "boss") == 1
@@ -242,6 +243,7 @@ async def test_a_switch_whose_copy_fails_changes_nothing_and_says_why(world, pg_
             before = sorted((await s.scalars(select(Setting.key))).all())
         await me.tap("Next")
         await me.tap("Next")
+        await me.tap("Next")  # the admin chat
         reply = await me.tap("Start system", expect="System started")
         assert "Database not switched: the copy stopped (IntegrityError)" in reply["text"]
         assert "Piyasa stays on SQLite" in reply["text"]
