@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -89,6 +90,9 @@ class KnownKeys:
         return found[0]
 
 
+KEY_CHECK_TIMEOUT_S = 3.0  # the longest /api/health waits for the database to know a key
+
+
 async def check_api_key(services: Any, known: KnownKeys, key: str) -> KeyOwner | None:
     """``verify_api_key`` on ``services``' database; during an outage (already known, or
     found now: ``piyasa.db.availability``) the last-known-good answer from ``known``.
@@ -97,9 +101,12 @@ async def check_api_key(services: Any, known: KnownKeys, key: str) -> KeyOwner |
 
     if not db_down(services):
         try:
-            owner = await verify_api_key(services.sessions, key)
+            # a connection whose server died without closing it would wait forever: the
+            # status page answers from the last-known-good keys instead
+            async with asyncio.timeout(KEY_CHECK_TIMEOUT_S):
+                owner = await verify_api_key(services.sessions, key)
         except Exception as exc:
-            if not is_outage(exc):
+            if not (is_outage(exc) or isinstance(exc, TimeoutError)):
                 raise
             availability(services).failed(exc)
         else:
