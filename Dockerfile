@@ -9,6 +9,24 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIYASA_HTTP_HOST=0.0.0.0 \
     PIYASA_HTTP_PORT=8080
 
+# PostgreSQL client tools for backups (`pg_dump -Fc` / `pg_restore`, docs/backups.md), from
+# the PostgreSQL project's apt repository: Debian's own client is older than the server in
+# docker-compose.yml, and pg_dump refuses a server newer than itself (PostgreSQL docs,
+# pg_dump "Notes"). Keep PG_MAJOR >= the server's major version; `piyasa check` reports
+# missing tools.
+ARG PG_MAJOR=16
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && install -d /usr/share/postgresql-common/pgdg \
+    && curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc \
+        https://www.postgresql.org/media/keys/ACCC4CF8.asc \
+    && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
+        > /etc/apt/sources.list.d/pgdg.list \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client-${PG_MAJOR} \
+    && apt-get purge -y curl && apt-get autoremove -y \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY piyasa ./piyasa

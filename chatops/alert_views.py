@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chatops import i18n, pipeline, timefmt
-from chatops.commands.health import label as component_label
-from chatops.commands.health import quick_fixes
+from chatops.commands.health.words import label as component_label
+from chatops.commands.health.words import quick_fixes
 from chatops.views import Alert, Button, Fields, Text, View
 from piyasa.admin.identity import ROLE_LEVEL
+from piyasa.admin.notify.events import SEVERITY_RANK
 from piyasa.admin.notify.store import SNOOZES, Center, Item
 
 ICON = {"critical": "🔴", "warning": "🟡", "info": "🔵", "success": "🟢"}
@@ -115,6 +117,9 @@ def incident_buttons(
     return rows
 
 
+GROUP_LINES = 15  # lines of a grouped notice before "… and N more"
+
+
 def notice_view(lang: str, items: list[Item], kind: str, readings: dict[str, Any]) -> View:
     """The message a chat receives for a flush (one incident, or a group)."""
     if kind == "test" or not items:
@@ -144,12 +149,19 @@ def notice_view(lang: str, items: list[Item], kind: str, readings: dict[str, Any
         for row in incident_buttons(lang, it, level=ADMIN, keep=True, reading=reading):
             view.row(*row)
         return view
+    # Worst first, and at most GROUP_LINES of them: a storm's group stays one message (one
+    # Telegram send, well inside a DM's 1 msg/s), the rest is one tap away in the center.
+    shown = sorted(
+        items, key=lambda it: (it.state == "resolved", SEVERITY_RANK.get(it.severity, 9))
+    )
     lines = [
         i18n.t(lang, "alerts.notice.resolved", title=resolved_title(lang, it))
         if it.state == "resolved"
         else f"{icon(it)} #{it.id} {title(lang, it)}"
-        for it in items
+        for it in shown[:GROUP_LINES]
     ]
+    if len(shown) > GROUP_LINES:
+        lines.append(i18n.t(lang, "alerts.group.more", n=len(shown) - GROUP_LINES))
     view = View(
         title=i18n.t(lang, "alerts.group.title", n=len(items), first=title(lang, items[0])),
         blocks=[Text("\n".join(lines))],
@@ -158,14 +170,23 @@ def notice_view(lang: str, items: list[Item], kind: str, readings: dict[str, Any
     return view
 
 
-def _day(lang: str, at: datetime, now: datetime) -> str:
-    days = (now.date() - at.date()).days
+def _day(lang: str, at: datetime, now: datetime, zone: ZoneInfo) -> str:
+    """The center's heading for ``at``: its calendar day in the reader's ``zone`` (not
+    the UTC date: 00:30 in Istanbul is the previous day in UTC) against today's there."""
+    days = (now.astimezone(zone).date() - at.astimezone(zone).date()).days
     key = "today" if days <= 0 else "yesterday" if days == 1 else "earlier"
     return i18n.t(lang, f"alerts.day.{key}")
 
 
-def center_view(lang: str, center: Center, now: datetime, *, level: int, state: str) -> View:
-    """`/alerts`: the unread count, then incidents grouped Today / Yesterday / Earlier."""
+def center_view(
+    lang: str, center: Center, now: datetime, *, level: int, state: str, tz: str = "UTC"
+) -> View:
+    """`/alerts`: the unread count, then incidents grouped Today / Yesterday / Earlier by
+    the reader's local day in ``tz`` (an IANA name; unknown: UTC)."""
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
     view = View(
         title=f"{i18n.t(lang, 'alerts.title')} — {i18n.t(lang, 'alerts.unread', n=center.unread)}"
     )
@@ -178,7 +199,7 @@ def center_view(lang: str, center: Center, now: datetime, *, level: int, state: 
     day = None
     chunk: list[str] = []
     for it in center.items:
-        heading = _day(lang, it.last_seen, now)
+        heading = _day(lang, it.last_seen, now, zone)
         if heading != day:
             if chunk:
                 view.add(Text("\n".join(chunk)))

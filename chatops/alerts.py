@@ -152,6 +152,25 @@ def _only_database(sink: Sink) -> Sink:
     return post
 
 
+async def _schema_events(services: Services) -> None:
+    """Migrations applied at start-up (info), and whether any are pending (a warning
+    raised by `piyasa check`, or by an instance that found the schema behind, ends here
+    when the schema is current)."""
+    from piyasa.admin.notify import emit
+    from piyasa.admin.notify.producers import migrations_applied_event, schema_status
+
+    applied = services.extras.pop("schema.applied", None)
+    if applied is not None:
+        emit(services.extras, migrations_applied_event(*applied))
+    try:
+        event = await schema_status(services.engine)
+    except Exception as exc:  # the database went away meanwhile: health says so
+        log.warning("schema not checked for notifications: %s", type(exc).__name__)
+        return
+    if event is not None:
+        emit(services.extras, event)
+
+
 async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaitable[None]]:
     """Start the notification service (``chatops.notify_delivery``) and make the health
     alerter and the threshold watch (``piyasa.admin.notify.watch``: memory, CPU, disk,
@@ -160,9 +179,10 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
     also ends any live `/health` views before the surfaces go away."""
     from chatops.notify_delivery import start_digests, start_notifications
     from piyasa.admin.notify import watch
-    from piyasa.admin.notify.producers import health_sink
+    from piyasa.admin.notify.producers import health_sink, open_health_alerts
 
     notify = await start_notifications(services, surfaces)
+    await _schema_events(services)
     stop_digests = await start_digests(notify)
     health = services.extras.get("health")
     alerter: Alerter | None = None
@@ -177,6 +197,7 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
         for name, post in ChatAlerts(services, surfaces).sinks().items():
             alerter.add_sink(name, _only_database(post))
         services.extras["health.alerts"] = alerter
+        alerter.adopt(await open_health_alerts(services))  # a restart mid-outage
         await alerter.start()
         watching = asyncio.create_task(watch.run(services.extras, health), name="notify-watch")
 

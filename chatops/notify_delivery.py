@@ -17,7 +17,9 @@ from typing import Any
 from chatops import i18n
 from chatops.alert_views import notice_view
 from chatops.alerts import post_slack, post_telegram
+from chatops.analytics_digest import analytics_sender
 from chatops.views import Text, View
+from piyasa.admin.notify.analytics_digest import KIND
 from piyasa.admin.notify.channels.base import OutgoingMessage
 from piyasa.admin.notify.digest_jobs import EXTRAS_KEY as DIGESTS
 from piyasa.admin.notify.digest_jobs import DigestJobs
@@ -94,9 +96,10 @@ async def start_notifications(services: Services, surfaces: Any) -> NotifyServic
     catalogues for configured channels; running in the background."""
     svc = services.extras.get("notify")
     if not isinstance(svc, NotifyService):
-        svc = NotifyService(services, translate=i18n.t)
+        svc = NotifyService(services, translate=i18n.t, has_key=i18n.has)
     svc.add_sender("telegram", telegram_sender(services, surfaces), telegram_text_sender(surfaces))
     svc.add_sender("slack", slack_sender(services, surfaces), slack_text_sender(surfaces))
+    svc.rich_senders[KIND] = analytics_sender(services, surfaces)
     await svc.start()
     return svc
 

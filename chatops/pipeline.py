@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chatops import i18n, inputs
+from chatops import context_help, i18n, inputs
 from chatops.context import Client, Context, Invocation
 from chatops.views import Alert, Button, Text, View
 from piyasa.admin import activity, auth, identity
@@ -50,7 +50,8 @@ def refusal(ctx: Context, key: str, result: str, **kwargs: Any) -> Halt:
     kwargs.setdefault("link_cmd", f"{prefix}link")
     kwargs.setdefault("surface", ctx.surface.capitalize())
     kwargs.setdefault("id", ctx.client.external_id)
-    return Halt(View(blocks=[Alert("error", ctx.t(key, **kwargs))]), result)
+    view = View(blocks=[Alert("error", ctx.t(key, **kwargs))])
+    return Halt(context_help.add_learn_more(ctx, view, key), result)
 
 
 # -- identify / language ------------------------------------------------------------------
@@ -254,12 +255,10 @@ async def step_up(ctx: Context, resume: dict[str, Any] | None = None) -> None:
     # surface hint says where to send the code
     group = not ctx.chat_private and ctx.surface == "telegram"
     key = "stepup.prompt_group" if group else "stepup.prompt_private"
-    raise Halt(
-        View(
-            blocks=[Alert("warning", ctx.t(key, surface_hint=ctx.t(f"stepup.how.{ctx.surface}")))]
-        ),
-        "stepup_required",
+    view = View(
+        blocks=[Alert("warning", ctx.t(key, surface_hint=ctx.t(f"stepup.how.{ctx.surface}")))]
     )
+    raise Halt(context_help.add_learn_more(ctx, view, key), "stepup_required")
 
 
 async def has_pending_step_up(ctx: Context) -> bool:
@@ -334,12 +333,15 @@ async def confirm(ctx: Context) -> None:
 
 
 async def execute(ctx: Context) -> View | None:
+    """Run the handler; its View gets the screen's ❓ Help or an error's 📘 Learn more
+    (:func:`chatops.context_help.decorate`), the same on every surface."""
     assert ctx.spec is not None
-    return await ctx.spec.handler(ctx)
+    return context_help.decorate(ctx, await ctx.spec.handler(ctx))
 
 
 def error_view(ctx: Context) -> View:
-    return View(blocks=[Alert("error", ctx.t("error.internal"))])
+    view = View(blocks=[Alert("error", ctx.t("error.internal"))])
+    return context_help.add_learn_more(ctx, view, "error.internal")
 
 
 async def audit(ctx: Context, result: str, detail: str | None = None) -> None:

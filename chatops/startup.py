@@ -91,6 +91,9 @@ class Surfaces:
         self.telegram: TelegramSurface | None = None
         self.slack: SlackSurface | None = None
         self._telegram_ready = False
+        # piyasa.cluster: with several instances only the admin role's holder long-polls;
+        # piyasa up starts with False and lets the election call set_admin_polling
+        self.poll_admin_bot = True
         if web_app is not None:
             web_app.router.add_post(EVENTS_PATH, self._slack_events)
             web_app.router.add_post(WEBHOOK_PATH, self._telegram_webhook)
@@ -134,6 +137,7 @@ class Surfaces:
             from chatops.telegram.surface import TelegramSurface
 
             self.telegram = TelegramSurface(self.services, self.registry)
+            self.telegram.poll_enabled = self.poll_admin_bot
             try:
                 lines.append(await self._start_telegram())
             except Exception as exc:
@@ -156,6 +160,12 @@ class Surfaces:
         mode = "webhook" if self.telegram.webhook_url else "long polling"
         admin_chats = ", ".join(map(str, self.services.settings.admin_chat_ids)) or "none"
         return f"Telegram admin bot @{self.telegram.username} ({mode}); admin chats: {admin_chats}"
+
+    async def set_admin_polling(self, enabled: bool) -> None:
+        """Start or stop the admin bot's long polling (the admin role was won or lost)."""
+        self.poll_admin_bot = enabled
+        if self.telegram is not None:
+            await self.telegram.set_polling(enabled)
 
     async def _start_slack(self) -> str:
         """Build the Slack app (its route verifies and answers from now on), then check

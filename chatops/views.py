@@ -209,7 +209,8 @@ class View:
     asks the surface to prevent forwarding/saving (Telegram ``protect_content``);
     ``private`` means it may only be shown in a private chat/ephemeral message;
     ``edit`` (default for button presses) replaces the pressed message; ``ask`` means
-    the screen waits for a typed dialog answer (:class:`Ask`).
+    the screen waits for a typed dialog answer (:class:`Ask`); ``context_help=False``
+    keeps the pipeline from adding its ❓ Help / 📘 Learn more (:mod:`chatops.context_help`).
     """
 
     title: str = ""
@@ -223,6 +224,7 @@ class View:
     private: bool = False
     edit: bool | None = None
     ask: Ask | None = None
+    context_help: bool = True
 
     def __post_init__(self) -> None:
         self.title = neutral(self.title)

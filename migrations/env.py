@@ -30,6 +30,7 @@ def _configure(connection: Connection) -> None:
         compare_type=True,
         compare_server_default=False,
         render_item=_render_item,
+        on_version_apply=config.attributes.get("on_version_apply") or (),
     )
 
 

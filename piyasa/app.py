@@ -156,6 +156,7 @@ async def start(
         "database",
         *(["sandbox"] if use_sandbox else []),
         "libraries",
+        "instance",
         "fleet",
         "health",
         "telegram",
@@ -175,10 +176,13 @@ async def start(
                 await _seed_sandbox(running, world, printer, reason_no_token=not sandbox)
         with running.readiness.part("libraries", "importing aiogram and openai"):
             await HeavyImports.wait()
+        with running.readiness.part("instance"):
+            await _start_instance(running)
         with running.readiness.part("fleet"):
             fleet = await _start_fleet(running, printer)
         with running.readiness.part("health"):
             await _start_health(running, fleet)
+            await _start_analytics(running)
         await _start_chat(running, fleet, printer)
         after = running.readiness.finish()
         if failed := running.readiness.failed:
@@ -194,14 +198,16 @@ async def start(
 
 async def _start_web(running: Running, settings: Settings, printer: Printer) -> None:
     """Liveness first: bind the boot app before anything heavy is imported."""
-    from chatops.web.boot import make_boot_app, start_web
+    from chatops.web.boot import attach, make_boot_app, start_web
+    from chatops.web.docs import make_docs_app
 
     running.web_app = make_boot_app(running.readiness, settings.lang)
     runner, port = await start_web(running.web_app, settings.http_host, settings.http_port)
     running.stoppers.append(("web", runner.cleanup))
+    attach(running.web_app, make_docs_app())  # /docs needs no database: serve it at once
     running.web_url = f"http://{settings.http_host}:{port}"
     running.say(
-        f"Web: {running.web_url} (status page /, /healthz, /readyz, /api/health, /metrics); "
+        f"Web: {running.web_url} (status page /, /healthz, /readyz, /api/health, /metrics, guide /docs); "
         f"/healthz answers {running.readiness.since_launch():.1f} s after launch",
         printer,
     )
@@ -215,8 +221,9 @@ async def _start_database(
 ) -> None:
     """Reach the database and bring its schema up to date.
 
-    A stop signal during a migration lets it finish (bounded by the stop deadline): a schema
-    cut half-way is worse than a stop that is a second late.
+    A stop signal during a migration lets it finish within the stop deadline; one that needs
+    longer (a slow machine) is rolled back whole, since migrations apply in one transaction
+    (``piyasa.db.migrate._run``), and the next start applies it again.
     """
     from piyasa.db.connect import check_reachable, prepare_schema
     from piyasa.db.engine import ping
@@ -228,8 +235,14 @@ async def _start_database(
         await check_reachable(services.engine, settings)
 
         async def migrate() -> str:
+            from piyasa.db.migrate import current_revision, head_revision
+
             await hold("migrations")
-            return await prepare_schema(services.engine, settings)
+            before = await current_revision(services.engine)
+            line = await prepare_schema(services.engine, settings)
+            if before != head_revision():  # told once notifications run (chatops.alerts)
+                services.extras["schema.applied"] = (before, head_revision())
+            return line
 
         running.readiness.parts["database"].detail = "applying migrations"
         task = asyncio.ensure_future(migrate())
@@ -305,6 +318,18 @@ async def _seed_sandbox(
     running.say(f"{line}; the API takes it as X-Sandbox-Key)", printer)
 
 
+async def _start_instance(running: Running) -> None:
+    """Register this instance (``instances`` row + heartbeat: piyasa/cluster/); the
+    singleton roles are contested once the chat surfaces exist (:func:`_start_chat`)."""
+    from piyasa.cluster import Cluster
+    from piyasa.db.migrate import head_revision
+
+    assert running.services is not None
+    cluster = Cluster(running.services, head_revision())
+    await cluster.start()
+    running.stoppers.append(("instance", cluster.leave))
+
+
 async def _start_fleet(running: Running, printer: Printer) -> Any:
     """The bot fleet: bots and chats come from the database."""
     from piyasa.runtime.fleet import Fleet
@@ -331,15 +356,90 @@ async def _start_health(running: Running, fleet: Any) -> None:
 
     assert running.services is not None
     health = HealthService(running.services, fleet=fleet)
+    cluster = running.services.extras.get("cluster")
+    if cluster is not None:
+        from piyasa.cluster.health import InstancesProbe
+
+        health.add_probe(InstancesProbe(cluster))
     running.services.extras["health"] = health
     await health.start()
     running.stoppers.append(("health", health.stop))
+    await _start_backups(running, health)
+
+
+async def _start_backups(running: Running, health: Any) -> None:
+    """The backup schedule (piyasa.backup.schedule); its last/next run and last result
+    are the health "scheduler" component. A failure here never stops `piyasa up`."""
+    from piyasa.backup.schedule import BackupScheduler
+    from piyasa.backup.service import backup_service
+
+    assert running.services is not None
+    from piyasa.cluster.jobs import BACKUPS_ROLE, by_role, held_here
+
+    services = running.services
+    try:
+        sched = BackupScheduler(backup_service(services))
+    except Exception:
+        log.exception("backup schedule not started")
+        return
+
+    started = {"done": False}  # the role may be held a moment before start() returns
+
+    async def start() -> None:  # on the instance holding the "backups" role only
+        try:
+            await sched.start()
+        except Exception:
+            log.exception("backup schedule not started")
+        finally:
+            started["done"] = True  # from now on a stopped schedule reads "stopped"
+
+    def snapshot() -> dict[str, Any]:
+        if held_here(services, BACKUPS_ROLE) and started["done"]:
+            return sched.snapshot()
+        if held_here(services, BACKUPS_ROLE):  # won, still starting: no outage to alert on
+            return {
+                "running": True,
+                "jobs": 0,
+                "failed_jobs": 0,
+                "missed_jobs": 0,
+                "last_result": "starting",
+            }
+        return {
+            "running": True,
+            "jobs": 0,
+            "failed_jobs": 0,
+            "missed_jobs": 0,
+            "last_result": "standby: another instance runs the backup schedule",
+        }
+
+    health.set_scheduler(snapshot)
+    running.stoppers.append(("backups", await by_role(services, BACKUPS_ROLE, start, sched.stop)))
+
+
+async def _start_analytics(running: Running) -> None:
+    """The analytics rollup job (issue 15): rollups follow the messages within seconds;
+    on the instance holding the "rollups" role only (piyasa.cluster.jobs)."""
+    from piyasa.analytics.background import start_rollups
+    from piyasa.cluster.jobs import ROLLUPS_ROLE, by_role
+
+    services = running.services
+    assert services is not None
+    stoppers: list[Any] = []
+
+    async def start() -> None:
+        stoppers.append(await start_rollups(services))
+
+    async def stop() -> None:
+        while stoppers:
+            await stoppers.pop()()
+
+    running.stoppers.append(("analytics", await by_role(services, ROLLUPS_ROLE, start, stop)))
 
 
 async def _start_chat(running: Running, fleet: Any, printer: Printer) -> None:
     """The full web app (status page, Slack, webhooks, sandbox page), then the chat surfaces
     and the alerts that post through them."""
-    from chatops.alerts import start_alerts
+    from chatops.roles import elect_admin
     from chatops.startup import Surfaces
     from chatops.web.boot import attach
     from chatops.web.server import make_web_app
@@ -350,12 +450,14 @@ async def _start_chat(running: Running, fleet: Any, printer: Printer) -> None:
     web_app = make_web_app(services)
     _mount_fleet_webhook(web_app, services)
     surfaces = Surfaces(services, web_app, on_state=readiness.mark)
+    surfaces.poll_admin_bot = False  # until this instance holds the admin role
     attach(running.web_app, web_app)
     running.stoppers.append(("chat surfaces", surfaces.stop))
     for line in await surfaces.start():
         running.say(line, printer)
     with readiness.part("alerts"):
-        running.stoppers.append(("alerts", await start_alerts(services, surfaces)))
+        running.stoppers.append(("roles", services.extras["cluster"].elector.stop))
+        running.say(await elect_admin(services, surfaces), printer)
 
 
 def _mount_fleet_webhook(web_app: web.Application, services: Services) -> None:

@@ -142,6 +142,19 @@ def _lang(name: str, raw: str) -> str:
     return value
 
 
+def _timezone(name: str, raw: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = raw.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{name}={raw!r} is not a known IANA time zone; use e.g. {name}=Europe/Istanbul"
+        ) from None
+    return value
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -209,6 +222,7 @@ class Settings:
     http_port: int = 8080
     sandbox_port: int = 8081
     lang: str = "tr"
+    timezone: str = "UTC"  # IANA; the deployment's day for readers with no `/notify tz`
     sandbox: bool = False
     sandbox_remote: bool = False  # serve the sandbox page on a non-loopback PIYASA_HTTP_HOST
     log_level: str = "INFO"
@@ -237,6 +251,8 @@ class Settings:
             if v
         ]
         found.append(self.extra.get("PIYASA_METRICS_TOKEN", ""))
+        found.append(self.extra.get("PIYASA_BACKUP_PASSPHRASE", ""))
+        found.append(self.extra.get("PIYASA_BACKUP_S3_SECRET_KEY", ""))
         return [x for part in found for x in part.split(",") if x]
 
     def __repr__(self) -> str:
@@ -278,6 +294,7 @@ _SPEC: list[tuple[str, str, Callable[[str, str], Any]]] = [
     ("PIYASA_HTTP_PORT", "http_port", lambda n, r: _int(n, r, 0, 65535, 8080)),
     ("PIYASA_SANDBOX_PORT", "sandbox_port", lambda n, r: _int(n, r, 0, 65535, 8081)),
     ("PIYASA_LANG", "lang", _lang),
+    ("PIYASA_TIMEZONE", "timezone", _timezone),
     ("PIYASA_SANDBOX", "sandbox", _bool),
     ("PIYASA_SANDBOX_REMOTE", "sandbox_remote", _bool),
     ("PIYASA_LOG_LEVEL", "log_level", _log_level),

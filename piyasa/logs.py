@@ -21,6 +21,7 @@ Three rules, one place:
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -159,11 +160,27 @@ def library_floor(record: logging.LogRecord) -> int:
     return max(floor, by_path)
 
 
+def _quiet_cancelled_reset(record: logging.LogRecord) -> None:
+    """SQLAlchemy's pool logs an ERROR with a traceback when returning a connection is cut
+    by a task's cancellation (a stop, a timeout): the rollback is abandoned and the
+    connection discarded, which loses nothing committed. Said as one INFO line instead (below the
+    library floor: shown only when sqlalchemy logging is turned up)."""
+    exc = record.exc_info[0] if record.exc_info else None
+    if exc is None or not issubclass(exc, asyncio.CancelledError):
+        return
+    if not record.name.startswith("sqlalchemy.pool"):
+        return
+    record.levelno, record.levelname = logging.INFO, "INFO"
+    record.msg = "a database connection was discarded: its reset was cancelled (a task stopped)"
+    record.args, record.exc_info, record.exc_text = None, None, None
+
+
 class RedactingFilter(logging.Filter):
     """On a handler: drops library records below their floor, then redacts and clips the
     message (exception and stack text folded in, so nothing bypasses it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        _quiet_cancelled_reset(record)
         if record.levelno < library_floor(record):
             return False
         try:
@@ -171,6 +188,8 @@ class RedactingFilter(logging.Filter):
         except Exception as exc:  # bad %-args: keep the template, never the raw args
             message = f"{record.msg} (unformattable arguments: {type(exc).__name__})"
         if record.exc_info:
+            if record.exc_info[0] is not None:  # kept for the JSON lines (piyasa.jsonl)
+                record.exc_class = record.exc_info[0].__name__
             message += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
             record.exc_text = None
@@ -342,11 +361,20 @@ def setup_logging(
             handler.close()
         elif getattr(handler, "_piyasa", False) is True and detached:
             root.removeHandler(handler)  # stderr is the file: the rotating handler writes it
+        elif getattr(handler, "_piyasa", False) == "json":
+            root.removeHandler(handler)
+            handler.close()
     if log_file is not None:
         rotating = PrivateRotatingFileHandler(log_file, max_bytes, backups)
         rotating._piyasa = "file"  # type: ignore[attr-defined]
         rotating.setFormatter(fmt)
         root.addHandler(rotating)
+        from piyasa.logjson import JsonFormatter, json_path
+
+        lines = PrivateRotatingFileHandler(json_path(Path(log_file)), max_bytes, backups)
+        lines._piyasa = "json"  # type: ignore[attr-defined]
+        lines.setFormatter(JsonFormatter())
+        root.addHandler(lines)
 
 
 def _raise_library_levels(own: int) -> None:

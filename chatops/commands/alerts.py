@@ -19,6 +19,7 @@ from piyasa.admin.notify import routing
 from piyasa.admin.notify import store as notify_store
 from piyasa.admin.notify.rules import NotifyError, format_matchers
 from piyasa.admin.notify.store import SNOOZES
+from piyasa.cluster.changes import announce
 
 STATES = ("open", "acked", "resolved", "all")
 
@@ -28,12 +29,27 @@ def _now(ctx: Context) -> datetime:
     return svc.now() if svc is not None else datetime.now(UTC)
 
 
+def _forwarded(ctx: Context) -> bool:
+    """Several instances share the database: the notification service runs on the one
+    holding the admin role, and work asked of a standby is forwarded to it
+    (piyasa.cluster.changes; piyasa/cluster/apply.py does it there)."""
+    cluster = ctx.extras.get("cluster")
+    return cluster is not None and cluster.changes.shared
+
+
 def _user_id(ctx: Context) -> int | None:
     return ctx.actor.user_id if ctx.actor else None
 
 
 def _error(ctx: Context, exc: NotifyError) -> View:
-    return View.message(ctx.t(f"alerts.error.{exc.code}", **exc.params), level="error")
+    """Why nothing changed: as a message, and as the press's toast; a button of a notice
+    everyone reads (KEEP) answers in a new message and leaves the notice in place."""
+    text = ctx.t(f"alerts.error.{exc.code}", **exc.params)
+    view = View.message(text, level="error")
+    view.notice = text[:200]
+    if ctx.params.get(alert_views.KEEP):
+        view.edit = False
+    return view
 
 
 def _reading(ctx: Context, it: notify_store.Item) -> Any:
@@ -53,8 +69,12 @@ def _id(ctx: Context) -> int:
 async def _center(ctx: Context, state: str) -> View:
     state = state if state in STATES else "all"
     now = _now(ctx)
-    center = await notify_store.center(ctx.services, _user_id(ctx), now, state=state)
-    view = alert_views.center_view(ctx.lang, center, now, level=ctx.level, state=state)
+    uid = _user_id(ctx)
+    center = await notify_store.center(ctx.services, uid, now, state=state)
+    tz = (await routing.get_prefs(ctx.services, uid)).timezone if uid else None
+    view = alert_views.center_view(
+        ctx.lang, center, now, level=ctx.level, state=state, tz=tz or ctx.services.settings.timezone
+    )
     if ctx.level >= alert_views.ADMIN:
         view.row(Button(ctx.t("alerts.btn.test"), "alerts.test", {}))
     return view
@@ -86,7 +106,9 @@ async def alerts_read_all(ctx: Context) -> View:
     uid = _user_id(ctx)
     n = await notify_store.mark_all_read(ctx.services, uid, _now(ctx)) if uid else 0
     view = await _center(ctx, "all")
-    view.notice = ctx.t("alerts.done.read_all", n=n)
+    done = ctx.t("alerts.done.read_all", n=n)
+    view.blocks.insert(0, Alert("success", done))  # Slack has no toast: said in the view
+    view.notice = done
     return view
 
 
@@ -168,9 +190,12 @@ async def alerts_silence(ctx: Context) -> View:
 @alerts.action("test", role="admin")
 async def alerts_test(ctx: Context) -> View:
     svc = ctx.extras.get("notify")
-    if svc is None:
-        return View.message(ctx.t("alerts.not_running"), level="warning")
     where = f"{ctx.surface}:{ctx.chat_id}"
+    if svc is None:  # a standby instance: the one holding the admin role sends it
+        if not _forwarded(ctx):
+            return View.message(ctx.t("alerts.not_running"), level="warning")
+        await announce(ctx.services, "notify-test", {"where": where, "lang": ctx.lang})
+        return View.message(ctx.t("alerts.done.test_forwarded", where=where), level="success")
     await svc.send_test(where, ctx.lang)
     return View.message(ctx.t("alerts.done.test", where=where), level="success")
 
@@ -243,6 +268,8 @@ async def silence_expire(ctx: Context) -> View:
 
 # -- /notify: your own preferences ---------------------------------------------------------------
 
+DIGEST_SETTINGS = ("digest", "analytics", "tz", "lang")  # a change re-schedules the digests
+
 
 @command(
     "notify",
@@ -262,8 +289,10 @@ async def notify(ctx: Context) -> View:
             return _error(ctx, exc)
         saved = True
         digests = ctx.extras.get("notify.digests")
-        if digests is not None and setting in ("digest", "tz", "lang"):
+        if digests is not None and setting in DIGEST_SETTINGS:
             await digests.reschedule(uid)
+        elif setting in DIGEST_SETTINGS and _forwarded(ctx):  # a standby instance
+            await announce(ctx.services, "digests", {"user": uid})
     p = await routing.get_prefs(ctx.services, uid)
     none = ctx.t("alerts.prefs.none")
     view = View(title=ctx.t("alerts.prefs.title"))
@@ -282,6 +311,7 @@ async def notify(ctx: Context) -> View:
                 (ctx.t("alerts.prefs.tz"), p.timezone),
                 (ctx.t("alerts.prefs.lang"), p.language or none),
                 (ctx.t("alerts.prefs.digest"), p.digest or none),
+                (ctx.t("alerts.prefs.analytics"), p.analytics_digest or none),
             ]
         ),
         Text(ctx.t("alerts.prefs.usage"), style="italic"),

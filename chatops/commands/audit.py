@@ -1,15 +1,22 @@
 """/audit: the audit log in chat, filtered by user, action and period, page by page, and
-exported as a CSV document (sent privately: it is the whole history of admin actions)."""
+exported as a CSV document (sent privately: it is the whole history of admin actions).
+
+A settings change on the page (a row whose target is a setting and whose params carry the
+version it made: /settings, an applied /diagnose fix, the shell) that the settings service
+can still undo gets an [Undo] — the service's own (``settings.undo``), bound to that change,
+so it refuses once the setting has changed again — for roles that may make the change."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from chatops.commands.registry import Arg, command
 from chatops.context import Context
 from chatops.views import Button, File, Pager, Table, Text, View
 from piyasa.admin import audit_search
 from piyasa.admin.audit_search import PERIODS, AuditFilter
+from piyasa.fleetadmin import settings as settings_svc
 
 PER_PAGE = 10
 PERIOD_CYCLE = tuple(PERIODS)
@@ -62,7 +69,32 @@ async def audit_view(ctx: Context, f: AuditFilter, page: int) -> View:
     if f.user or f.action:
         view.row(Button(t("audit.btn.clear"), "audit.page", {"period": f.period, "page": 1}))
     view.pager = Pager("audit.page", result.page, result.pages, params)
+    for b in await _undo_buttons(ctx, result.rows):
+        view.row(b)
     return view
+
+
+async def _undo_buttons(ctx: Context, rows: list[Any]) -> list[Button]:
+    """[Undo] of each settings change on the page that can still be undone (one per
+    change, though a chat change has two rows: the command's and the service's)."""
+    from chatops.commands.settings import shown, undo_of
+
+    seen = {
+        (str(r.target), v)
+        for r in rows
+        if r.result == "ok"
+        and r.target in settings_svc.SETTING_SPECS
+        and isinstance(v := (r.params or {}).get("version"), int)
+    }
+    if not seen:
+        return []
+    out = []
+    for c in await settings_svc.undoable(ctx.services, seen):
+        label = ctx.t("fix.audit.undo", key=c.key, old=shown(ctx, c.old), new=shown(ctx, c.new))
+        button = undo_of(ctx, c, label)
+        if button is not None:
+            out.append(button)
+    return out
 
 
 @command("audit", role="admin", order=40, args=(Arg("filters", rest=True),))

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chatops import timefmt
+from chatops.commands import fleet_lists as lists
+from chatops.commands.fleet_lists import as_int, back_state
 from chatops.commands.registry import Arg, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Pager, Table, Text, View
@@ -24,17 +26,9 @@ from piyasa.fleetadmin import bots as svc
 from piyasa.fleetadmin.persona import PERSONA_FIELDS, PersonaError, show_field
 
 OPERATOR, ADMIN = 2, 3
-STATUS_CYCLE = (None, *svc.STATUSES)
 HOURS_CHOICES = ("00:00-24:00", "09:00-18:00", "08:00-23:00", "07:00-10:00,17:00-22:00")
 ZONE_CHOICES = ("Europe/Istanbul", "UTC", "Europe/London", "America/New_York")
 ROW = 2
-
-
-def as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def problem_text(ctx: Context, exc: Exception) -> str:
@@ -78,12 +72,7 @@ def now_text(ctx: Context, row: svc.BotRow) -> str:
 
 
 def list_state(ctx: Context) -> dict[str, Any]:
-    p = ctx.params
-    return {
-        "q": str(p.get("q") or ctx.args.get("search", "") or "")[:64],
-        "s": p.get("s") if p.get("s") in svc.STATUSES else None,
-        "p": as_int(p.get("page", p.get("p"))) or 1,
-    }
+    return lists.list_state(ctx, svc.STATUSES)
 
 
 async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = None) -> View:
@@ -131,11 +120,10 @@ async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = N
         ]
         if why:
             view.blocks.append(Alert("warning", "\n".join(why)))
-    cards = [Button(f"🤖 {r.name}", "bots.card", {"id": r.id, "back": state}) for r in page.rows]
-    for i in range(0, len(cards), ROW):
-        view.row(*cards[i : i + ROW])
+    for cards in lists.card_rows(page.rows, "🤖", "bots.card", state, ROW):
+        view.row(*cards)
     label = t(f"bots.filter.{state['s']}") if state["s"] else t("bots.all")
-    nxt = STATUS_CYCLE[(STATUS_CYCLE.index(state["s"]) + 1) % len(STATUS_CYCLE)]
+    nxt = lists.next_status(svc.STATUSES, state["s"])
     row = [Button(t("bots.btn.filter", v=label), "bots.list", {**state, "s": nxt, "p": 1})]
     if state["q"]:
         row.append(Button(t("bots.btn.clear_search"), "bots.list", {**state, "q": "", "p": 1}))
@@ -158,11 +146,6 @@ async def bots_list(ctx: Context) -> View:
 
 
 # -- the card -----------------------------------------------------------------------------------
-
-
-def back_state(ctx: Context) -> dict[str, Any]:
-    back = ctx.params.get("back")
-    return back if isinstance(back, dict) else {}
 
 
 def card_params(ctx: Context, bot_id: int, **extra: Any) -> dict[str, Any]:

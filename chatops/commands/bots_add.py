@@ -22,7 +22,7 @@ from chatops.commands.bots import (
     prefix,
     problem_text,
 )
-from chatops.commands.bots_edit import PREVIEW_N, ParamDialog, encode_problem
+from chatops.commands.bots_edit import ParamDialog, encode_problem, sample_blocks
 from chatops.commands.registry import Arg, command
 from chatops.context import Context
 from chatops.dialogs import STAY, Step
@@ -168,23 +168,10 @@ async def render_preview(ctx: Context, data: dict[str, Any]) -> View:
     view = View(
         blocks=[Text(ctx.t("bots.add.saved_disabled", username=data["me"].get("username", "")))]
     )
-    try:
-        from piyasa.fleetadmin import preview as previews
-    except ImportError:
-        view.blocks.append(Alert("warning", ctx.t("bots.preview.unavailable")))
-    else:
-        try:
-            samples = await previews.preview(ctx.services, int(data["bot"]), n=PREVIEW_N)
-        except Exception as exc:
-            view.blocks.append(
-                Alert("error", ctx.t("bots.preview.failed", error=type(exc).__name__))
-            )
-        else:
-            for i, sample in enumerate(samples, 1):
-                view.blocks.append(Text(f"{i}. {getattr(sample, 'text', None) or sample}"))
+    view.blocks.extend(await sample_blocks(ctx, int(data["bot"])))
     view.row(
-        add_dialog.choice(ctx, ctx.t("bots.add.enable"), "enable", "yes"),
-        add_dialog.choice(ctx, ctx.t("bots.add.keep_off"), "enable", "no"),
+        add_dialog.choice(ctx, ctx.t("bots.add.enable"), "preview", "yes"),
+        add_dialog.choice(ctx, ctx.t("bots.add.keep_off"), "preview", "no"),
     )
     return view
 

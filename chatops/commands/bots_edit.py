@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 from chatops.commands.bots import (
-    OPERATOR,
     as_int,
     bots,
     card_params,
@@ -270,11 +269,29 @@ async def bots_discard(ctx: Context) -> View:
 # -- preview -------------------------------------------------------------------------------------
 
 
+async def sample_blocks(
+    ctx: Context, bot_id: int, *, persona: dict[str, Any] | None = None, intro: str = ""
+) -> list[Any]:
+    """``PREVIEW_N`` samples of ``bot_id`` (with ``persona`` when given, else its saved one),
+    generated and never sent, as numbered lines after the ``intro`` text; an error Alert
+    when generation failed (the LLM or the preview service refused)."""
+    from piyasa.fleetadmin import preview as previews
+
+    try:
+        samples = await previews.preview(ctx.services, bot_id, n=PREVIEW_N, persona=persona)
+    except Exception as exc:
+        log.warning("preview of bot %s failed: %s", bot_id, type(exc).__name__)
+        return [Alert("error", ctx.t("bots.preview.failed", error=type(exc).__name__))]
+    ctx.audit_params.update(samples=len(samples))
+    lines = [Text(ctx.t(intro))] if intro else []
+    return lines + [Text(f"{i}. {getattr(s, 'text', None) or s}") for i, s in enumerate(samples, 1)]
+
+
 @bots.action("preview", role="operator")
 async def bots_preview(ctx: Context) -> View:
     """Sample messages with the draft persona (or the saved one), generated, never sent."""
     bot_id = as_int(ctx.params.get("id"))
-    if bot_id is None or ctx.level < OPERATOR:
+    if bot_id is None:
         return gone_view(ctx)
     try:
         bot = await svc.get_bot(ctx.services, bot_id)
@@ -282,25 +299,9 @@ async def bots_preview(ctx: Context) -> View:
         return gone_view(ctx, problem_text(ctx, exc))
     draft = await get_draft(ctx, bot_id)
     view = View(title=ctx.t("bots.preview.title", name=svc.bot_name(bot)))
-    try:
-        from piyasa.fleetadmin import preview as previews
-    except ImportError:
-        view.blocks.append(Alert("warning", ctx.t("bots.preview.unavailable")))
-    else:
-        try:
-            samples = await previews.preview(ctx.services, bot_id, n=PREVIEW_N, persona=draft)
-        except Exception as exc:  # the LLM or the preview service refused: say so, keep going
-            log.warning("preview of bot %s failed: %s", bot_id, type(exc).__name__)
-            view.blocks.append(
-                Alert("error", ctx.t("bots.preview.failed", error=type(exc).__name__))
-            )
-        else:
-            key = "bots.preview.with_draft" if draft is not None else "bots.preview.with_saved"
-            view.blocks.append(Text(ctx.t(key)))
-            for i, sample in enumerate(samples, 1):
-                text = getattr(sample, "text", None) or str(sample)
-                view.blocks.append(Text(f"{i}. {text}"))
-            ctx.audit_params.update(samples=len(samples), draft=draft is not None)
+    key = "bots.preview.with_draft" if draft is not None else "bots.preview.with_saved"
+    view.blocks.extend(await sample_blocks(ctx, bot_id, persona=draft, intro=key))
+    ctx.audit_params.update(draft=draft is not None)
     p = card_params(ctx, bot_id)
     view.row(
         Button(ctx.t("bots.btn.persona"), "bots.persona", p),

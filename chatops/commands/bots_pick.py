@@ -3,6 +3,8 @@ typed in the ``botedit`` dialog), speed profiles, and the chats a bot talks in."
 
 from __future__ import annotations
 
+from typing import Any
+
 from chatops.commands.bots import (
     HOURS_CHOICES,
     ZONE_CHOICES,
@@ -71,26 +73,27 @@ async def bots_hours(ctx: Context) -> View:
     return await picker(ctx, "bots.hours.title", rows)
 
 
-@bots.action("set_hours", role="operator", params=(Param("v", HOURS_CHOICES, required=True),))
-async def bots_set_hours(ctx: Context) -> View:
+async def set_picked(ctx: Context, change: Any, ok_key: str, shown: str = "") -> View:
+    """Apply the picked value (param ``v``, already checked against the action's declared
+    choices) with ``change(services, bot_id, value, actor=...)``; the card says ``ok_key``
+    with the value (or its catalog label ``shown``, ``{v}`` filled in)."""
     value = str(ctx.params.get("v"))
     return await run_change(
         ctx,
-        lambda b: changes.set_active_hours(ctx.services, b, value, actor=ctx.actor_label),
-        "bots.ok.hours",
-        value=value,
+        lambda b: change(ctx.services, b, value, actor=ctx.actor_label),
+        ok_key,
+        value=ctx.t(shown.format(v=value)) if shown else value,
     )
+
+
+@bots.action("set_hours", role="operator", params=(Param("v", HOURS_CHOICES, required=True),))
+async def bots_set_hours(ctx: Context) -> View:
+    return await set_picked(ctx, changes.set_active_hours, "bots.ok.hours")
 
 
 @bots.action("set_zone", role="operator", params=(Param("v", ZONE_CHOICES, required=True),))
 async def bots_set_zone(ctx: Context) -> View:
-    value = str(ctx.params.get("v"))
-    return await run_change(
-        ctx,
-        lambda b: changes.set_timezone(ctx.services, b, value, actor=ctx.actor_label),
-        "bots.ok.zone",
-        value=value,
-    )
+    return await set_picked(ctx, changes.set_timezone, "bots.ok.zone")
 
 
 @bots.action("speed", role="operator")
@@ -115,13 +118,7 @@ async def bots_speed(ctx: Context) -> View:
     "set_speed", role="operator", params=(Param("v", tuple(svc.SPEED_PROFILES), required=True),)
 )
 async def bots_set_speed(ctx: Context) -> View:
-    value = str(ctx.params.get("v"))
-    return await run_change(
-        ctx,
-        lambda b: changes.set_speed(ctx.services, b, value, actor=ctx.actor_label),
-        "bots.ok.speed",
-        value=ctx.t(f"bots.speed.{value}"),
-    )
+    return await set_picked(ctx, changes.set_speed, "bots.ok.speed", shown="bots.speed.{v}")
 
 
 # -- chats --------------------------------------------------------------------------------------------

@@ -13,21 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from chatops import dialogs
+from chatops.commands import fleet_lists as lists
+from chatops.commands.fleet_lists import as_int, back_state
 from chatops.commands.registry import Arg, Param, command
 from chatops.context import Context
 from chatops.views import Alert, Button, Fields, Pager, Table, Text, View
+from piyasa.fleetadmin import chat_changes as changes
 from piyasa.fleetadmin import chats as svc
 from piyasa.fleetadmin.chat_add import add_chat
 
 FIELDS = ("title", "topics", "budget", "add")
-STATUS_CYCLE = (None, *svc.STATUSES)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _actor(ctx: Context) -> str:
@@ -52,13 +47,8 @@ def _budget(ctx: Context, budget: int | None) -> str:
 
 
 def _state(ctx: Context) -> dict[str, Any]:
-    p = ctx.params
-    return {
-        "q": str(p.get("q") or ctx.args.get("search", "") or "")[:64],
-        "s": p.get("s") if p.get("s") in svc.STATUSES else None,
-        "n": p.get("n") if p.get("n") in svc.PAGE_SIZES else svc.PAGE_SIZES[0],
-        "p": _int(p.get("page", p.get("p"))) or 1,
-    }
+    n = ctx.params.get("n")
+    return lists.list_state(ctx, svc.STATUSES, n=n if n in svc.PAGE_SIZES else svc.PAGE_SIZES[0])
 
 
 async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = None) -> View:
@@ -94,10 +84,9 @@ async def list_view(ctx: Context, state: dict[str, Any], alert: Alert | None = N
                 ],
             )
         )
-    cards = [Button(f"💬 {r.name}", "chats.card", {"id": r.id, "back": state}) for r in page.rows]
-    for i in range(0, len(cards), 2):
-        view.row(*cards[i : i + 2])
-    nxt = STATUS_CYCLE[(STATUS_CYCLE.index(state["s"]) + 1) % len(STATUS_CYCLE)]
+    for cards in lists.card_rows(page.rows, "💬", "chats.card", state):
+        view.row(*cards)
+    nxt = lists.next_status(svc.STATUSES, state["s"])
     label = t(f"chats.status.{state['s']}") if state["s"] else t("chats.all")
     view.row(
         Button(t("chats.btn.status", v=label), "chats.list", {**state, "s": nxt, "p": 1}),
@@ -119,11 +108,6 @@ async def chats_list(ctx: Context) -> View:
 
 
 # -- the card -------------------------------------------------------------------------------
-
-
-def _back(ctx: Context) -> dict[str, Any]:
-    back = ctx.params.get("back")
-    return back if isinstance(back, dict) else {}
 
 
 async def card_view(ctx: Context, ref: Any, alert: Alert | None = None) -> View:
@@ -174,7 +158,7 @@ async def card_view(ctx: Context, ref: Any, alert: Alert | None = None) -> View:
         )
     else:
         view.blocks.append(Text(t("chats.no_bots")))
-    p = {"id": row.id, "back": _back(ctx)}
+    p = {"id": row.id, "back": back_state(ctx)}
     view.row(
         Button(t("chats.btn.disable"), "chats.enable", {**p, "on": False}, style="danger")
         if row.enabled
@@ -197,18 +181,18 @@ async def card_view(ctx: Context, ref: Any, alert: Alert | None = None) -> View:
     )
     view.row(
         Button(t("chats.btn.remove"), "chats.remove", p, style="danger"),
-        Button(t("chats.btn.back"), "chats.list", _back(ctx)),
+        Button(t("chats.btn.back"), "chats.list", back_state(ctx)),
     )
     return view
 
 
 @chats.action("card")
 async def chats_card(ctx: Context) -> View:
-    return await card_view(ctx, _int(ctx.params.get("id")))
+    return await card_view(ctx, as_int(ctx.params.get("id")))
 
 
 async def _apply(ctx: Context, change: Any, ok_key: str) -> View:
-    ref = _int(ctx.params.get("id"))
+    ref = as_int(ctx.params.get("id"))
     if ref is None:
         return await card_view(ctx, None)
     try:
@@ -223,7 +207,7 @@ async def chats_enable(ctx: Context) -> View:
     on = bool(ctx.params.get("on", True))
     return await _apply(
         ctx,
-        lambda ref: svc.set_enabled(ctx.services, ref, on, actor=_actor(ctx)),
+        lambda ref: changes.set_enabled(ctx.services, ref, on, actor=_actor(ctx)),
         "chats.ok.enabled" if on else "chats.ok.disabled",
     )
 
@@ -233,13 +217,13 @@ async def chats_topic(ctx: Context) -> View:
     topic = str(ctx.params["t"])
     return await _apply(
         ctx,
-        lambda ref: svc.toggle_topic(ctx.services, ref, topic, actor=_actor(ctx)),
+        lambda ref: changes.toggle_topic(ctx.services, ref, topic, actor=_actor(ctx)),
         "chats.ok.topics",
     )
 
 
 async def _remove_text(ctx: Context) -> str:
-    ref = _int(ctx.params.get("id"))
+    ref = as_int(ctx.params.get("id"))
     try:
         name = (await svc.card(ctx.services, ref)).chat.name if ref is not None else "?"
     except svc.ChatError:
@@ -249,11 +233,11 @@ async def _remove_text(ctx: Context) -> str:
 
 @chats.action("remove", role="operator", confirm=True, confirm_text=_remove_text)
 async def chats_remove(ctx: Context) -> View:
-    ref = _int(ctx.params.get("id"))
+    ref = as_int(ctx.params.get("id"))
     try:
         if ref is None:
             raise svc.ChatError("chats.err.no_chat", "no chat", ref="?")
-        name = await svc.remove_chat(ctx.services, ref, actor=_actor(ctx))
+        name = await changes.remove_chat(ctx.services, ref, actor=_actor(ctx))
     except svc.ChatError as exc:
         return (
             await card_view(ctx, ref, problem(ctx, exc))
@@ -282,11 +266,11 @@ async def _on_value(ctx: Context, data: dict[str, Any], text: str) -> str | None
             row = await add_chat(ctx.services, text, actor=actor)
             data["id"] = row.id
         elif field == "title":
-            await svc.set_title(ctx.services, ref, text, actor=actor)
+            await changes.set_title(ctx.services, ref, text, actor=actor)
         elif field == "topics":
-            await svc.set_topics(ctx.services, ref, text, actor=actor)
+            await changes.set_topics(ctx.services, ref, text, actor=actor)
         elif field == "budget":
-            await svc.set_budget(ctx.services, ref, text, actor=actor)
+            await changes.set_budget(ctx.services, ref, text, actor=actor)
         else:
             return "dialog.gone"
     except svc.ChatError as exc:
@@ -312,7 +296,7 @@ async def chats_edit(ctx: Context) -> View:
     field = str(ctx.params["field"])
     data: dict[str, Any] = {"field": field}
     if field != "add":
-        ref = _int(ctx.params.get("id"))
+        ref = as_int(ctx.params.get("id"))
         try:
             if ref is None:
                 raise svc.ChatError("chats.err.no_chat", "no chat", ref="?")

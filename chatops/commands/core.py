@@ -44,12 +44,27 @@ async def start(ctx: Context) -> View:
     )
 
 
-@command("help", role="public", order=1, args=(Arg("command"),), needs=())
+HELP_QUERY_MAX = 200  # characters of a /help search; longer is refused by the pipeline
+
+
+@command(
+    "help",
+    role="public",
+    order=1,
+    args=(Arg("query", rest=True, max_len=HELP_QUERY_MAX),),
+    needs=(),
+)
 async def help_(ctx: Context) -> View:
-    """Generated from the registry; only what the caller's level may run is ever shown."""
+    """Generated from the registry; only what the caller's level may run is ever shown.
+
+    ``/help COMMAND`` (one word naming a command): its details. Any other words, for
+    viewers and up: the one help search (:mod:`chatops.help_query`). Below viewer, words
+    that name no runnable command get the refusal, as before: the knowledge base and the
+    guide are for linked readers."""
     level = ctx.level
-    wanted = ctx.args.get("command", "").lstrip("/").lower()
-    if wanted:
+    query = " ".join((ctx.args.get("query") or "").split())
+    wanted = query.lstrip("/").lower()
+    if wanted and (wanted in ctx.registry.commands or level < 1):
         cmd = ctx.registry.commands.get(wanted)
         if (
             cmd is None
@@ -68,6 +83,10 @@ async def help_(ctx: Context) -> View:
         return View(
             title=f"{cmd_prefix(ctx)}{cmd.id}", blocks=[Text(ctx.t(cmd.help_key)), Fields(fields)]
         )
+    if wanted:
+        from chatops import help_query
+
+        return help_query.results_view(ctx, query)
     lines = [_line(ctx, c) for c in ctx.registry.visible(level, await pipeline.opened(ctx))]
     blocks = [Text("\n".join(lines))]
     if ctx.actor is None:

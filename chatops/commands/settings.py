@@ -62,11 +62,34 @@ async def list_view(ctx: Context, alert: Alert | None = None) -> View:
     keys = [Button(v.spec.key, "settings.card", {"key": v.spec.key}) for v in values]
     for i in range(0, len(keys), 3):
         view.row(*keys[i : i + 3])
-    view.row(
-        Button(t("settings.btn.history"), "settings.history", {}),
-        Button(t("settings.btn.undo"), "settings.undo", {}),
-    )
+    undo = await undo_button(ctx, None)
+    view.row(Button(t("settings.btn.history"), "settings.history", {}), *undo)
     return view
+
+
+async def undo_button(ctx: Context, key: str | None) -> list[Button]:
+    """[Undo] of the last change (of ``key``, or of any setting), or none when there is
+    nothing to undo or the reader's role may not undo it (:func:`undo_of`)."""
+    last = await svc.last_change(ctx.services, key)
+    if last is None:
+        return []
+    button = undo_of(ctx, last, ctx.t("settings.btn.undo"))
+    return [button] if button is not None else []
+
+
+def undo_of(ctx: Context, change: svc.SettingChange, label: str) -> Button | None:
+    """The settings service's Undo of ``change``, shown only to roles that may press it.
+    The button names the change's key, so the registry's param rules decide who may press
+    it (``settings.undo`` operator keys, ``settings.undo_admin`` admin keys), and its id,
+    so a press after another change is refused as stale (``settings.err.undo_stale``)."""
+    from chatops.commands.registry import REGISTRY
+
+    role = svc.SETTING_SPECS[change.key].role
+    action = "settings.undo_admin" if role == "admin" else "settings.undo"
+    spec = REGISTRY.get(action)
+    if spec is None or ctx.level < spec.level:
+        return None
+    return Button(label, action, {"key": change.key, "c": change.id})
 
 
 async def card_view(ctx: Context, key: str, alert: Alert | None = None) -> View:
@@ -106,7 +129,7 @@ async def card_view(ctx: Context, key: str, alert: Alert | None = None) -> View:
         view.row(Button(t("settings.btn.change"), "settings.edit", {"key": k}))
     view.row(
         Button(t("settings.btn.history"), "settings.history", {"key": k}),
-        Button(t("settings.btn.undo"), "settings.undo", {"key": k}),
+        *await undo_button(ctx, k),
         Button(t("settings.btn.back"), "settings.back_list", {}),
     )
     return view
@@ -241,23 +264,45 @@ async def _undo_text(ctx: Context) -> str:
     )
 
 
-@settings.action("undo", role="operator", confirm=True, confirm_text=_undo_text)
-async def settings_undo(ctx: Context) -> View:
-    key = ctx.params.get("key") or None
-    last = None
+async def _undo(ctx: Context) -> View:
+    key = str(ctx.params["key"])
+    seen = ctx.params.get("c")
     try:
         last = await svc.last_change(ctx.services, key)
-        if last is not None and svc.SETTING_SPECS[last.key].role == "admin" and ctx.level < 3:
-            raise svc.SettingError("settings.err.admin_only", "admin only", name=last.key)
+        if last is None or (isinstance(seen, int) and last.id != seen):
+            raise svc.SettingError("settings.err.undo_stale", "changed since", name=key)
         change = await svc.undo_last(ctx.services, key, actor=ctx.actor_label)
     except svc.SettingError as exc:
-        if last is not None:
-            return await card_view(ctx, last.key, problem(ctx, exc))
-        return await list_view(ctx, problem(ctx, exc))
+        return await card_view(ctx, key, problem(ctx, exc))
+    ctx.audit_params.update({"old": change.old, "new": change.new, "version": change.version})
     text = ctx.t(
         "settings.ok.undone", key=change.key, old=shown(ctx, change.old), new=shown(ctx, change.new)
     )
     return await card_view(ctx, change.key, Alert("success", text))
+
+
+@settings.action(
+    "undo",
+    role="operator",
+    confirm=True,
+    confirm_text=_undo_text,
+    params=(Param("key", OPERATOR_KEYS, required=True),),
+)
+async def settings_undo(ctx: Context) -> View:
+    """Undo the last change of an operator's setting (the button names it)."""
+    return await _undo(ctx)
+
+
+@settings.action(
+    "undo_admin",
+    role="admin",
+    confirm=True,
+    confirm_text=_undo_text,
+    params=(Param("key", ADMIN_KEYS, required=True),),
+)
+async def settings_undo_admin(ctx: Context) -> View:
+    """Undo the last change of a security-relevant setting: admins only."""
+    return await _undo(ctx)
 
 
 # -- typed values: one-step dialog, then the same current → new preview ---------------------

@@ -18,7 +18,7 @@ from aiogram.dispatcher.flags import get_flag
 from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from chatops import i18n, pipeline
+from chatops import context_help, i18n, pipeline
 from chatops.context import Client, Context, Invocation
 from chatops.pipeline import Halt
 from chatops.telegram import adoption
@@ -170,7 +170,8 @@ class Identity(BaseMiddleware):
 async def show_halt(ctx: Context, halt: Halt) -> None:
     responder: TelegramResponder = ctx.responder  # type: ignore[assignment]
     is_press = responder.callback is not None
-    if halt.view.buttons or not is_press:
+    # a refused press answers with a toast (no buttons there): Learn more alone is dropped
+    if not is_press or not context_help.only_learn(halt.view):
         await responder.show(halt.view, edit=is_press and bool(halt.view.edit))
         return
     # A refused press changes nothing on screen: the answer is a toast/alert only.

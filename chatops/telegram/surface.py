@@ -133,6 +133,8 @@ class TelegramSurface:
         self.dp = self._build_dispatcher()
         self.username = ""
         self._polling: asyncio.Task[None] | None = None
+        self._started = False  # started in polling mode (getMe, webhook deleted)
+        self.poll_enabled = True  # piyasa.cluster: only the admin role's holder polls
         self._background: set[asyncio.Task[Any]] = set()
         self.webhook_url = (settings.extra or {}).get("PIYASA_TELEGRAM_WEBHOOK_URL", "")
 
@@ -359,11 +361,41 @@ class TelegramSurface:
             )
             return
         await self.bot.delete_webhook(drop_pending_updates=False)
-        self._polling = asyncio.create_task(
-            self.dp.start_polling(
-                self.bot, handle_signals=False, close_bot_session=False, polling_timeout=10
+        self._started = True
+        if self.poll_enabled:
+            self._start_polling_task()
+
+    def _start_polling_task(self) -> None:
+        if self._polling is None:
+            self._polling = asyncio.create_task(
+                self.dp.start_polling(
+                    self.bot, handle_signals=False, close_bot_session=False, polling_timeout=10
+                )
             )
-        )
+
+    async def set_polling(self, enabled: bool) -> None:
+        """Long-poll only while ``enabled``: with several instances, only the one holding
+        the admin role polls (Telegram answers 409 to a second getUpdates). Takes effect at
+        once if the surface started in polling mode, else when it does."""
+        self.poll_enabled = enabled
+        if enabled:
+            if self._started:
+                self._start_polling_task()
+            return
+        await self._stop_polling_task(wait_s=1.5)
+
+    async def _stop_polling_task(self, wait_s: float) -> None:
+        task, self._polling = self._polling, None
+        if task is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            await self.dp.stop_polling()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), wait_s)
+        except (TimeoutError, Exception, asyncio.CancelledError):
+            task.cancel()  # the long poll in flight: cancelling closes its connection
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def _sync_commands_quietly(self) -> None:
         try:
@@ -384,6 +416,7 @@ class TelegramSurface:
         announce.unregister(self.services, "telegram")
         for task in list(self._background):
             task.cancel()
+        self._started = False
         if self._polling is not None:
             with contextlib.suppress(RuntimeError):
                 await self.dp.stop_polling()

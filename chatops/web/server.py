@@ -7,7 +7,10 @@ import logging
 
 from aiohttp import web
 
+from chatops.web.analytics_api import setup_analytics_api
+from chatops.web.backup_download import setup_backup_download
 from chatops.web.boot import MAX_BODY_BYTES, refuse_large_bodies, start_web
+from chatops.web.docs import setup_docs_routes
 from chatops.web.sandbox_page import setup_sandbox_page
 from chatops.web.status import setup_status_routes
 from piyasa.db.engine import ping
@@ -45,5 +48,8 @@ def make_web_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     setup_status_routes(app, services.extras.get("health"))
+    setup_analytics_api(app, services)  # /api/analytics, behind the same API-key check
+    setup_docs_routes(app)  # /docs: the user guide as HTML, reads no service
     setup_sandbox_page(app, services)  # /sandbox, only when the Telegram sandbox runs
+    setup_backup_download(app, services)  # /backups/download/<token>: one-time links
     return app

@@ -14,12 +14,12 @@ from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from chatops.web.apiauth import install as install_api_keys
+from chatops.web.apiauth import key_owner, presented_key
 from chatops.web.status_i18n import negotiate
 from chatops.web.status_page import render_status_page
-from piyasa.admin.health.apikeys import KnownKeys, check_api_key
 from piyasa.admin.health.metrics import HealthCollector
 from piyasa.admin.health.service import HealthService
-from piyasa.db.availability import db_down
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +45,18 @@ def setup_status_routes(app: web.Application, health: HealthService | None) -> N
         "public": (-1, b""),
         "registry": registry,
         "extra": [],
-        "keys": KnownKeys(),
     }
+    install_api_keys(app)
     app.router.add_get("/", status_page)
     app.router.add_get("/api/health", api_health)
     app.router.add_get("/metrics", metrics)
-
-
-def _presented_key(request: web.Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    key = request.headers.get("X-API-Key")
-    return key.strip() if key is not None else None
 
 
 async def api_health(request: web.Request) -> web.Response:
     """Public: overall and per-component states only. With a valid API key: everything."""
     health = request.app[HEALTH_KEY]
     snap = health.snapshot()
-    key = _presented_key(request)
+    key = presented_key(request)
     if key is None:
         state = request.app[_STATE_KEY]
         seq, body = state["public"]
@@ -72,22 +64,14 @@ async def api_health(request: web.Request) -> web.Response:
             body = json.dumps(snap.public(), separators=(",", ":")).encode()
             state["public"] = (snap.sequence, body)
         return web.Response(body=body, headers=_PUBLIC_HEADERS)
-    owner = await check_api_key(health.services, request.app[_STATE_KEY]["keys"], key)
-    if owner is None and db_down(health.services):  # unknown here, and no database to ask
-        return web.json_response(
-            {
-                "error": "the database is unavailable, so this API key cannot be checked; "
-                "/api/health without a key shows every component's state"
-            },
-            status=503,
-            headers={"Cache-Control": "no-store", "Retry-After": "5"},
-        )
-    if owner is None:
-        return web.json_response(
-            {"error": "invalid or revoked API key"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="piyasa"'},
-        )
+    owner = await key_owner(
+        request,
+        health.services,
+        key,
+        outage_hint="/api/health without a key shows every component's state",
+    )
+    if isinstance(owner, web.Response):
+        return owner
     payload = snap.full()
     payload["pending_records"] = health.pending_records
     notify = health.services.extras.get("notify")
@@ -148,7 +132,7 @@ async def metrics(request: web.Request) -> web.Response:
     health = request.app[HEALTH_KEY]
     token = health.services.settings.extra.get(METRICS_TOKEN_SETTING, "")
     if token:
-        given = _presented_key(request) or ""
+        given = presented_key(request) or ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             return web.Response(
                 status=401,

@@ -27,6 +27,7 @@ from piyasa.admin import users as svc
 from piyasa.admin.health.apikeys import hash_key
 from piyasa.admin.identity import create_link_code, void_link_code
 from piyasa.admin.identity import users_changed as identity_users_changed
+from piyasa.admin.users import rules
 from piyasa.db.models import ApiKey, User
 from piyasa.services import Services
 
@@ -51,7 +52,7 @@ class Issued:
         """Take the secret back (it could not be delivered); audited as ``undone``, or
         ``undo_skipped`` when the account changed since and nothing was put back."""
         done = await self._undo() if self._undo is not None else False
-        await svc._record(
+        await rules._record(
             self.services,
             self.actor,
             self.action,
@@ -79,7 +80,7 @@ async def temp_password(services: Services, actor: svc.Actor, ref: int | str) ->
         user.must_change_password = True
         user.failed_logins = 0
 
-    name, uid, _ = await svc._change(services, actor, ref, "user.password_reset", apply)
+    name, uid, _ = await rules._change(services, actor, ref, "user.password_reset", apply)
 
     async def undo() -> bool:
         async with services.sessions() as session, session.begin():
@@ -119,8 +120,8 @@ async def api_key(
         await session.flush()
         return old, row.id
 
-    username, uid, (old, new_id) = await svc._change(services, actor, ref, "user.api_key", apply)
-    await svc._record(
+    username, uid, (old, new_id) = await rules._change(services, actor, ref, "user.api_key", apply)
+    await rules._record(
         services, actor, "user.api_key_issued", username, prefix=prefix, revoked=len(old)
     )
 
@@ -149,7 +150,7 @@ async def totp_seed(services: Services, actor: svc.Actor, user_id: int) -> Issue
     ``extra["uri"]`` is the otpauth URI. Refused when MFA is already on. Undo: the
     previous pending state (none, or an admin's request) comes back."""
     async with services.sessions() as session, session.begin():
-        user = await svc._load(session, user_id)
+        user = await rules._load(session, user_id)
         if user.totp_enabled:
             raise svc.UserError("two-factor authentication is already on", "mfa_on")
         before = (user.totp_secret_encrypted, user.totp_last_step)
@@ -180,7 +181,7 @@ async def link_code(services: Services, actor: svc.Actor, username: str) -> Issu
     """A one-time link code for ``username`` (10 minutes, single use). Undo: voided."""
     info = await svc.get_user(services, username)
     code = await create_link_code(services, info.id)
-    await svc._record(services, actor, "user.link_code", info.username)
+    await rules._record(services, actor, "user.link_code", info.username)
 
     async def undo() -> bool:
         await void_link_code(services, code)

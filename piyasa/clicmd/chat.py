@@ -102,9 +102,9 @@ async def run_add(args: argparse.Namespace) -> int:
 
 
 async def _toggle(args: argparse.Namespace, on: bool) -> int:
-    from piyasa.fleetadmin import chats
+    from piyasa.fleetadmin import chat_changes
 
-    row = await _with_services(lambda s: chats.set_enabled(s, args.chat, on, actor="cli"))
+    row = await _with_services(lambda s: chat_changes.set_enabled(s, args.chat, on, actor="cli"))
     return _out(args, dataclasses.asdict(row), _line(row))
 
 
@@ -118,26 +118,26 @@ async def run_disable(args: argparse.Namespace) -> int:
 
 async def run_set(args: argparse.Namespace) -> int:
     from piyasa.cli import CommandError
-    from piyasa.fleetadmin import chats
+    from piyasa.fleetadmin import chat_changes
 
     if args.title is None and args.topics is None and args.budget is None:
         raise CommandError("nothing to set: give --title, --topics or --budget")
     # validate every value before changing any, so a bad one changes nothing
     if args.title is not None:
-        chats.clean_title(args.title)
+        chat_changes.clean_title(args.title)
     if args.topics is not None:
-        chats.clean_topics(args.topics)
+        chat_changes.clean_topics(args.topics)
     if args.budget is not None:
-        chats.clean_budget(args.budget)
+        chat_changes.clean_budget(args.budget)
 
     async def change(services: Any) -> Any:
         row = None
         if args.title is not None:
-            row = await chats.set_title(services, args.chat, args.title, actor="cli")
+            row = await chat_changes.set_title(services, args.chat, args.title, actor="cli")
         if args.topics is not None:
-            row = await chats.set_topics(services, args.chat, args.topics, actor="cli")
+            row = await chat_changes.set_topics(services, args.chat, args.topics, actor="cli")
         if args.budget is not None:
-            row = await chats.set_budget(services, args.chat, args.budget, actor="cli")
+            row = await chat_changes.set_budget(services, args.chat, args.budget, actor="cli")
         return row
 
     row = await _with_services(change)
@@ -145,7 +145,7 @@ async def run_set(args: argparse.Namespace) -> int:
 
 
 async def run_remove(args: argparse.Namespace) -> int:
-    from piyasa.fleetadmin import chats
+    from piyasa.fleetadmin import chat_changes
 
-    name = await _with_services(lambda s: chats.remove_chat(s, args.chat, actor="cli"))
+    name = await _with_services(lambda s: chat_changes.remove_chat(s, args.chat, actor="cli"))
     return _out(args, {"removed": name}, f"removed: {name}")

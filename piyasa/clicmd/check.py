@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from piyasa.config import load_settings
+from piyasa.config import Settings, load_settings
 
 MARK = {"healthy": "✓", "unknown": "·", "warning": "!", "critical": "✗"}  # also `piyasa setup`
 
@@ -28,6 +28,8 @@ async def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     items = await checks.run_all(settings)
     code = checks.exit_code(items)
+    if any(c.name == "schema" for c in items):  # the database answered
+        await tell_running(settings)
     if args.json:
         print(
             json.dumps(
@@ -48,3 +50,21 @@ async def run(args: argparse.Namespace) -> int:
     bad = sum(c.critical for c in items)
     print("\n" + (f"{bad} critical problem(s)." if bad else "No critical problems."))
     return code
+
+
+async def tell_running(settings: Settings) -> bool:
+    """Store whether migrations are pending as a notification (issue 13): the running
+    `piyasa up` delivers it to the operators on its next tick, and a later check (or
+    `piyasa up`'s start) with the schema current resolves it. False when nothing could
+    be stored (an empty or unreachable database: the check's own lines say why)."""
+    from piyasa.admin.notify.producers import record, schema_status
+    from piyasa.services import Services
+
+    services = Services.build(settings)
+    try:
+        event = await schema_status(services.engine)
+        return event is not None and await record(services, event)
+    except Exception:
+        return False
+    finally:
+        await services.close()

@@ -38,6 +38,13 @@ async def prepare_schema(engine: AsyncEngine, settings: Settings) -> str:
     head = migrate.head_revision()
     if before == head:
         return f"schema up to date ({head})"
+    if before is not None and not migrate.known_revision(before):
+        raise DatabaseUnavailable(
+            f"the database schema is at {before}, newer than this version of Piyasa knows "
+            f"(its newest is {head}): another instance of a newer version migrated it. "
+            "Run the same version on every instance (upgrade this one); do not downgrade "
+            "the database from here"
+        )
     if settings.sqlite_default:
         await migrate.upgrade(engine)
         return f"applied migrations {before or 'empty'} -> {head}"

@@ -14,9 +14,11 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -124,6 +126,13 @@ class Message(Base):
         CheckConstraint("status IN ('received', 'queued', 'sent', 'failed')", name="status"),
         Index("ix_messages_chat_created", "chat_id", "created_at"),
         Index("ix_messages_bot_created", "bot_id", "created_at"),
+        Index("ix_messages_created", "created_at"),
+        Index(
+            "ix_messages_unrolled",
+            "id",
+            sqlite_where=text("rolled < 2 AND author_kind = 'bot'"),
+            postgresql_where=text("rolled < 2 AND author_kind = 'bot'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -147,6 +156,9 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error_class: Mapped[str | None] = mapped_column(String(32))
     error_text: Mapped[str | None] = mapped_column(Text)
+    # Analytics progress (piyasa.analytics.rollup): 0 not rolled up, 1 decided counted,
+    # 2 final outcome counted too. Human messages stay 0.
+    rolled: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
     chat: Mapped[Chat] = relationship(lazy="raise")
     bot: Mapped[Bot | None] = relationship(lazy="raise")

@@ -108,6 +108,8 @@ class NotifyDelivery(Base):
     destination: Mapped[str] = mapped_column(String(200), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     notification_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    # what a row of kind "analytics" renders from at send time (migration 0020)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     lang: Mapped[str] = mapped_column(String(8), default="en")
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -166,6 +168,8 @@ class NotifyPreference(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     # "daily 09:00" / "weekly mon 09:00" in ``timezone``; None: no digest (migration 0012)
     digest: Mapped[str | None] = mapped_column(String(32))
+    # the analytics digest, same form as ``digest`` (migration 0020)
+    analytics_digest: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

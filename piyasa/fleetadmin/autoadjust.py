@@ -30,6 +30,7 @@ from typing import Any
 
 from piyasa.admin import audit
 from piyasa.fleetadmin.limits import WARN_SHARE, utilisation
+from piyasa.fleetadmin.settings import change_setting
 
 log = logging.getLogger(__name__)
 
@@ -45,44 +46,12 @@ UP_SHARE = 0.1
 async def write_setting(
     services: Any, store: Any, key: str, value: Any, *, actor: str, reason: str
 ) -> dict[str, Any]:
-    """Change one fleet setting as ``actor``: versioned, audited, applied at once here.
-
-    Uses fchats' ``piyasa.fleetadmin.settings.change_setting`` when it is installed (its
-    history and Undo then show the change); until then a minimal writer: the settings
-    row (version + 1, ``updated_by``) and one audit row ``settings.set`` with the old and
-    new values. Returns ``{"key", "old", "new", "version"}``.
-    """
-    try:
-        from piyasa.fleetadmin import settings as fleet_settings  # fchats' service
-    except ImportError:
-        fleet_settings = None  # type: ignore[assignment]
-    change_setting = getattr(fleet_settings, "change_setting", None)
-    if change_setting is not None:
-        change = await change_setting(services, key, str(value), actor=actor, reason=reason)
-        await store.refresh()
-        return {
-            "key": key,
-            "old": getattr(change, "old", None),
-            "new": getattr(change, "new", value),
-            "version": getattr(change, "version", None),
-        }
-    old = store.get(key)
-    await store.set(key, value, actor)
-    from piyasa.db.models import Setting
-
-    async with services.sessions() as session:
-        row = await session.get(Setting, key)
-        version = row.version if row is not None else None
-    await audit.record(
-        services,
-        actor=actor,
-        surface="fleet",
-        action="settings.set",
-        target=key,
-        params={"old": old, "new": value, "version": version, "reason": reason},
-        result="ok",
-    )
-    return {"key": key, "old": old, "new": value, "version": version}
+    """Change one fleet setting as ``actor`` through the settings service (validated
+    against its catalogue, versioned, audited, in /settings' history and Undo) and have
+    ``store`` read it at once. Returns ``{"key", "old", "new", "version"}``."""
+    change = await change_setting(services, key, str(value), actor=actor, reason=reason)
+    await store.refresh()
+    return {"key": key, "old": change.old, "new": change.new, "version": change.version}
 
 
 async def undo_last_system_change(services: Any, store: Any, *, actor: str) -> dict | None:

@@ -51,6 +51,9 @@ class BotChange:
 async def apply_now(services: Services, *, quiesce: bool = False) -> None:
     """The fleet of this process re-reads its roster now; ``quiesce`` also waits out the
     sends already under way, so after a disable nothing more of the bot goes out."""
+    from piyasa.cluster.changes import announce
+
+    await announce(services, "roster")
     fleet = services.extras.get("fleet")
     if fleet is None or not getattr(fleet, "started", False):
         return

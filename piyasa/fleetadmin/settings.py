@@ -89,6 +89,10 @@ SETTING_SPECS: dict[str, SettingSpec] = {
         SettingSpec("fleet_footer", "text", max_len=200),
         SettingSpec("default_language", "choice", choices=("tr", "en")),
         SettingSpec("reply_first", "bool"),
+        # the auto-adjuster's bounds (piyasa.fleetadmin.autoadjust): it never lowers
+        # scale_factor below this floor
+        SettingSpec("autoadjust_enabled", "bool"),
+        SettingSpec("autoadjust_min_scale", "float", min=0.0, max=10.0),
         SettingSpec("llm_base_url", "url", role="admin", max_len=200),
     )
 }
@@ -288,13 +292,14 @@ def _surface_of(actor: str) -> str:
 
 async def apply_now(services: Services) -> None:
     """Have this process's running fleet (if any) re-read the settings table now, through
-    its own SettingsStore; other instances follow at their next refresh."""
+    its own SettingsStore; other instances are told (piyasa.cluster.changes)."""
+    from piyasa.cluster.changes import announce
+
     fleet = services.extras.get("fleet")
     store = getattr(fleet, "settings_store", None)
-    if store is None:
-        return
-    if await store.refresh():
+    if store is not None and await store.refresh():
         fleet.apply_settings()
+    await announce(services, "settings")  # the other instances, within a second
 
 
 async def change_setting(
@@ -325,6 +330,17 @@ async def last_change(services: Services, key: str | None = None) -> SettingChan
     async with services.sessions() as session:
         row = await session.scalar(stmt.order_by(ChangeRow.id.desc()).limit(1))
     return _row_change(row) if row is not None else None
+
+
+async def undoable(services: Services, seen: set[tuple[str, int]]) -> list[SettingChange]:
+    """Of the changes ``seen`` as (key, version) pairs (e.g. read from audit rows), those
+    :func:`undo_last` would undo now: the last change of its key, not undone yet."""
+    out = []
+    for key in sorted({k for k, _ in seen if k in SETTING_SPECS}):
+        last = await last_change(services, key)
+        if last is not None and (key, last.version) in seen:
+            out.append(last)
+    return out
 
 
 async def undo_last(services: Services, key: str | None, *, actor: str) -> SettingChange:

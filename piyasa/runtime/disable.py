@@ -107,6 +107,12 @@ def chat_label(chat: ChatInfo | None, fallback: int | None = None) -> str:
 Key = tuple[int, int | None]  # (bot id, chat id), chat None = the whole bot
 
 
+def disabled_worker(bot_id: int, chat_id: int | None) -> str:
+    """The ``worker`` a disable (and its re-enable) is told under: ``bot-7`` for the whole
+    bot, ``bot-7/chat-3`` for one pair (database ids), so each is its own incident."""
+    return f"bot-{bot_id}" if chat_id is None else f"bot-{bot_id}/chat-{chat_id}"
+
+
 class Disabler:
     """Disables and re-enables bots and pairs; the fleet's single place for it."""
 
@@ -210,7 +216,7 @@ class Disabler:
         where = "" if chat_id is None else f" in chat {chat_label(roster.chats.get(chat_id))}"
         text = f"bot {who} disabled{where}: {reason}. Re-enable it once fixed."
         log.warning("fleet: %s", text)
-        self.on_event(f"bot-{bot_id}", "disabled", text)
+        self.on_event(disabled_worker(bot_id, chat_id), "disabled", text)
         self.unsaved[key] = (reason, at)
         self.spawn(self._persist(key, reason, at))
 
@@ -301,5 +307,9 @@ class Disabler:
                     row.disabled_reason, row.disabled_at = None, None
         if changed:
             where = "" if chat_id is None else f" in chat {chat_id}"
-            self.on_event(f"bot-{bot_id}", "enabled", f"bot {bot_id} re-enabled{where} by {actor}")
+            self.on_event(
+                disabled_worker(bot_id, chat_id),
+                "enabled",
+                f"bot {bot_id} re-enabled{where} by {actor}",
+            )
         return changed

@@ -6,6 +6,9 @@ settings table or the environment (no key: the offline generator, in-process).
 
 Lifecycle: ``await fleet.start()``; ``await fleet.stop()`` returns within a few seconds;
 whatever was decided and not yet sent stays queued in the outbox for the next start.
+
+The class is one object in four modules: this one (wiring, settings, start/stop, snapshot)
+and the parts it inherits, ``fleet_events``, ``fleet_receiving`` and ``fleet_pipeline``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import socket
 import time
@@ -21,35 +23,29 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from piyasa.admin.notify import producers
-from piyasa.admin.notify.events import Event, emit
-from piyasa.db.base import utcnow
-from piyasa.db.runtime_models import WorkerEvent
-from piyasa.logs import REDACTOR
-from piyasa.runtime.breaker import OPEN, STATE_VALUE, BreakerBoard, CircuitBreaker
-from piyasa.runtime.buckets import DeliveryLimits, make_limiter
+from piyasa.runtime.breaker import BreakerBoard, CircuitBreaker
+from piyasa.runtime.buckets import DeliveryLimits
 from piyasa.runtime.control import FleetControl
 from piyasa.runtime.disable import Disabler
+from piyasa.runtime.error_rate import ErrorRate
+from piyasa.runtime.fleet_events import FleetEvents
+from piyasa.runtime.fleet_pipeline import FleetPipeline
+from piyasa.runtime.fleet_receiving import FleetReceiving
 from piyasa.runtime.gate import Gate
-from piyasa.runtime.intake import Poller, PollerRegistry
-from piyasa.runtime.llm import (
-    Generator,
-    LLMError,
-    OfflineProvider,
-    OpenAIProvider,
-    build_prompt,
-    finish_text,
-)
+from piyasa.runtime.intake import Poller
+from piyasa.runtime.llm import Generator, OfflineProvider, OpenAIProvider
 from piyasa.runtime.llm_watch import LLMOutcomes, LLMWatch
 from piyasa.runtime.metrics import FleetMetrics
 from piyasa.runtime.migration import Follower
-from piyasa.runtime.outbox import Draft, Item, OutboxStore, make_instance_id
+from piyasa.runtime.outbox import Draft, OutboxStore, make_instance_id
+from piyasa.runtime.ownership import Settler, spread_bots
 from piyasa.runtime.planner import Decision, Planner
 from piyasa.runtime.ratewatch import RateWatch
 from piyasa.runtime.receiver import Ingest, WebhookReceiver
 from piyasa.runtime.roster import Roster, load_roster
 from piyasa.runtime.seeding import seed_planner
 from piyasa.runtime.settings_store import SettingsStore
+from piyasa.runtime.shared_limits import fleet_ledger, fleet_limiter
 from piyasa.runtime.supervisor import Supervisor
 from piyasa.runtime.telegram import TelegramClients
 from piyasa.services import Services
@@ -57,7 +53,7 @@ from piyasa.services import Services
 log = logging.getLogger(__name__)
 
 
-class Fleet:
+class Fleet(FleetEvents, FleetReceiving, FleetPipeline):
     def __init__(
         self,
         services: Services,
@@ -74,6 +70,7 @@ class Fleet:
         clock: Any = None,
         wall: Any = None,
         supervisor_backoff: tuple[float, float] = (0.5, 30.0),
+        supervisor_stable_s: float = 60.0,
         autoadjust_tick_s: float = 5.0,
     ) -> None:
         """``clock`` (monotonic seconds) and ``wall`` (aware UTC datetime) are injectable so
@@ -89,12 +86,14 @@ class Fleet:
         )
         self.metrics = FleetMetrics()
         self.rates = RateWatch(self.clock)  # sends and 429s, for /limits and auto-adjust
+        self.error_rate = ErrorRate(self.clock)  # message failures over 10 min -> an alert
         self.autoadjust_tick_s = autoadjust_tick_s
         self.autoadjust: Any = None  # piyasa.fleetadmin.autoadjust.AutoAdjuster, at start
         self.supervisor = Supervisor(
             on_event=self._event,
             min_backoff=supervisor_backoff[0],
             max_backoff=supervisor_backoff[1],
+            stable_s=supervisor_stable_s,
         )
         self.bot_breakers = BreakerBoard(
             "bot",
@@ -136,9 +135,12 @@ class Fleet:
         self.gate: Gate | None = None
         self.generator: Generator | None = None
         self.planner: Planner | None = None
+        self.ledger: Any = None  # fleet-wide budget/hourly/last speaker (shared_limits.py)
         self.ingest: Ingest | None = None
         self.webhooks: WebhookReceiver | None = None
         self.pollers: dict[int, Poller] = {}
+        self.spreader: Any = None  # piyasa.cluster.spread.BotSpreader with several instances
+        self.settler: Settler | None = None  # with spreader: settles decisions sent elsewhere
         self.store = OutboxStore(services.sessions, services.engine.dialect.name, self.wall)
         self.outbox_depth = 0
         self.started = False
@@ -153,57 +155,6 @@ class Fleet:
         self._sent_times: deque[float] = deque()
         self.target_latency_s = 1.2
         self.min_outstanding = 64
-
-    # ---- events, errors, breakers
-
-    def _event(self, worker: str, kind: str, detail: str) -> None:
-        detail = REDACTOR(detail)
-        self.recent_errors.append(
-            {"at": utcnow().isoformat(), "where": worker, "kind": kind, "error": detail}
-        )
-        if kind == "crashed":
-            self.metrics.worker_restarts.labels(worker.split("-")[0]).inc()
-        self._spawn(self._record_event(worker, kind, detail))
-        self._notify(producers.fleet_event(worker, kind, detail))
-
-    def _notify(self, event: Event | None) -> None:
-        """Publish ``event`` on the notification bus (nothing when no service listens)."""
-        if event is not None:
-            emit(self.services.extras, event)
-
-    def _error(self, where: str, error: str) -> None:
-        self.recent_errors.append(
-            {"at": utcnow().isoformat(), "where": where, "kind": "error", "error": REDACTOR(error)}
-        )
-
-    async def _record_event(self, worker: str, kind: str, detail: str) -> None:
-        with contextlib.suppress(Exception):
-            async with self.services.sessions() as session, session.begin():
-                session.add(
-                    WorkerEvent(
-                        instance=self.instance, worker=worker, kind=kind, detail=detail[:2000]
-                    )
-                )
-
-    def _spawn(self, coro: Any) -> None:
-        try:
-            task = asyncio.get_running_loop().create_task(coro)
-        except RuntimeError:
-            coro.close()
-            return
-        self._bg.add(task)
-        task.add_done_callback(self._bg.discard)
-
-    def _breaker_changed(self, breaker: CircuitBreaker) -> None:
-        self.metrics.breaker_state.labels(breaker.name).set(STATE_VALUE[breaker.state])
-        if breaker.state == OPEN:
-            self._error(
-                breaker.name, f"circuit breaker open: {breaker.last_error or 'repeated failures'}"
-            )
-        self._notify(producers.breaker_event(breaker.name, breaker.state, breaker.last_error))
-
-    def _llm_outcome(self, kind: str | None, error: str | None, ok: bool) -> None:
-        self._notify(producers.llm_event(kind, REDACTOR(error or ""), ok=ok))
 
     # ---- settings
 
@@ -268,6 +219,9 @@ class Fleet:
     async def start(self) -> None:
         if self.started:
             return
+        cluster = self.services.extras.get("cluster")
+        if cluster is not None and cluster.lease.kind != "local":
+            self.instance = cluster.id  # outbox claims are fenced by this instance's bot leases
         sessions = self.services.sessions
         await self.settings_store.refresh()
         self.roster = await load_roster(sessions)
@@ -277,8 +231,8 @@ class Fleet:
         limits = dataclasses.replace(
             self.base_limits, global_max=int(self.settings_store.number("global_max_per_s"))
         )
-        limiter = make_limiter(
-            self.services.settings.redis_url,
+        limiter = fleet_limiter(  # memory, Redis or PostgreSQL: runtime/shared_limits.py
+            self.services,
             limits,
             self.limiter_namespace,
             self.clock if self._clock_injected else None,
@@ -299,6 +253,8 @@ class Fleet:
             lead_s=self._lat_mean,
             on_bad_bot=self.disabler.disable_bot,
         )
+        self.ledger = fleet_ledger(self.services, self._clock_injected)
+        self.planner.shared = self.ledger is not None
         await seed_planner(
             self.services.sessions,
             self.roster,
@@ -353,66 +309,25 @@ class Fleet:
         n = int(self.n_workers or self.settings_store.number("fleet_workers"))
         for i in range(max(1, n)):
             sup.add(f"generator-{i}", self._generation_loop, group="workers")
+        self.spreader = await spread_bots(self, cluster)
+        if self.spreader is not None:  # decisions made here may be sent by another instance
+            self.settler = Settler(self)
+            with contextlib.suppress(Exception):
+                await self.settler.seed()
+            sup.add("settle", self.settler.run)
         await self._start_receivers()
 
-    async def _start_receivers(self) -> None:
-        mode = self.receive_mode or str(self.settings_store.get("fleet_receive_mode"))
-        if mode == "off" or self.clients is None or self.ingest is None:
-            return
-        if mode == "webhook":
-            self.webhooks = WebhookReceiver(
-                self.services.settings.secret_key.reveal(),
-                self.ingest,
-                self.clients.sender,
-                self._error,
-            )
-            base = str(self.settings_store.get("fleet_webhook_url"))
-            for bot in self.roster.bots.values():
-                if bot.enabled and self.clients.has(bot.id) and base:
-                    try:
-                        await self.webhooks.register(bot.id, base)
-                    except Exception as exc:
-                        self._error(
-                            f"webhook bot={bot.id}", f"setWebhook failed: {type(exc).__name__}"
-                        )
-            return
-        registry = PollerRegistry(self.services.sessions, self.services.engine.dialect.name)
-        for bot in self.roster.bots.values():
-            if bot.enabled and self.clients.has(bot.id) and bot.id not in self.pollers:
-                poller = Poller(
-                    bot.id,
-                    bot.username,
-                    functools.partial(self.clients.poller, bot.id),
-                    self.ingest,
-                    registry,
-                    self.instance,
-                    self._error,
-                    functools.partial(self.disabler.refused, bot.id, None),
-                    self._event,
-                )
-                self.pollers[bot.id] = poller
-                self.supervisor.add(f"poll-{bot.id}", poller.run, group="receivers")
-
-    @property
-    def webhook_handler(self) -> Any:
-        """aiohttp handler for ``/telegram/webhook/{bot_id}`` (webhook mode)."""
-        return self.webhooks.handler if self.webhooks else None
-
-    def _load_tokens(self) -> None:
-        assert self.clients is not None
-        for bot in self.roster.bots.values():
-            try:
-                self.clients.set_token(bot.id, self.services.box.decrypt(bot.token_encrypted))
-            except Exception:
-                self._error(
-                    f"bot={bot.id}", "cannot decrypt the bot token (wrong PIYASA_SECRET_KEY?)"
-                )
+    def owns(self, bot_id: int) -> bool:
+        """This instance polls and sends for ``bot_id`` (always, with one instance)."""
+        return self.spreader is None or self.spreader.owns(bot_id)
 
     async def stop(self) -> None:
         """Stop within a few seconds; nothing decided is lost (it stays queued)."""
         if not self.started:
             return
         self.started = False
+        if self.spreader is not None:  # no bot gained (and polled) while stopping
+            await self.spreader.halt()
         await self.supervisor.stop(
             [n for n, w in self.supervisor.workers.items() if w.group in ("workers", "receivers")],
             grace_s=1.0,
@@ -422,6 +337,8 @@ class Fleet:
         if self.gate is not None:
             await self.gate.stop(grace_s=2.0)
         await self.supervisor.stop(grace_s=1.0)
+        if self.spreader is not None:  # polling and sending stopped: hand every bot over
+            await self.spreader.stop()
         for task in list(self._bg):
             task.cancel()
         if self.clients is not None:
@@ -432,228 +349,6 @@ class Fleet:
         if self.generator is not None:
             with contextlib.suppress(Exception):
                 await self.generator.close()
-
-    # ---- loops
-
-    async def _roster_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.roster_refresh_s)
-            await self.reload_roster()
-
-    async def reload_roster(self) -> None:
-        roster = await load_roster(self.services.sessions)
-        self.disabler.apply(roster)  # disables decided here but not yet written
-        self.follower.apply(roster)  # chat moves likewise
-        self.roster = roster
-        if self.planner is not None:
-            self.planner.roster = roster
-        self._disable_invalid()
-        stale = [b for b in self.pollers if b not in roster.bots or not roster.bots[b].enabled]
-        for bot_id in stale:  # disabled or removed meanwhile, here or by another instance
-            self._unpoll(bot_id)
-        self._load_tokens()
-        await self._start_receivers()
-
-    def _disable_invalid(self) -> None:
-        """Bad data in one bot's row disables that bot only (recorded, with an event)."""
-        for bot_id, reason in list(self.roster.invalid.items()):
-            self.disabler.disable_bot(bot_id, reason)
-
-    def _unpoll(self, bot_id: int) -> None:
-        """A disabled bot stops polling (a revoked token would only get 401s)."""
-        if self.pollers.pop(bot_id, None) is not None:
-            self._spawn(self.supervisor.remove(f"poll-{bot_id}"))
-
-    async def _housekeeping_loop(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                counts = await self.store.counts()
-                self.outbox_depth = sum(counts.get(s, 0) for s in ("queued", "claimed", "sending"))
-                self.metrics.outbox_depth.set(self.outbox_depth)
-            await asyncio.sleep(2.0)
-
-    async def _planner_loop(self) -> None:
-        assert self.planner is not None
-        st = self.settings_store
-        from piyasa.sandbox.chatter import detect_topic
-
-        while True:
-            gen = self.generator
-            llm_ok = gen is not None and not (gen.breaker.state == OPEN and gen.breaker.wait() > 0)
-            workers = max(1, int(self.n_workers or st.number("fleet_workers")))
-            # Just in time: decide no more than idle workers can start generating now; a
-            # decision waiting in a queue would only go stale before its send slot.
-            room = workers - self._generating - self._decisions.qsize()
-            # ...and keep what is decided but not yet sent to about ``target_latency_s``
-            # of recent delivery: when the process (or the database) is the bottleneck,
-            # more decisions would not be sent sooner, only wait longer.
-            now = self.clock()
-            while self._sent_times and self._sent_times[0] < now - 2.0:
-                self._sent_times.popleft()
-            rate = len(self._sent_times) / 2.0
-            cap = max(self.min_outstanding, int(rate * self.target_latency_s))
-            room = min(room, cap - self.planner.outstanding)
-            decisions = self.planner.plan(
-                st.number("max_msgs_per_min"),
-                st.number("scale_factor"),
-                room,
-                paused=bool(st.get("fleet_paused")),
-                llm_ok=llm_ok,
-                reply_max_age_s=st.number("reply_max_age_s"),
-                topic_hint=detect_topic,
-                reply_first=bool(st.get("reply_first")),
-            )
-            for d in decisions:
-                self._decisions.put_nowait(d)
-            if decisions:
-                self.metrics.messages.labels("decided").inc(len(decisions))
-            await asyncio.sleep(self.planner_tick_s)
-
-    async def _generation_loop(self) -> None:
-        while True:
-            decision = await self._decisions.get()
-            draft: Draft | None = None
-            self._generating += 1
-            try:  # a pair disabled since the decision costs no LLM call
-                if not self.disabler.why(decision.bot.id, decision.chat.id):
-                    draft = await self._generate(decision)
-            except LLMError as exc:
-                self.metrics.llm_errors.labels(exc.kind).inc()
-                self.metrics.messages.labels("generation_failed").inc()
-                self._error(f"llm bot={decision.bot.id}", f"{exc.kind}: {exc}")
-                if decision.reply is not None and self.planner is not None:
-                    self.planner.add_reply(decision.reply)
-                self._spawn(
-                    self.store.record_failed_generation(
-                        decision.bot.id,
-                        decision.chat.id,
-                        decision.topic,
-                        self.generator.provider.model if self.generator else None,
-                        exc.kind,
-                        str(exc),
-                    )
-                )
-            finally:
-                self._generating -= 1
-                self._commit_in_order(decision, draft)
-
-    async def _generate(self, d: Decision) -> Draft:
-        assert self.generator is not None
-        persona = d.bot.persona
-        st = self.settings_store
-        hist = list(self.history.get(d.chat.id, ()))
-        reply = (d.reply.human_name, d.reply.text) if d.reply else None
-        language = persona.get("language") or st.get("default_language") or None
-        prompt = build_prompt(persona, d.topic, hist, language, reply, d.bot.display_name)
-        prompt.temperature = st.number("llm_temperature")
-        gen = await self.generator.generate(prompt)
-        m = self.metrics
-        m.llm_latency.labels(gen.model).observe(gen.latency_ms / 1000)
-        # The planner decides this far ahead of a send slot (just in time): a running mean
-        # of generation latency, plus a little for queueing the draft.
-        self._lat_mean = 0.9 * self._lat_mean + 0.1 * gen.latency_ms / 1000
-        if self.planner is not None:
-            self.planner.lead_s = min(3.0, self._lat_mean + 0.03)
-        m.llm_tokens.labels("prompt").inc(gen.tokens_in)
-        m.llm_tokens.labels("completion").inc(gen.tokens_out)
-        m.llm_tokens.labels("cached").inc(gen.tokens_cached)
-        m.llm_cost.inc(float(gen.cost_usd))
-        self.generated += 1
-        return Draft(
-            idempotency_key=d.key,
-            bot_id=d.bot.id,
-            chat_id=d.chat.id,
-            tg_chat_id=d.chat.telegram_id,
-            is_group=d.chat.is_group,
-            text=finish_text(
-                gen.text, persona, bool(st.get("footer_enabled")), str(st.get("fleet_footer"))
-            ),
-            topic=d.topic,
-            model=gen.model,
-            latency_ms=gen.latency_ms,
-            tokens_in=gen.tokens_in,
-            tokens_out=gen.tokens_out,
-            tokens_cached=gen.tokens_cached,
-            cost_usd=gen.cost_usd,
-            reply_to_tg_message_id=d.reply.tg_message_id if d.reply else None,
-            reply_request_id=d.reply.request_id if d.reply else None,
-            decided_at=d.decided_at,
-        )
-
-    def _commit_in_order(self, d: Decision, draft: Draft | None) -> None:
-        """Queue drafts of a chat in decision order, whatever order generation ended in."""
-        nxt, ready = self._ordered.setdefault(d.chat.id, ([d.seq if d.seq == 0 else 0], {}))
-        ready[d.seq] = (d, draft)
-        while nxt[0] in ready:
-            dec, dr = ready.pop(nxt[0])
-            nxt[0] += 1
-            if dr is None:
-                if self.planner is not None:
-                    self.planner.settle(dec.chat.id)
-                continue
-            self.history.setdefault(
-                dec.chat.id, deque(maxlen=int(self.settings_store.number("history_size")))
-            ).append((f"{dec.bot.name} (bot)", dr.text))
-            self._to_enqueue.put_nowait(dr)
-
-    async def _enqueue_loop(self) -> None:
-        while True:
-            batch = [await self._to_enqueue.get()]
-            while not self._to_enqueue.empty() and len(batch) < 500:
-                batch.append(self._to_enqueue.get_nowait())
-            await self._enqueue(batch)
-
-    async def _enqueue(self, batch: list[Draft]) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self.store.enqueue(batch)
-                break
-            except asyncio.CancelledError:
-                for dr in batch:  # keep them for the next writer (restart) or the drain
-                    self._to_enqueue.put_nowait(dr)
-                raise
-            except Exception as exc:
-                self._error(
-                    "outbox", f"cannot queue {len(batch)} messages: {type(exc).__name__}: {exc}"
-                )
-                await asyncio.sleep(delay)
-                delay = min(10.0, delay * 2)
-        if self.gate is not None:
-            self.gate.notify()
-
-    async def _drain_enqueue(self) -> None:
-        batch = []
-        while not self._to_enqueue.empty():
-            batch.append(self._to_enqueue.get_nowait())
-        if batch:
-            await self.store.enqueue(batch)
-
-    # ---- callbacks
-
-    def _on_sent(self, item: Item, tg_id: int) -> None:
-        self._sent_times.append(self.clock())
-        self.rates.sent(item.bot_id, item.tg_chat_id, item.is_group)
-        now = self.wall().isoformat()
-        if self.planner is not None:
-            self.planner.settle(item.chat_id)
-        self.last_by_bot[item.bot_id] = {"at": now, "chat_id": item.tg_chat_id, "message_id": tg_id}
-        self.last_by_chat[item.tg_chat_id] = {"at": now, "bot_id": item.bot_id, "message_id": tg_id}
-
-    def _on_failed(self, item: Item, err: str) -> None:
-        if self.planner is not None:
-            self.planner.settle(item.chat_id)
-        self._error(
-            f"gate bot={item.bot_id} chat={item.tg_chat_id}",
-            f"message {item.message_id} failed: {err}",
-        )
-
-    def _on_human(self, chat_id: int, name: str, text: str) -> None:
-        if self.planner is not None:
-            self.planner.note_human(chat_id)
-        self.history.setdefault(
-            chat_id, deque(maxlen=int(self.settings_store.number("history_size")))
-        ).append((name, text))
 
     # ---- health
 
@@ -670,10 +365,12 @@ class Fleet:
                 "detail": self.supervisor.describe(),
             },
             "bots": len(self.roster.bots),
+            "bot_leases": self.spreader.describe() if self.spreader is not None else None,
             "chats": len(self.roster.chats),
             "last_message_by_bot": dict(self.last_by_bot),
             "last_message_by_chat": dict(self.last_by_chat),
             "outbox_depth": self.outbox_depth,
+            "error_rate": self.error_rate.describe(),
             "gate": self.gate.describe() if self.gate else {},
             "breakers": {
                 "bots": {str(k): b.describe() for k, b in self.bot_breakers.items()},

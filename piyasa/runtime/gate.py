@@ -367,6 +367,7 @@ class Gate:
             code = "403" if isinstance(exc, TelegramForbiddenError) else "400"
             self.metrics.telegram_errors.labels(code).inc()
             self._report(item, exc)
+            item.refused = True
             outcome = ("failed", (item, f"{code} {exc.message}"))
         except (TelegramServerError, TelegramNetworkError) as exc:
             is_net = isinstance(exc, TelegramNetworkError)
@@ -374,6 +375,7 @@ class Gate:
             breaker.failure(f"{type(exc).__name__}: {exc.message}")
             self._report(item, exc)
             if is_net and not _is_unambiguous_network_error(exc) and self.policy() == "fail":
+                item.refused = True
                 outcome = ("failed", (item, f"ambiguous network error: {exc.message}"))
             else:
                 backoff = min(60.0, 0.5 * 2 ** min(item.attempts, 7))

@@ -195,6 +195,14 @@ class Poller:
         self.last_conflict: str | None = None
         self.webhooks_removed = 0
         self.where = f"poll bot={bot_id}"
+        self.finishing = False  # hand the bot over: no new long poll after the current one
+        self.finished = asyncio.Event()  # set once no long poll of ours is open
+
+    async def finish(self) -> None:
+        """Return once the current long poll has ended and no other will start (the bot
+        is being handed to another instance: its poll must not overlap ours)."""
+        self.finishing = True
+        await self.finished.wait()
 
     @property
     def who(self) -> str:
@@ -253,8 +261,13 @@ class Poller:
     async def run(self) -> None:
         backoff, redeliver = 1.0, REDELIVER_S[0]
         while True:
+            if self.finishing:  # parked until the fleet removes this worker
+                self.finished.set()
+                await asyncio.Event().wait()
             try:
                 await self._beat()
+                if self.finishing:  # told to finish while the heartbeat waited (a busy
+                    continue  # database): no new long poll, the next owner's would overlap
                 updates = await self.get_bot().get_updates(
                     offset=self.offset,
                     timeout=self.timeout,

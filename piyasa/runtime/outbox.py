@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from piyasa.db.base import utcnow
+from piyasa.db.cluster_models import Lease
 from piyasa.db.models import Message
 from piyasa.db.runtime_models import OutboxItem, ReplyRequest
 
@@ -61,6 +62,15 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _bot_lease_is(holder: str) -> ColumnElement[bool]:
+    """The fencing check: the row's bot lease (``leases`` row ``bot:<id>``) is held by
+    ``holder`` and unexpired on the database's clock — a stale owner's send is refused."""
+    name = literal("bot:").concat(cast(OutboxItem.bot_id, String))
+    return exists().where(
+        Lease.name == name, Lease.holder == holder, Lease.expires_at > func.clock_timestamp()
+    )
 
 
 @dataclass
@@ -101,6 +111,7 @@ class Item:
     attempts: int = 0
     not_before: float = 0.0  # monotonic time before which this item must not be tried
     busy: bool = False  # being sent, or its outcome not yet committed
+    refused: bool = False  # Telegram refused it for good (not: failed unsent, e.g. disabled)
 
 
 class OutboxStore:
@@ -115,6 +126,15 @@ class OutboxStore:
         self.wall = wall  # injectable so tests can move time instead of waiting
         # SQLite has one writer: serialising our writes beats its busy-wait back-off.
         self._lock = asyncio.Lock() if dialect == "sqlite" else None
+        # Several instances (piyasa.cluster.spread): the bots this instance owns now. None:
+        # one instance, every bot is ours. ``fence``: our lease holder id when bot leases
+        # are rows of ``leases`` (PostgreSQL); claimed -> sending then also checks, on the
+        # database's clock, that the bot's lease is still ours.
+        self.owned: Callable[[], set[int]] | None = None
+        self.fence: str | None = None
+
+    def _mine(self) -> list[int] | None:
+        return None if self.owned is None else sorted(self.owned())
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[object]:
         return self._lock if self._lock is not None else contextlib.nullcontext()
@@ -229,6 +249,11 @@ class OutboxStore:
             and_(OutboxItem.state == "claimed", OutboxItem.lease_until < now),
         )
         pick = select(OutboxItem.id).where(due).order_by(OutboxItem.id).limit(limit)
+        mine = self._mine()
+        if mine is not None:
+            if not mine:
+                return []
+            pick = pick.where(OutboxItem.bot_id.in_(mine))
         if exclude:
             pick = pick.where(OutboxItem.id.not_in(list(exclude)))
         if self.dialect == "postgresql":
@@ -306,14 +331,22 @@ class OutboxStore:
         if not ids:
             return set()
         now = self.wall()
+        where = [
+            OutboxItem.id.in_(list(ids)),
+            OutboxItem.claimed_by == instance,
+            OutboxItem.state == "claimed",
+        ]
+        mine = self._mine()
+        if mine is not None:  # a bot handed to another instance is no longer sent from here
+            if not mine:
+                return set()
+            where.append(OutboxItem.bot_id.in_(mine))
+        if self.fence is not None:
+            where.append(_bot_lease_is(self.fence))
         async with self._write(), self.sessions() as session, session.begin():
             rows = await session.execute(
                 update(OutboxItem)
-                .where(
-                    OutboxItem.id.in_(list(ids)),
-                    OutboxItem.claimed_by == instance,
-                    OutboxItem.state == "claimed",
-                )
+                .where(*where)
                 .values(state="sending", sending_at=now, attempts=OutboxItem.attempts + 1)
                 .returning(OutboxItem.id)
                 .execution_options(synchronize_session=False)
@@ -410,6 +443,24 @@ class OutboxStore:
                         for it, err in failed
                     ],
                 )
+
+    async def release_bots(self, instance: str, bot_ids: Sequence[int]) -> int:
+        """Give back the rows of ``bot_ids`` this gate holds but has not started sending
+        (the bots were handed to another instance, which claims them next)."""
+        if not bot_ids:
+            return 0
+        async with self._write(), self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(OutboxItem)
+                .where(
+                    OutboxItem.claimed_by == instance,
+                    OutboxItem.state == "claimed",
+                    OutboxItem.bot_id.in_(list(bot_ids)),
+                )
+                .values(state="queued", claimed_by=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        return int(result.rowcount or 0)
 
     async def release_all(self, instance: str) -> int:
         """Give back every row this gate holds but has not started sending (clean stop)."""

@@ -24,6 +24,11 @@ Rules, in the order they are applied each tick:
    (a slow event loop, a 429, a Telegram outage), and a chat with ``max_pending_per_chat``
    undelivered messages gets no more at all: the outbox stays bounded.
 6. Topic: the chat's topics that the persona covers, least recently used in that chat.
+
+Several instances (``shared``): rules 2 and 4's budget, hourly counts and last speaker are
+fleet-wide. The planner still decides on its own memory, then the fleet confirms the
+tick's decisions against the shared ledger (:mod:`piyasa.cluster.ledger`, one atomic step)
+and hands back the refused ones (:mod:`piyasa.runtime.planner_shared`).
 """
 
 from __future__ import annotations
@@ -108,6 +113,10 @@ class Planner:
         self.chat_decided: dict[int, float] = {}  # chat id -> last decision
         self._slot = 0.0
         self.reply_debt = 5.0
+        self.shared = False  # decisions are confirmed by a fleet-wide ledger
+        self._reply_first = True
+        self._undo: dict[str, tuple[int | None, float | None]] = {}  # key -> last speaker
+        self.recheck_s = 30.0  # a shared hourly refusal: look again this much later
 
     # ---- facts fed by the fleet
 
@@ -237,6 +246,12 @@ class Planner:
         reply: PendingReply | None = None,
     ) -> Decision:
         self._budget -= 1
+        key = uuid.uuid4().hex
+        if self.shared:
+            self._undo[key] = (
+                self.last_speaker.get(chat.id),
+                self.last_spoke.get((chat.id, bot.id)),
+            )
         self.note_bot(chat.id, bot.id, now)
         self.hourly.setdefault(bot.id, deque()).append(now)
         self.chat_hourly.setdefault(chat.id, deque()).append(now)
@@ -246,7 +261,7 @@ class Planner:
         seq = self._seq.get(chat.id, 0)
         self._seq[chat.id] = seq + 1
         return Decision(
-            key=uuid.uuid4().hex,
+            key=key,
             bot=bot,
             chat=chat,
             topic=topic,
@@ -275,6 +290,7 @@ class Planner:
         """Decide up to ``room`` messages now; ``reply_first`` lets replies borrow from the
         budget and hold their chat's chatter (rule 3)."""
         now = self.clock()
+        self._reply_first = reply_first
         self._refill_budget(per_min * scale, now)
         if paused or not llm_ok or room <= 0:
             return []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ALL_DAY = "00:00-24:00"
@@ -112,3 +112,16 @@ def is_active(spec: str, tz: str, now_utc: datetime) -> bool:
         elif local >= start or local < end:  # wraps midnight
             return True
     return False
+
+
+def active_hours_between(
+    spec: str, tz: str, start: datetime, end: datetime, step: timedelta = timedelta(minutes=15)
+) -> float:
+    """How many hours of ``[start, end)`` (aware datetimes) fall inside the active hours,
+    sampled every ``step`` (15 min: ranges are minute-exact, so this is within one step per
+    range edge). Raises ScheduleError like ``is_active``."""
+    at, count = start, 0
+    while at < end:
+        count += is_active(spec, tz, at)
+        at += step
+    return count * step / timedelta(hours=1)

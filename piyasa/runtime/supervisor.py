@@ -3,6 +3,11 @@
 Why a worker died is recorded (in memory for the health snapshot, as a metric, and as a
 ``worker_events`` row through ``on_event``); a worker that ran for ``stable_s`` before
 crashing starts again from the shortest back-off.
+
+``on_event(worker, kind, detail)`` kinds: ``crashed`` (each time it stopped),
+``recovered`` (once after a crash, when the restarted worker has run ``stable_s`` seconds
+without crashing again: the crash incident ends; a crash loop never gets there, so it
+stays one open incident) and ``restarted`` (an operator's restart).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class WorkerState:
     running: bool = False
     backoff: float = 0.0
     history: list[str] = field(default_factory=list)
+    crashed: bool = False  # crashed since it last ran ``stable_s`` (a recovery is owed)
 
 
 class Supervisor:
@@ -55,10 +61,23 @@ class Supervisor:
         if not self._stopping:
             state.task = asyncio.create_task(self._run(state), name=f"fleet:{name}")
 
+    def _stable(self, st: WorkerState, started_at: float) -> None:
+        """``st`` has run ``stable_s`` since ``started_at``: its last crash is over."""
+        if st.crashed and st.running and st.started_at == started_at and not self._stopping:
+            st.crashed = False
+            self.on_event(st.name, "recovered", f"running again for {self.stable_s:g} s")
+
     async def _run(self, st: WorkerState) -> None:
         while not self._stopping:
             st.started_at = time.monotonic()
             st.running = True
+            timer = (
+                asyncio.get_running_loop().call_later(
+                    self.stable_s, self._stable, st, st.started_at
+                )
+                if st.crashed
+                else None
+            )
             try:
                 await st.factory()
                 reason = "returned"
@@ -69,6 +88,9 @@ class Supervisor:
                 tb = traceback.extract_tb(exc.__traceback__)
                 where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
                 reason = f"{type(exc).__name__}: {str(exc)[:300]}{where}"
+            finally:
+                if timer is not None:
+                    timer.cancel()
             st.running = False
             if self._stopping:
                 return
@@ -82,6 +104,7 @@ class Supervisor:
             st.last_error = reason
             st.last_error_at = time.time()
             st.history = [*st.history[-9:], reason]
+            st.crashed = True
             log.warning("worker %s stopped (%s); restarting in %.1fs", st.name, reason, st.backoff)
             self.on_event(st.name, "crashed", reason)
             await asyncio.sleep(st.backoff)

@@ -34,45 +34,21 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from piyasa.sandbox.slack import TEAM_ID, SlackSandbox, block_errors
+from piyasa.sandbox.slack import dm_of as dm_of  # re-exported: tests import it from here
 from tests.waiting import until
 
 BOT_TOKEN = "xoxb-test-0000000000-piyasa"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-TEAM_ID = "T0PIYASA"
-
-
-def block_errors(blocks: list[dict[str, Any]] | None, max_blocks: int = 50) -> list[str]:
-    errors = []
-    blocks = blocks or []
-    if len(blocks) > max_blocks:
-        errors.append(f"no more than {max_blocks} items allowed")
-    for i, b in enumerate(blocks):
-        text = (b.get("text") or {}).get("text", "")
-        if b.get("type") == "section" and len(text) > 3000:
-            errors.append(f"[{i}] section text must be less than 3001 characters")
-        if b.get("type") == "header" and len(text) > 150:
-            errors.append(f"[{i}] header text must be less than 151 characters")
-        for f in b.get("fields") or []:
-            if len(f.get("text", "")) > 2000:
-                errors.append(f"[{i}] field text must be less than 2001 characters")
-        if len(b.get("fields") or []) > 10:
-            errors.append(f"[{i}] no more than 10 fields")
-        for el in b.get("elements") or []:
-            if len(str(el.get("value", ""))) > 2000:
-                errors.append(f"[{i}] button value must be less than 2001 characters")
-            if len(el.get("action_id", "")) > 255:
-                errors.append(f"[{i}] action_id must be less than 256 characters")
-        if b.get("type") == "actions" and len(b.get("elements") or []) > 25:
-            errors.append(f"[{i}] no more than 25 elements")
-    return errors
 
 
 @dataclass
-class SlackServer:
+class SlackServer(SlackSandbox):
+    """The product's Slack sandbox (its Web API methods, answers and block checks) plus
+    what tests drive: response URLs, file uploads, modals, rate limits, failures."""
+
     token: str = BOT_TOKEN
     signing_secret: str = SIGNING_SECRET
-    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    posted: list[dict[str, Any]] = field(default_factory=list)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     uploads: list[dict[str, Any]] = field(default_factory=list)
@@ -93,27 +69,21 @@ class SlackServer:
     trigger_ttl_s: float = 3.0
     # view id -> {"view": the view as Slack holds it, "user": id, "open": bool}
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _runner: web.AppRunner | None = None
-    _ts: Any = field(default_factory=lambda: itertools.count(1))
     _urls: Any = field(default_factory=lambda: itertools.count(1))
 
     # -- server -------------------------------------------------------------------
-    async def start(self) -> str:
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/response/{rid}", self._response)
         app.router.add_post("/upload/{fid}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
+        self.base = f"http://{host}:{port}"
         return self.base + "/api/"
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
 
     def new_response_url(self) -> str:
         rid = str(next(self._urls))
@@ -190,51 +160,10 @@ class SlackServer:
         result = handler(args)
         return web.json_response(result)
 
-    # -- Web API methods ----------------------------------------------------------
-    def m_auth_test(self, _args: dict) -> dict:
-        return {
-            "ok": True,
-            "url": "https://piyasa.slack.com/",
-            "team": "Piyasa",
-            "user": "piyasa",
-            "team_id": TEAM_ID,
-            "user_id": "U0BOTUSER",
-            "bot_id": "B0PIYASA",
-        }
+    # -- Web API methods (auth.test, chat.*, conversations.*: SlackSandbox's) ---------
+    def refused(self, channel: str) -> str | None:
+        return self.dm_refused.get(channel)
 
-    def _blocks(self, args: dict) -> list | None:
-        blocks = args.get("blocks")
-        return json.loads(blocks) if isinstance(blocks, str) else blocks
-
-    def m_chat_postMessage(self, args: dict) -> dict:
-        channel = args.get("channel")
-        if not channel:
-            return {"ok": False, "error": "channel_not_found"}
-        blocks = self._blocks(args)
-        if not args.get("text") and not blocks:
-            return {"ok": False, "error": "no_text"}
-        if block_errors(blocks):
-            return {"ok": False, "error": "invalid_blocks", "errors": block_errors(blocks)}
-        if channel in self.dm_refused:
-            return {"ok": False, "error": self.dm_refused[channel]}
-        ts = f"{int(time.time())}.{next(self._ts):06d}"
-        channel = channel if not channel.startswith("U") else "D" + channel[1:]
-        msg = {"ts": ts, "channel": channel, "text": args.get("text"), "blocks": blocks}
-        self.messages[(channel, ts)] = msg
-        self.posted.append(msg)
-        return {"ok": True, "channel": channel, "ts": ts, "message": msg}
-
-    def m_chat_update(self, args: dict) -> dict:
-        key = (args.get("channel"), args.get("ts"))
-        if key not in self.messages:
-            return {"ok": False, "error": "message_not_found"}
-        blocks = self._blocks(args)
-        if block_errors(blocks):
-            return {"ok": False, "error": "invalid_blocks"}
-        self.messages[key].update(text=args.get("text"), blocks=blocks)
-        return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
-
-    # -- modals -------------------------------------------------------------------
     def issue_trigger(self, user_id: str) -> str:
         trigger = f"{len(self.triggers) + 1}.{TEAM_ID}.{secrets.token_hex(8)}"
         self.triggers[trigger] = (time.monotonic(), user_id)
@@ -342,17 +271,6 @@ class SlackServer:
                     up["channel"] = args.get("channel_id")
                     up["title"] = f.get("title")
         return {"ok": True, "files": [{"id": f["id"]} for f in files or []]}
-
-    def m_conversations_open(self, args: dict) -> dict:
-        users = str(args.get("users") or "")
-        if not users.startswith(("U", "W")) or "," in users:
-            return {"ok": False, "error": "user_not_found"}
-        if users in self.dm_refused:
-            return {"ok": False, "error": self.dm_refused[users]}
-        return {"ok": True, "channel": {"id": "D" + users[1:]}}
-
-    def m_conversations_info(self, args: dict) -> dict:
-        return {"ok": True, "channel": {"id": args.get("channel"), "name": "ops"}}
 
 
 def modal_errors(view: dict | None) -> list[str]:
@@ -532,11 +450,6 @@ class SlackClient:
         else:
             raise AssertionError(f"unexpected response_action {action}")
         return {"status": status, "ack": ack, "errors": errors}
-
-
-def dm_of(user_id: str) -> str:
-    """The id of the user's DM with the app, as conversations.open above answers it."""
-    return "D" + user_id[1:]
 
 
 def slack_buttons(message: dict) -> list[tuple[str, str]]:

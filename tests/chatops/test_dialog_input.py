@@ -157,7 +157,8 @@ async def test_slack_modal_after_expiry_says_so_and_creates_nothing(slack, slack
     assert outcome["ack"] is None and not slack_server.open_views("U0ADMIN")  # closed
     answer = (await slack_server.wait_response(url))[-1]
     assert _expired("/piyasa adduser") in slack_text(answer)
-    assert not slack_buttons(answer)  # no Answer, Back or Cancel on an ended dialog
+    # no Answer, Back or Cancel on an ended dialog: only 📘 Learn more about it (h17ctx)
+    assert [b for b, _ in slack_buttons(answer)] == [i18n.t("en", "help.btn.learn")]
     assert await _slack_state(slack) is None
     assert not await svc.user_ids(slack.services, ["deniz"])
 

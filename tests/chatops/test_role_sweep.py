@@ -38,6 +38,11 @@ def expected_refusal(role: str, surface: str) -> str:
     )
 
 
+# issue 17 (h17ctx): a refusal carries one button, 📘 Learn more, the same for every
+# command (it opens the entry about the refusal itself), so it still says nothing
+LEARN = [i18n.t("en", "help.btn.learn")]
+
+
 def typed(spec: Spec) -> str:
     args = " ".join("x" if not a.choices else a.choices[0] for a in spec.args if a.required)
     return f"{spec.id} {args}".strip()
@@ -64,6 +69,16 @@ def test_sweep_covers_preview_and_limits() -> None:
     assert ids["limits"].level == LEVEL["viewer"]
 
 
+# -- issue 17, k17: /kb and its buttons are in the sweep (viewer reads, fixes keep their rule) --
+def test_sweep_covers_kb() -> None:
+    ids = {s.id: s for s in SPECS}
+    kb = ("kb", "kb.home", "kb.cat", "kb.show", "kb.about")
+    assert {k: ids[k].role for k in kb} == dict.fromkeys(kb, "viewer")
+    # h17ctx: Learn more is public (an unlinked reader learns why too), its ids declared
+    assert ids["help.learn"].role == "public" and ids["help.learn"] in WITH_PARAMS
+    assert {s.id for s in WITH_PARAMS} >= {"kb.cat", "kb.show"}  # forged ids refused
+
+
 def test_sweep_covers_everything() -> None:
     assert {s.id for s in SPECS} >= {"help", "whoami", "linkcode", "lang.set"}
     notifications = {  # issue 13: viewer reads, operator acts, admin silences and routes
@@ -80,6 +95,10 @@ def test_sweep_covers_everything() -> None:
         "silence": "admin",
         "silence.expire": "admin",
         "routes": "admin",
+        "channels": "admin",
+        "channels.test": "admin",
+        "channels.remove": "admin",
+        "addchannel": "admin",
     }
     assert {s.id: s.role for s in SPECS if s.id in notifications} == notifications
     assert all(isinstance(s, Command | Action) for s in SPECS)
@@ -97,7 +116,7 @@ async def test_telegram_refuses_below_requirement(tg, role: str) -> None:
             reply = await tg.say(role, "/" + typed(spec))
             result = await last_result(tg.services, n, spec)
             if refused(role, spec):
-                if reply["text"] != f"⛔ {want}" or buttons(reply):
+                if reply["text"] != f"⛔ {want}" or [b for b, _ in buttons(reply)] != LEARN:
                     problems.append(f"/{spec.id}: {reply['text']!r}")
                 if result != f"denied_{DENIAL.get(role, 'role')}":
                     problems.append(f"/{spec.id}: audit says {result}")
@@ -144,7 +163,10 @@ async def test_slack_refuses_below_requirement(slack, slack_server, role: str) -
             if refused(role, spec):
                 if result != f"denied_{DENIAL.get(role, 'role')}":
                     problems.append(f"{spec.id}: audit says {result}")
-                if want.replace("<", "&lt;") not in text or slack_buttons(ack):
+                if (
+                    want.replace("<", "&lt;") not in text
+                    or [b for b, _ in slack_buttons(ack)] != LEARN
+                ):
                     problems.append(f"{spec.id}: {text!r}")
                 if spec.id in text.split(want)[0]:
                     problems.append(f"{spec.id}: refusal names the command")
@@ -326,7 +348,10 @@ async def test_slack_private_only_rules_channel_refused_dm_allowed(slack, slack_
             in_dm = channel.startswith("D")
             if in_dm and (result == "refused_private_only" or result.startswith("denied")):
                 problems.append(f"{spec.id} in the DM: {result}")
-            if not in_dm and (result != "refused_private_only" or want not in text or shown):
+            shown_labels = [b for b, _ in shown]
+            if not in_dm and (
+                result != "refused_private_only" or want not in text or shown_labels != LEARN
+            ):
                 problems.append(f"{spec.id} in a channel: {result} {text!r}")
     assert not problems, problems
 
@@ -381,6 +406,7 @@ FCHATS_ROLES = {
     "settings.apply": "operator",
     "settings.apply_admin": "admin",
     "settings.undo": "operator",
+    "settings.undo_admin": "admin",
     "settings.input": "operator",
 }
 
@@ -388,7 +414,13 @@ FCHATS_ROLES = {
 def test_fchats_specs_are_swept_with_their_roles() -> None:
     swept = {s.id: s.role for s in SPECS if s.id in FCHATS_ROLES}
     assert swept == FCHATS_ROLES
-    assert {s.id for s in WITH_PARAMS} >= {"chats.topic", "chats.edit", "settings.apply"}
+    assert {s.id for s in WITH_PARAMS} >= {
+        "chats.topic",
+        "chats.edit",
+        "settings.apply",
+        "settings.undo",
+        "settings.undo_admin",
+    }
 
 
 # -- issue 14, /bots (fbots): declared rules the sweep above runs on both surfaces ------------
@@ -420,3 +452,91 @@ def test_bots_declarations() -> None:
         s.id for s in WITH_PARAMS
     }
     assert ids["delbot"].confirm and ids["bots.disable"].confirm
+
+
+# -- issue 16, /backup and the restore wizard (b16chat): swept above on both surfaces --------
+
+BACKUP_ROLES = {
+    "backup": "viewer",
+    "backup.page": "viewer",
+    "backup.card": "viewer",
+    "backup.now": "operator",
+    "backup.test": "operator",
+    "backup.verify": "operator",
+    "backup.download": "operator",
+    "backup.schedule": "admin",
+    "backup.edit": "admin",
+    "backup.delete": "admin",
+    "backup.input": "admin",
+    "backup.choose": "admin",
+    "restore": "admin",
+    "restore.choose": "admin",
+    "restore.input": "admin",
+    "restore.cancel": "admin",
+}
+
+
+def test_backup_specs_are_swept_with_their_roles() -> None:
+    """Viewers read, operators back up / verify / test-restore / download, admins edit
+    the schedule, delete and restore; restoring (its start, Continue and the typed word)
+    needs a TOTP step-up; server-side params limit Backup now and the editor's fields."""
+    ids = {s.id: s for s in SPECS}
+    assert {k: ids[k].role for k in BACKUP_ROLES} == BACKUP_ROLES
+    assert {s.id for s in SPECS if s.step_up and s.id.startswith("restore")} == {
+        "restore",
+        "restore.choose",
+        "restore.input",
+    }
+    assert {"backup.now", "backup.edit", "restore.choose"} <= {s.id for s in WITH_PARAMS}
+
+
+# -- issue 15, /analytics (a15chat): read-only for viewers, every screen swept above ---------
+
+
+def test_analytics_specs_are_swept_as_viewer_reads() -> None:
+    """Every /analytics screen only reads, so every button is the command's viewer role;
+    the chart and CSV buttons accept only their offered kinds and tables."""
+    ids = {s.id: s for s in SPECS if s.command_name == "analytics"}
+    assert set(ids) == {
+        "analytics",
+        "analytics.period",
+        "analytics.bots",
+        "analytics.bot",
+        "analytics.chats",
+        "analytics.models",
+        "analytics.compare",
+        "analytics.compared",
+        "analytics.chart",
+        "analytics.csv",
+    }
+    assert {s.role for s in ids.values()} == {"viewer"}
+    assert {"analytics.bots", "analytics.chart", "analytics.csv"} <= {s.id for s in WITH_PARAMS}
+
+
+# -- issue 17, d17: /diagnose and /docs are in the sweep (viewer reads, operator ignores) ----
+def test_sweep_covers_diagnose_and_docs() -> None:
+    ids = {s.id: s for s in SPECS}
+    viewer = (
+        "diagnose",
+        "diagnose.again",
+        "diagnose.score",
+        "diagnose.export",
+        "docs",
+        "docs.home",
+        "docs.show",
+        "docs.tutorial",
+        "docs.tutorial_check",
+        "docs.tutorials",  # h17tut: the list of tutorials
+    )
+    assert {k: ids[k].level for k in viewer} == dict.fromkeys(viewer, LEVEL["viewer"])
+    assert ids["diagnose.ignore"].level == LEVEL["operator"]
+    # h17fix: a settings fix's preview and Apply are an operator's; the key a declared rule
+    assert ids["diagnose.fix"].level == ids["diagnose.fix_apply"].level == LEVEL["operator"]
+    assert {s.id for s in WITH_PARAMS} >= {
+        "diagnose.fix",
+        "diagnose.fix_apply",
+        "diagnose.ignore",
+        "docs.show",
+        "docs.tutorial",
+        "docs.tutorial_check",  # h17tut: tutorial id and step are declared params
+    }

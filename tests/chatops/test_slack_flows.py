@@ -52,7 +52,7 @@ async def test_button_press_edits_in_place_and_foreign_press_changes_nothing(
     slack, slack_server
 ) -> None:
     _, ack, _ = await slack.slash("U0VIEWER", "lang")
-    (_, tr_value), _ = slack_buttons(ack)
+    (_, tr_value), _en, _help = slack_buttons(ack)  # h17ctx: ❓ Help last
     _status, url = await slack.press("U0ADMIN", tr_value)  # not the viewer's button
     (answer,) = await slack_server.wait_response(url)
     assert not answer.get("replace_original")

@@ -98,7 +98,7 @@ async def test_link_code_flow_single_use_and_voided_in_groups(tg) -> None:
 
 async def test_language_buttons_edit_in_place(tg) -> None:
     msg = await tg.say("viewer", "/lang")
-    (_tr_label, tr_token), _ = buttons(msg)
+    (_tr_label, tr_token), _en, _help = buttons(msg)  # h17ctx: ❓ Help last
     uid = PEOPLE["viewer"][0]
     mark = await tg.press("viewer", uid, msg, tr_token)
     edited = await tg.sb.wait_for_message(chat_id=uid, edits=True, after=mark)
@@ -225,11 +225,11 @@ async def test_pager_buttons_navigate_in_place(tgx) -> None:
     uid = PEOPLE["viewer"][0]
     msg = await tgx.say("viewer", "/pages")
     labels = [label for label, _ in buttons(msg)]
-    assert labels == ["1/3", "Next ›"]
-    mark = await tgx.press("viewer", uid, msg, buttons(msg)[1][1])
+    assert labels == ["❓ Help", "1/3", "Next ›"]  # h17ctx: every screen has its ❓ Help
+    mark = await tgx.press("viewer", uid, msg, buttons(msg)[2][1])
     edited = await tgx.sb.wait_for_message(chat_id=uid, edits=True, after=mark)
     assert edited["text"] == "page 2" and edited["message_id"] == msg["message_id"]
-    assert [label for label, _ in buttons(edited)] == ["‹ Prev", "2/3", "Next ›"]
+    assert [label for label, _ in buttons(edited)] == ["❓ Help", "‹ Prev", "2/3", "Next ›"]
 
 
 async def test_command_menus_per_role_and_language(tg) -> None:

@@ -62,3 +62,33 @@ def test_redactor_exceptions_also_redacted() -> None:
     assert "ZZZ-abcdefghijklmnopqrstuvwxyz" not in RING.lines[-1]
     assert "boom" in RING.lines[-1]
     assert REDACTOR("nothing secret") == "nothing secret"
+
+
+def _after_marker(marker: str) -> str:
+    lines = list(RING.lines)
+    return "\n".join(lines[max(i for i, line in enumerate(lines) if marker in line) + 1 :])
+
+
+def test_a_cancelled_connection_reset_is_quiet_not_a_traceback() -> None:
+    """SQLAlchemy's pool, when a stop cancels a task while its connection goes back to the
+    pool, logs ERROR "Exception during reset or similar" with a CancelledError traceback
+    (seen in `piyasa up`'s stop output on a loaded machine). It becomes an INFO line below
+    the library's floor: no traceback, no error. Other pool errors keep their traceback."""
+    import asyncio
+
+    pool_log = logging.getLogger("sqlalchemy.pool.impl.AsyncAdaptedQueuePool")
+    setup_logging("INFO")
+    logging.getLogger("piyasa.test").warning("marker-1")
+    try:
+        raise asyncio.CancelledError
+    except asyncio.CancelledError:
+        pool_log.error("Exception during reset or similar", exc_info=True)
+    quiet = _after_marker("marker-1")
+    assert "Traceback" not in quiet and "Exception during reset" not in quiet, quiet
+    logging.getLogger("piyasa.test").warning("marker-2")
+    try:
+        raise OSError("disk I/O error")
+    except OSError:
+        pool_log.error("Exception during reset or similar", exc_info=True)
+    loud = _after_marker("marker-2")
+    assert "Traceback" in loud and "disk I/O error" in loud, loud

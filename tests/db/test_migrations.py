@@ -113,3 +113,74 @@ async def test_principal_triggers_are_the_same_from_migrations_and_from_models(
         await modelled.dispose()
         if schema:
             await _drop_pg_schema(schema)
+
+
+class _Cut(Exception):
+    pass
+
+
+def _cut_after(count: int):  # type: ignore[no-untyped-def]
+    applied: list[str] = []
+
+    def on_version_apply(**kw) -> None:  # type: ignore[no-untyped-def]
+        applied.append(kw["step"].up_revision_id)
+        if len(applied) == count:
+            raise _Cut(applied[-1])
+
+    return on_version_apply
+
+
+async def test_a_migration_cut_half_way_leaves_the_schema_as_it_was(db_url: str) -> None:
+    """A migration stopped between revisions (a stop, a crash) changes nothing, so the next
+    start applies it from where it was. Before: SQLite kept the first revisions' tables
+    without a version row, and every later start failed on "table already exists"."""
+    import pytest
+
+    engine = create_engine(db_url)
+    try:
+        with pytest.raises(_Cut):
+            await migrate.upgrade(engine, on_version_apply=_cut_after(3))
+        assert await migrate.current_revision(engine) is None
+        assert await _tables(engine) <= {"alembic_version"}
+        await migrate.upgrade(engine, "0005")
+        at_0005 = await _tables(engine)
+        with pytest.raises(_Cut):
+            await migrate.upgrade(engine, on_version_apply=_cut_after(4))
+        assert await migrate.current_revision(engine) == "0005"
+        assert await _tables(engine) == at_0005
+        await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+        assert await _diff(engine) == []
+    finally:
+        await engine.dispose()
+
+
+_KILL_MID_MIGRATION = """
+import asyncio, os, signal, sys
+from piyasa.db import migrate
+from piyasa.db.engine import create_engine
+
+def on_version_apply(**kw):
+    if kw["step"].up_revision_id == "0004":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(migrate.upgrade(create_engine(sys.argv[1]), on_version_apply=on_version_apply))
+"""
+
+
+async def test_sigkill_mid_migration_leaves_no_half_schema(db_url: str) -> None:
+    """A real process killed with SIGKILL after revision 0004 of a migration from empty."""
+    import asyncio
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _KILL_MID_MIGRATION, db_url)
+    assert await proc.wait() == -signal.SIGKILL
+    engine = create_engine(db_url)
+    try:
+        assert await migrate.current_revision(engine) is None
+        assert await _tables(engine) <= {"alembic_version"}
+        await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        await engine.dispose()

@@ -18,30 +18,9 @@ from piyasa.config import Settings
 from piyasa.db.base import Base
 from piyasa.db.engine import create_engine
 from piyasa.services import Services
-from tests.e2e.chromium import ARTIFACTS, FLAGS, profile_dir, require_chromium
-from tests.waiting import finishes
+from tests.e2e.chromium import ARTIFACTS, require_chromium, run_chromium
 
 pytestmark = pytest.mark.e2e
-
-
-async def _chromium(*args: str) -> str:
-    with profile_dir() as profile:
-        proc = await asyncio.create_subprocess_exec(
-            "chromium",
-            *FLAGS,
-            f"--user-data-dir={profile}",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await finishes(proc.communicate(), f"chromium {args[0]} to exit")
-        except AssertionError:
-            proc.kill()
-            await proc.wait()
-            raise
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
-    return out.decode(errors="replace")
 
 
 @pytest.fixture
@@ -91,9 +70,11 @@ async def test_chromium_renders_the_status_page(status_url: str) -> None:
     for p in (phone, desktop):
         p.unlink(missing_ok=True)
     dom, _, _ = await asyncio.gather(
-        _chromium("--dump-dom", f"{status_url}/?lang=en"),
-        _chromium(f"--screenshot={phone}", "--window-size=390,1400", f"{status_url}/?lang=tr"),
-        _chromium(f"--screenshot={desktop}", "--window-size=1280,1600", f"{status_url}/?lang=en"),
+        run_chromium("--dump-dom", f"{status_url}/?lang=en"),
+        run_chromium(f"--screenshot={phone}", "--window-size=390,1400", f"{status_url}/?lang=tr"),
+        run_chromium(
+            f"--screenshot={desktop}", "--window-size=1280,1600", f"{status_url}/?lang=en"
+        ),
     )
     assert 'id="overall"' in dom
     assert "Database" in dom and "Recent incidents" in dom and "Last 90 days" in dom

@@ -173,8 +173,7 @@ async def test_persona_footer_saved_in_chat_is_used_by_the_running_fleet(
 
 
 async def test_persona_change_previewed_then_saved_reaches_the_group(fleet_world: Any) -> None:
-    """The whole "Done when" path with [Preview]; runs once piyasa.fleetadmin.preview
-    (flimits) is on the branch, skipped with that reason until then."""
-    pytest.importorskip("piyasa.fleetadmin.preview", reason="flimits' preview not merged yet")
+    """The whole "Done when" path: edit in chat, [Preview] (nothing sent), [Save], and the
+    running fleet's next messages in the group carry the new footer."""
     tg, fleet, (bot, _other, _third) = fleet_world
     await _footer_saved_and_used(tg, fleet, bot, preview=True)

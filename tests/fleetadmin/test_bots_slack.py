@@ -64,6 +64,6 @@ async def test_slack_viewer_reads_but_sees_no_change_buttons(slack: Any, slack_s
         from tests.chatops.slack_server import slack_buttons
 
         shown = [t for t, _ in slack_buttons(card)]
-        assert shown == ["← Bots"], shown
+        assert shown == ["← Bots", "❓ Help"], shown  # reading and help only
     finally:
         await sb.stop()

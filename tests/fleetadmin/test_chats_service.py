@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from piyasa.db.models import AuditEntry, Chat
 from piyasa.db.runtime_models import BotChat
+from piyasa.fleetadmin import chat_changes as changes
 from piyasa.fleetadmin import chats as svc
 from piyasa.fleetadmin.chat_add import add_chat
 from piyasa.runtime.planner import Planner
@@ -85,11 +86,11 @@ async def test_add_refuses_when_the_bot_was_kicked(services, sandbox) -> None:  
 async def test_edits_and_their_refusals(services, sandbox) -> None:  # noqa: F811
     _, chats = await seed(services, sandbox, bots=2, chats=2)
     cid = chats[0].id
-    await svc.set_title(services, cid, "  BIST   Sabah ", actor="ayse")
-    await svc.set_topics(services, cid, "BIST, altin, #fx", actor="ayse")
-    await svc.toggle_topic(services, cid, "crypto", actor="ayse")
-    await svc.set_budget(services, cid, "40", actor="ayse")
-    await svc.set_enabled(services, cid, False, actor="ayse")
+    await changes.set_title(services, cid, "  BIST   Sabah ", actor="ayse")
+    await changes.set_topics(services, cid, "BIST, altin, #fx", actor="ayse")
+    await changes.toggle_topic(services, cid, "crypto", actor="ayse")
+    await changes.set_budget(services, cid, "40", actor="ayse")
+    await changes.set_enabled(services, cid, False, actor="ayse")
     page = await svc.query_chats(services, search="sabah")
     (row,) = page.rows
     assert (row.title, row.topics, row.msg_budget, row.enabled) == (
@@ -100,14 +101,14 @@ async def test_edits_and_their_refusals(services, sandbox) -> None:  # noqa: F81
     )
     assert [r.id for r in (await svc.query_chats(services, status="enabled")).rows] == [chats[1].id]
     for call, error in (
-        (svc.set_topics(services, cid, " , ", actor="a"), "chats.err.topics_empty"),
-        (svc.set_topics(services, cid, [], actor="a"), "chats.err.topics_empty"),
-        (svc.set_topics(services, cid, "döviz/kur", actor="a"), "chats.err.topic_bad"),
-        (svc.set_budget(services, cid, "0", actor="a"), "chats.err.budget"),
-        (svc.set_budget(services, cid, "1201", actor="a"), "chats.err.budget"),
-        (svc.set_budget(services, cid, "çok", actor="a"), "chats.err.budget"),
-        (svc.set_title(services, cid, "   ", actor="a"), "chats.err.title_empty"),
-        (svc.set_enabled(services, 99999, True, actor="a"), "chats.err.no_chat"),
+        (changes.set_topics(services, cid, " , ", actor="a"), "chats.err.topics_empty"),
+        (changes.set_topics(services, cid, [], actor="a"), "chats.err.topics_empty"),
+        (changes.set_topics(services, cid, "döviz/kur", actor="a"), "chats.err.topic_bad"),
+        (changes.set_budget(services, cid, "0", actor="a"), "chats.err.budget"),
+        (changes.set_budget(services, cid, "1201", actor="a"), "chats.err.budget"),
+        (changes.set_budget(services, cid, "çok", actor="a"), "chats.err.budget"),
+        (changes.set_title(services, cid, "   ", actor="a"), "chats.err.title_empty"),
+        (changes.set_enabled(services, 99999, True, actor="a"), "chats.err.no_chat"),
     ):
         with pytest.raises(svc.ChatError) as err:
             await call
@@ -115,19 +116,19 @@ async def test_edits_and_their_refusals(services, sandbox) -> None:  # noqa: F81
     (same,) = (await svc.query_chats(services, search="sabah")).rows
     assert same == row  # nothing changed
     for topic in ("bist", "altin", "fx"):
-        await svc.toggle_topic(services, cid, topic, actor="a")
+        await changes.toggle_topic(services, cid, topic, actor="a")
     with pytest.raises(svc.ChatError) as err:
-        await svc.toggle_topic(services, cid, "crypto", actor="a")  # the last one stays
+        await changes.toggle_topic(services, cid, "crypto", actor="a")  # the last one stays
     assert err.value.key == "chats.err.topics_empty"
 
 
 async def test_remove_needs_a_disabled_chat(services, sandbox) -> None:  # noqa: F811
     _, chats = await seed(services, sandbox, bots=1, chats=1)
     with pytest.raises(svc.ChatError) as err:
-        await svc.remove_chat(services, chats[0].id, actor="a")
+        await changes.remove_chat(services, chats[0].id, actor="a")
     assert err.value.key == "chats.err.remove_enabled"
-    await svc.set_enabled(services, chats[0].id, False, actor="a")
-    assert await svc.remove_chat(services, chats[0].id, actor="a") == "Group 0"
+    await changes.set_enabled(services, chats[0].id, False, actor="a")
+    assert await changes.remove_chat(services, chats[0].id, actor="a") == "Group 0"
     assert await count(services, Chat) == 0
 
 

@@ -26,6 +26,10 @@ FOOTER = "Piyasa test notu"
 
 
 async def start_fleet(world_sb: Any, services: Any, **overrides: Any) -> Fleet:
+    """Two bots in one group, paused. The auto-adjuster is off: the tests write the
+    system's change themselves, and a real adjuster would race them (it returns a lowered
+    scale_factor once no 429 came)."""
+    overrides.setdefault("autoadjust_enabled", False)
     await seed(services, world_sb, bots=2, chats=1, persona={"footer": FOOTER})
     fleet = Fleet(
         services, receive="off", settings_overrides=overrides, limiter_namespace=namespace()
@@ -134,7 +138,7 @@ async def test_telegram_limits_dashboard_live_and_undo(tg) -> None:
     reply = await tg.say("viewer", "/limits")
     assert "Rate limits" in reply["text"] and "Fleet0" in reply["text"]
     assert "20/min per group" in reply["text"] and "30/s per bot" in reply["text"]
-    assert [b for b, _ in buttons(reply)] == ["🔄 Refresh", "▶ Live"]
+    assert [b for b, _ in buttons(reply)] == ["🔄 Refresh", "▶ Live", "❓ Help"]
 
     # a system change shows with its Undo, and an operator undoes it
     await fleet.settings_store.set("autoadjust_operator_scale", 1.0, "system")
@@ -166,33 +170,73 @@ async def test_limits_without_a_fleet_says_so(tg) -> None:
     assert "fleet is not running" in reply["text"]
 
 
-async def test_slack_preview_and_limits(services) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+async def slack_fleet(services) -> AsyncIterator[tuple[Any, SlackServer, Fleet]]:  # type: ignore[no-untyped-def]
+    """Slack's admin surface, the fleet's sandbox Telegram and a paused fleet."""
+    from piyasa.sandbox.telegram import TelegramSandbox
+    from tests.chatops.harness import with_admin_settings
+
     await seed_people(services)
     server = SlackServer()
     await server.start()
+    sb = TelegramSandbox(enforce_limits=False)
+    with_admin_settings(services, await sb.start("127.0.0.1", 0))
+    fleet = await start_fleet(sb, services)
+    fleet.sb = sb  # type: ignore[attr-defined]
     try:
-        from piyasa.sandbox.telegram import TelegramSandbox
-        from tests.chatops.harness import with_admin_settings
-
-        sb = TelegramSandbox(enforce_limits=False)
-        url = await sb.start("127.0.0.1", 0)
-        with_admin_settings(services, url)
-        fleet = await start_fleet(sb, services)
-        try:
-            async for client, _surface in start_slack(services, server):
-                _, ack, rurl = await client.slash("U0OPERATOR", f"preview fleet0_bot {GROUP}")
-                answer = (
-                    ack if "Preview" in slack_text(ack) else (await server.wait_response(rurl))[0]
-                )
-                assert slack_text(answer).count(FOOTER) >= 3  # text and blocks
-                assert not [b for b, _ in slack_buttons(answer) if "sandbox" in b]
-                _, ack, _ = await client.slash("U0VIEWER", "limits")
-                assert "Rate limits" in slack_text(ack)
-                _, ack, _ = await client.slash("U0OPERATOR", "preview nobody_bot")
-                assert 'No fleet bot "nobody_bot"' in slack_text(ack).replace("&quot;", '"')
-            assert sb.sent(chat_id=GROUP) == []
-        finally:
-            await fleet.stop()
-            await sb.stop()
+        async for client, _surface in start_slack(services, server):
+            yield client, server, fleet
     finally:
+        await fleet.stop()
+        await sb.stop()
         await server.stop()
+
+
+async def test_slack_preview_and_limits(slack_fleet) -> None:  # type: ignore[no-untyped-def]
+    client, server, fleet = slack_fleet
+    _, ack, rurl = await client.slash("U0OPERATOR", f"preview fleet0_bot {GROUP}")
+    answer = ack if "Preview" in slack_text(ack) else (await server.wait_response(rurl))[0]
+    assert slack_text(answer).count(FOOTER) >= 3  # text and blocks
+    assert not [b for b, _ in slack_buttons(answer) if "sandbox" in b]
+    _, ack, _ = await client.slash("U0VIEWER", "limits")
+    assert "Rate limits" in slack_text(ack)
+    _, ack, _ = await client.slash("U0OPERATOR", "preview nobody_bot")
+    assert 'No fleet bot "nobody_bot"' in slack_text(ack).replace("&quot;", '"')
+    assert fleet.sb.sent(chat_id=GROUP) == []
+
+
+async def test_slack_limits_live_and_undo_of_the_systems_change(slack_fleet) -> None:  # type: ignore[no-untyped-def]
+    from chatops.commands.limits import LiveLimits
+    from tests.users.helpers import slack_tap, slack_token
+
+    client, server, fleet = slack_fleet
+    await fleet.control.resume("op")
+    await until(lambda: len(fleet.sb.sent(chat_id=GROUP)) >= 2, "fleet messages")
+    # the system lowered scale_factor: the operator sees it and undoes it
+    await fleet.settings_store.set("autoadjust_operator_scale", 1.0, "system")
+    await write_setting(
+        client.services, fleet.settings_store, "scale_factor", 0.5, actor="system", reason="t"
+    )
+    _, ack, _ = await client.slash("U0OPERATOR", "limits")
+    assert "lowered scale_factor to 0.5" in slack_text(ack)
+    done = await slack_tap(client, server, "U0OPERATOR", ack, "Undo the system's change")
+    assert "set back from 0.5 to 1.0" in slack_text(done)
+    assert fleet.settings_store.number("scale_factor") == 1.0
+    # the operator's value now: nothing of the system's left to undo
+    assert [b for b, _ in slack_buttons(done)] == ["🔄 Refresh", "▶ Live", "❓ Help"]
+
+    # live: one message posted in the channel, updated as the figures move, then stopped
+    client.services.extras["limits.live"] = live = LiveLimits(interval_s=0.05)
+    _, ack, _ = await client.slash("U0VIEWER", "limits live")
+    assert "The live view is posted in this channel." in slack_text(ack)
+    posted = await until(
+        lambda: next((m for m in server.posted if "Live: refreshed" in str(m)), None),
+        "the live view posted",
+    )
+    first = str(posted["blocks"])
+    await until(lambda: live.edits >= 1 and str(posted["blocks"]) != first, "a live update")
+    assert [b for b, _ in slack_buttons(posted)] == ["⏹ Stop live"]
+    _, url = await client.press("U0VIEWER", slack_token(posted, "Stop live"))
+    stopped = (await server.wait_response(url))[-1]
+    assert "Live view ended." in slack_text(stopped)
+    assert not live.tasks

@@ -91,3 +91,46 @@ async def test_slack_change_through_the_modal(slack, slack_server) -> None:  # n
     assert "scale_factor: 1 → 0.5" in slack_text(done)
     assert await value(slack.services, "scale_factor") == 0.5
     assert [label for label, _ in slack_buttons(done) if "Undo" in label]
+
+
+async def test_telegram_undo_of_an_admin_setting_is_the_admins_alone(tg) -> None:  # noqa: F811
+    """The Undo of a security-relevant change is a declared admin rule (settings.undo_admin):
+    an operator is not shown it, and a press of one (a token bound to them, as an old
+    button would be) is refused by the pipeline, audited, and changes nothing."""
+    await fs.change_setting(tg.services, "llm_base_url", "https://llm.example/v1", actor="root")
+    listing = await tg.say("operator", "/settings")
+    assert not [label for label, _ in buttons(listing) if "Undo" in label]
+    n = await audit_count(tg.services)
+    last = await fs.last_change(tg.services, "llm_base_url")
+    uid = private("operator")
+    token = await tg.surface.tokens.issue(
+        spec_id="settings.undo_admin",
+        surface="telegram",
+        user=str(uid),
+        chat=str(uid),
+        params={"key": "llm_base_url", "c": last.id},
+        confirmed=True,
+    )
+    await tg.sb.press_button(uid, uid, listing["message_id"], token, forge=True, bot_id=tg.bot_id)
+    row = await next_audit(tg.services, n, action="settings.undo_admin")
+    assert row.result == "denied_role"
+    assert await value(tg.services, "llm_base_url") == "https://llm.example/v1"
+    me = private("admin")
+    confirm = await tap(tg, "admin", me, await tg.say("admin", "/settings"), "Undo")
+    assert "goes back to —" in confirm["text"]
+    undone = await tap(tg, "admin", me, confirm, "Yes")
+    assert "llm_base_url" in undone["text"] and await value(tg.services, "llm_base_url") == ""
+
+
+async def test_telegram_stale_undo_is_refused_and_nothing_is_undone(tg) -> None:  # noqa: F811
+    me = private("operator")
+    await fs.change_setting(tg.services, "scale_factor", 2, actor="ayse")
+    card = await tg.say("operator", "/settings scale_factor")
+    await fs.change_setting(tg.services, "scale_factor", 3, actor="mehmet")  # meanwhile
+    confirm = await tap(tg, "operator", me, card, "Undo")
+    reply = await tap(tg, "operator", me, confirm, "Yes")
+    assert "scale_factor was changed again since that Undo was shown" in reply["text"]
+    assert await value(tg.services, "scale_factor") == 3.0
+    # nothing to undo: no Undo button at all
+    fresh = await tg.say("operator", "/settings reply_first")
+    assert not [label for label, _ in buttons(fresh) if "Undo" in label]

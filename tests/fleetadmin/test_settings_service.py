@@ -100,6 +100,16 @@ async def test_running_fleet_honours_a_change_from_its_next_decision(services, s
         settings_refresh_s=60.0,
     )
     await fleet.control.set_max_msgs_per_min(600)
+    # the control surface and /settings share one range (the catalogue's 0 – 10)
+    spec = fs.SETTING_SPECS["scale_factor"]
+    for outside in (spec.max + 0.5, -1, 100):
+        with pytest.raises(ValueError, match="scale_factor"):
+            await fleet.control.set_scale(outside)
+    with pytest.raises(ValueError, match="max_msgs_per_min"):
+        await fleet.control.set_max_msgs_per_min(601)
+    assert fleet.settings_store.number("scale_factor") == 1.0  # nothing changed
+    assert await fleet.control.set_scale(spec.max) == spec.max
+    await fleet.control.set_scale(1)
     services.extras["fleet"] = fleet
     await fleet.start()
     try:

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from chatops.web.server import make_web_app
 from piyasa.admin.health import HealthService, State, Thresholds
-from piyasa.admin.health.probes import DatabaseProbe, RedisProbe
+from piyasa.admin.health.server_probes import DatabaseProbe, RedisProbe
 from piyasa.admin.users import CLI, add_user, new_api_key, regenerate_api_key
 from piyasa.cache import RedisCache
 from piyasa.config import Settings

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from piyasa.admin.health import HealthService, State, Thresholds
-from piyasa.admin.health.probes import RateWindow, TelegramProbe
+from piyasa.admin.health.telegram_probe import RateWindow, TelegramProbe
 from piyasa.db.health_models import HealthTransition
 from piyasa.services import Services
 from tests.health.conftest import EventWaiter, FakeClock, states_of

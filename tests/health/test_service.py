@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from piyasa.admin.health import HealthService, Reading, State, Thresholds
-from piyasa.admin.health.probes import LLMProbe, RuntimeProbe, TelegramProbe
+from piyasa.admin.health.fleet_probes import RuntimeProbe
+from piyasa.admin.health.llm_probe import LLMProbe
+from piyasa.admin.health.telegram_probe import TelegramProbe
 from piyasa.db.health_models import HealthTransition
 from piyasa.services import Services
 from tests.health.conftest import UP, EventWaiter, FakeClock, Scripted, hanging, states_of
@@ -287,7 +289,8 @@ async def test_not_configured_components_do_not_make_the_overall_unknown(
 ) -> None:
     """Embedded install: Redis absent and no scheduler read unknown on their own lines,
     but the overall is the worst of what is configured."""
-    from piyasa.admin.health.probes import RedisProbe, SchedulerProbe
+    from piyasa.admin.health.fleet_probes import SchedulerProbe
+    from piyasa.admin.health.server_probes import RedisProbe
 
     db = Scripted("database")
     health = HealthService(
@@ -307,7 +310,7 @@ async def test_a_configured_but_unknown_component_still_shows_in_the_overall(
     services: Services,
 ) -> None:
     """A scheduler that was given but cannot report is a blind spot, not "not configured"."""
-    from piyasa.admin.health.probes import SchedulerProbe
+    from piyasa.admin.health.fleet_probes import SchedulerProbe
 
     def broken() -> dict:
         raise RuntimeError("scheduler snapshot failed")

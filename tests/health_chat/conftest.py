@@ -126,7 +126,9 @@ async def fleet_world(
     resolve_after_s: float = 0.5,
 ) -> AsyncIterator[Any]:
     """Admin bot + a 2-bot fleet in one group, health on the fleet's real probes, alerts."""
-    from piyasa.admin.health.probes import LLMProbe, RuntimeProbe, TelegramProbe
+    from piyasa.admin.health.fleet_probes import RuntimeProbe
+    from piyasa.admin.health.llm_probe import LLMProbe
+    from piyasa.admin.health.telegram_probe import TelegramProbe
     from piyasa.runtime.fleet import Fleet
     from tests.runtime.helpers import namespace, seed
 

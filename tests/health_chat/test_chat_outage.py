@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from chatops import i18n
 from piyasa.admin import audit_spool
-from piyasa.admin.health.probes import DatabaseProbe, RedisProbe
+from piyasa.admin.health.server_probes import DatabaseProbe, RedisProbe
 from piyasa.cache import RedisCache
 from piyasa.config import Settings
 from piyasa.db.availability import db_down

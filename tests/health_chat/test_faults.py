@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from piyasa.admin.health import State, Thresholds
-from piyasa.admin.health.probes import DatabaseProbe, RedisProbe
+from piyasa.admin.health.server_probes import DatabaseProbe, RedisProbe
 from piyasa.config import Settings
 from piyasa.db.base import Base
 from piyasa.db.engine import create_engine

@@ -24,7 +24,8 @@ async def test_overview_lines_details_and_actions_by_role(hw) -> None:
     assert (
         "State: 🟢 healthy" in details["text"] and "Summary: database is healthy" in details["text"]
     )
-    assert list(kb(details)) == ["« Health"]  # no quick action for a viewer
+    # no quick action for a viewer; the screen's ❓ Help (h17ctx)
+    assert list(kb(details)) == ["« Health", "❓ Help"]
 
     hw.probes["redis"].state = State.CRITICAL
     await hw.health.run_all_now()

@@ -77,6 +77,8 @@ async def test_health_in_a_turkish_chat_has_no_english_summary(world) -> None:
 
 SAMPLE = {
     "type": "sqlite",
+    "who": "host:41:ab12",
+    "versions": "0.1.0, 0.2.0",
     "ms": "3",
     "error": "ConnectionError",
     "used": 1,

@@ -157,3 +157,51 @@ async def test_maintenance_window_mutes_everything_matching_while_it_runs(notify
     clock.move(3600)
     await publish(svc, critical("runtime"))
     assert len(sender.posts) == 1
+
+
+async def test_a_database_outage_is_told_once_through_the_real_producers(notify, clock) -> None:
+    """The events the product makes during a database outage — health notices of the
+    components that need it, a worker crash and a breaker on database errors — are muted
+    by the outage; a crash for another reason is still told."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from piyasa.admin.health.alerts import AlertNotice
+    from piyasa.admin.health.model import State
+    from piyasa.admin.notify.producers import breaker_event, fleet_event, health_event
+
+    svc, sender = notify
+    now = datetime.now(UTC)
+
+    def notice(component: str) -> AlertNotice:
+        return AlertNotice("firing", component, State.CRITICAL, "down", now, now)
+
+    await publish(svc, health_event(notice("database")))
+    caused = [
+        health_event(notice("scheduler")),
+        health_event(notice("runtime")),
+        fleet_event("bot-3", "crashed", "OperationalError: connection refused at outbox.py:88"),
+        breaker_event("bot-4", "open", "InterfaceError: connection is closed"),
+    ]
+    await publish(svc, *[e for e in caused if e is not None])
+    clock.move(600)
+    await svc.tick()
+    told = [item.fingerprint for _chat, items, _lang, _kind in sender.posts for item in items]
+    assert told == ["health:database"]
+    other = fleet_event("bot-5", "crashed", "TelegramForbiddenError: bot was kicked")
+    assert other is not None
+    await publish(svc, other)
+    clock.move(600)
+    await svc.tick()
+    told = [item.fingerprint for _chat, items, _lang, _kind in sender.posts for item in items]
+    assert told == ["health:database", "fleet:crash:bot-5"]
+    # The database comes back while the scheduler is still down: the scheduler is told
+    # now (inhibition ends with its source); what recovered meanwhile is not.
+    runtime_ok = dataclasses.replace(notice("runtime"), kind="resolved")
+    db_ok = dataclasses.replace(notice("database"), kind="resolved")
+    await publish(svc, health_event(runtime_ok), health_event(db_ok))
+    clock.move(600)
+    await svc.tick()
+    told = {item.fingerprint for _chat, items, _lang, _kind in sender.posts for item in items}
+    assert "health:scheduler" in told and "health:runtime" not in told
+    assert "fleet:crash:bot-3" not in told  # a crash during the outage: history, muted

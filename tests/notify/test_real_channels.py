@@ -45,7 +45,7 @@ async def test_an_incident_reaches_email_and_webhook_rows_once(
         {"url": f"{box.url}/hook", "secret": SECRET},
         default_channel_factory,
     )
-    svc = NotifyService(services, clock=clock, translate=i18n.t)
+    svc = NotifyService(services, clock=clock, translate=i18n.t, has_key=i18n.has)
     await svc.start(background=False)
     try:
         emit(services.extras, critical("database"))
@@ -78,6 +78,10 @@ async def test_an_incident_reaches_email_and_webhook_rows_once(
             await svc.tick()
         await until(lambda: len(inbox.received) == 2, "the recovery email")
         assert len(box.requests) == 2
-        assert json.loads(box.requests[1][2])["fields"]["state"] == "resolved"
+        recovery = json.loads(box.requests[1][2])
+        assert recovery["fields"]["state"] == "resolved" and recovery["severity"] == "success"
+        lang = services.settings.lang
+        title = i18n.t(lang, "alerts.notice.resolved", title="database")  # not "Critical: ..."
+        assert inbox.received[1][1]["Subject"] == f"[SUCCESS] {title}"
     finally:
         await svc.stop()

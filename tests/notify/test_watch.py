@@ -57,11 +57,11 @@ def test_429_rate_needs_a_sample_and_a_storm_is_critical() -> None:
     assert w.observe(telegram(3, 10), at) == []  # 30 % of ten sends: no sample yet
     assert w.observe(telegram(5, 100), at) == []  # 5 %: not over it
     fired = w.observe(telegram(6, 100), at)
-    assert keys(fired) == [("fleet:error_rate", False)] and fired[0].severity == "warning"
+    assert keys(fired) == [("fleet:429_rate", False)] and fired[0].severity == "warning"
     storm = w.observe(telegram(150, 1000), at)
     assert keys(storm) == [("fleet:429_storm", False)] and storm[0].severity == "critical"
     assert keys(w.observe(telegram(0, 1000), at)) == [
-        ("fleet:error_rate", True),
+        ("fleet:429_rate", True),
         ("fleet:429_storm", True),
     ]
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import time
@@ -137,6 +138,9 @@ async def drive(
     """Move ``clock`` forward ``step_s`` at a time (waking the gate) until ``check`` holds.
 
     The simulated time is ``step_s`` per round; the real time is bounded only by HANG_S.
+    Each round waits for the gate to look at its queues at the new time before moving
+    again, so a slow (loaded) machine sees the same timeline as a fast one: time never
+    runs ahead of a fleet that has not caught up with it.
     """
 
     async def step() -> Any:
@@ -145,8 +149,13 @@ async def drive(
             value = await value
         if not value:
             clock.advance(step_s)
-            if fleet.gate is not None:
-                fleet.gate.notify()
+            gate = fleet.gate
+            if gate is not None:
+                start, loop = gate.passes, asyncio.get_running_loop()
+                patience = loop.time() + 5.0  # a gate being restarted: move on, HANG_S rules
+                gate.notify()
+                while gate.passes <= start and loop.time() < patience:  # noqa: ASYNC110 - a counter
+                    await asyncio.sleep(0.005)
         return value
 
     return await until(step, f"{what} (the clock moving {step_s} s a round)")

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select, text
 
 from piyasa.admin.health import State, Thresholds
-from piyasa.admin.health.probes import ProbeContext, RuntimeProbe
+from piyasa.admin.health.fleet_probes import RuntimeProbe
+from piyasa.admin.health.probes import ProbeContext
 from piyasa.crypto import fingerprint
 from piyasa.db.models import Bot
 from piyasa.db.runtime_models import WorkerEvent

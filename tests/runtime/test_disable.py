@@ -21,7 +21,8 @@ from aiogram.methods import SendMessage
 from sqlalchemy import select, update
 
 from piyasa.admin.health import State, Thresholds
-from piyasa.admin.health.probes import ProbeContext, RuntimeProbe
+from piyasa.admin.health.fleet_probes import RuntimeProbe
+from piyasa.admin.health.probes import ProbeContext
 from piyasa.db.models import Bot, Chat, Message
 from piyasa.db.runtime_models import BotChat, OutboxItem, WorkerEvent
 from piyasa.runtime.disable import classify_refusal
@@ -168,7 +169,10 @@ async def test_a_kicked_or_gone_pair_is_disabled_and_generates_nothing_more(
         # the refused message failed with Telegram's words, those held back with the disable
         # (which quotes them too)
         rows = await until(lambda: events(services, "disabled"), "the event row")
-        assert any(words in (r.detail or "") and r.worker == f"bot-{bots[0].id}" for r in rows)
+        assert any(
+            words in (r.detail or "") and r.worker == f"bot-{bots[0].id}/chat-{chats[0].id}"
+            for r in rows
+        )
     finally:
         await fleet.stop()
     assert_nothing_silently_dropped(

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pyotp
 import pytest
 from sqlalchemy import func, make_url, select, text
@@ -52,17 +53,22 @@ async def fresh_pg() -> AsyncIterator[str]:
     if not postgres_available():
         skip_or_fail(SKIP_POSTGRES)
     name = "piyasa_switch_" + uuid.uuid4().hex[:10]
-    admin = create_engine(POSTGRES_URL)
+    await _as_admin(f'CREATE DATABASE "{name}"')
     try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        await _as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _as_admin(sql: str) -> None:
+    """Run ``sql`` on the test server with no client-side time limit (the product's
+    engine stops a command after 30 s; on a loaded machine this DROP once took longer)."""
+    url = make_url(POSTGRES_URL).set(drivername="postgresql")
+    conn = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=60)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 async def cli(args: list[str], env: dict[str, str]) -> str:

@@ -97,7 +97,7 @@ def test_compose_file_matches_the_compose_specification() -> None:
 
 def test_compose_wires_piyasa_to_its_dependencies() -> None:
     services = _resolved(SAMPLE_ENV)["services"]
-    assert set(services) == {"piyasa", "postgres", "redis", "prometheus", "grafana"}
+    assert set(services) == {"piyasa", "migrate", "postgres", "redis", "prometheus", "grafana"}
     app = services["piyasa"]
     command = " ".join(app["command"])
     assert command.index("piyasa migrate") < command.index("piyasa up")  # migrations first
@@ -118,8 +118,29 @@ def test_compose_wires_piyasa_to_its_dependencies() -> None:
     assert settings.extra["PIYASA_METRICS_TOKEN"] == SAMPLE_ENV["PIYASA_METRICS_TOKEN"]
 
 
+def test_replicas_scale_on_one_database_after_one_migration() -> None:
+    """Several instances (docs/scaling.md): migrations run once, in their own service,
+    before any replica; replicas are declared and each gets its own loopback port; the
+    health check gates each replica; Prometheus discovers every replica by DNS."""
+    services = _resolved(SAMPLE_ENV)["services"]
+    app, migrate = services["piyasa"], services["migrate"]
+    assert app["deploy"]["replicas"] >= 1
+    assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert migrate["command"] == ["piyasa", "migrate"] and migrate["restart"] == "no"
+    assert (
+        migrate["environment"]["PIYASA_DATABASE_URL"] == app["environment"]["PIYASA_DATABASE_URL"]
+    )
+    assert "container_name" not in app  # a fixed name would forbid --scale
+    low, high = app["ports"][0].split(":")[1].split("-")
+    assert int(high) - int(low) + 1 >= 3
+    [job] = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())[
+        "scrape_configs"
+    ]
+    assert job["dns_sd_configs"][0]["names"] == ["piyasa"]
+
+
 def test_every_port_is_published_on_loopback_only() -> None:
-    loopback = re.compile(r"^(127\.0\.0\.1|\[::1\]):\d+:\d+(/(tcp|udp))?$")
+    loopback = re.compile(r"^(127\.0\.0\.1|\[::1\]):\d+(-\d+)?:\d+(/(tcp|udp))?$")
     published = {}
     for name, service in _resolved(SAMPLE_ENV)["services"].items():
         assert "network_mode" not in service, name
@@ -127,7 +148,7 @@ def test_every_port_is_published_on_loopback_only() -> None:
             assert isinstance(port, str) and loopback.match(port), f"{name} publishes {port!r}"
             published[name] = port
     assert published == {
-        "piyasa": "127.0.0.1:8080:8080",
+        "piyasa": "127.0.0.1:8080-8082:8080",  # one per replica (--scale piyasa=3)
         "prometheus": "127.0.0.1:9090:9090",
         "grafana": "127.0.0.1:3000:3000",
     }
@@ -178,7 +199,8 @@ def test_prometheus_scrapes_metrics_and_grafana_is_provisioned() -> None:
     prom_cfg = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     [job] = prom_cfg["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
-    assert job["static_configs"][0]["targets"] == ["piyasa:8080"]
+    sd = job["dns_sd_configs"][0]  # every replica of the piyasa service
+    assert (sd["names"], sd["port"]) == (["piyasa"], 8080)
     assert any("deploy/prometheus/prometheus.yml" in v for v in compose["prometheus"]["volumes"])
     ds = yaml.safe_load(
         (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
@@ -200,6 +222,16 @@ def test_dockerfile_runs_migrate_then_up_with_health_checks() -> None:
     assert cmd.index("piyasa migrate") < cmd.index("piyasa up")
     assert "/healthz" in text and "/readyz" in text
     assert "COPY migrations" in text and "PIYASA_HTTP_HOST=0.0.0.0" in text
+
+
+def test_dockerfile_installs_pg_client_tools_not_older_than_the_compose_server() -> None:
+    """PostgreSQL backups need pg_dump/pg_restore in the image, at least the server's major
+    (pg_dump refuses a newer server)."""
+    text = (ROOT / "Dockerfile").read_text()
+    client = int(re.search(r"ARG PG_MAJOR=(\d+)", text)[1])  # type: ignore[index]
+    assert "postgresql-client-${PG_MAJOR}" in text
+    server = int(re.search(r"image: postgres:(\d+)", (ROOT / "docker-compose.yml").read_text())[1])  # type: ignore[index]
+    assert client >= server
 
 
 def _registered_names() -> set[str]:

@@ -5,7 +5,7 @@ the component is critical, warning or unknown — so a flapping critical/warning
 posts nothing new — and closes once the component has been healthy for
 ``resolve_after_s`` (two refresh rounds by default), which posts one "resolved" notice.
 The hold is a second line of defence for flapping readings (rates are already taken
-over a window of rounds, see ``probes.RateWindow``): without it, every brief recovery
+over a window of rounds, see ``telegram_probe.RateWindow``): without it, every brief recovery
 would post a "resolved" notice and a fresh alert. Posting is someone else's job: the chat surfaces register *sinks*
 (an admin chat, a Slack channel), and each sink gets every notice in order.
 
@@ -107,8 +107,17 @@ class Alerter:
     def sinks(self) -> list[str]:
         return list(self._outboxes)
 
+    def adopt(self, open_since: dict[str, datetime]) -> None:
+        """Alerts a previous run opened and never resolved (component -> since; the
+        notification store keeps them): open here too, so a component still critical
+        posts nothing new after a restart, and one that recovered meanwhile posts its
+        "resolved" once. Call before :meth:`start`."""
+        for name, since in open_since.items():
+            self.open.setdefault(name, since)
+
     async def start(self) -> None:
-        """Subscribe, then open alerts for whatever is already critical (posted once)."""
+        """Subscribe, then open alerts for whatever is already critical (posted once),
+        and resolve adopted alerts whose component is healthy by now."""
         if self.started:
             return
         self.started = True
@@ -119,6 +128,14 @@ class Alerter:
         for name, reading in snap.components.items():
             if reading.state is State.CRITICAL and name not in self.open:
                 self._fire(name, reading, reading.checked_at or self._clock())
+        for name in list(self.open):
+            reading = snap.components.get(name)
+            if reading is not None and reading.state is State.HEALTHY:
+                at = reading.checked_at or self._clock()
+                event = HealthEvent(
+                    name, None, State.HEALTHY, at, reading.summary, snap.overall, reading
+                )
+                self.on_event(event)
 
     async def stop(self) -> None:
         """Stop delivering; whatever is still pending is logged (it was never posted)."""

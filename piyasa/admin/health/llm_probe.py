@@ -21,15 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 from piyasa.admin.health import words
-from piyasa.admin.health.model import Reading, State, worst
-from piyasa.admin.health.probes import (
+from piyasa.admin.health.fleet_probes import (
     NOT_RUNNING,
-    ProbeContext,
     _breaker_health,
     _breaker_state,
     _error_class,
-    _num,
 )
+from piyasa.admin.health.model import Reading, State, worst
+from piyasa.admin.health.probes import ProbeContext, _num
 from piyasa.admin.health.words import RAW, Phrase, phrase
 
 

@@ -18,21 +18,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from piyasa.admin.health.diskspace import QUOTA_VAR, parse_quota
+from piyasa.admin.health.fleet_probes import RuntimeProbe, SchedulerProbe
 from piyasa.admin.health.history import History, Transition
 from piyasa.admin.health.llm_probe import LLMProbe
 from piyasa.admin.health.model import HealthEvent, Reading, Snapshot, State, overall_of
-from piyasa.admin.health.probes import (
+from piyasa.admin.health.probes import Probe, ProbeContext
+from piyasa.admin.health.server_probes import (
     DatabaseProbe,
     HostProbe,
     HttpTargetsProbe,
-    Probe,
-    ProbeContext,
     RedisProbe,
-    RuntimeProbe,
-    SchedulerProbe,
-    TelegramProbe,
     parse_targets,
 )
+from piyasa.admin.health.telegram_probe import TelegramProbe
 from piyasa.admin.health.thresholds import Thresholds
 from piyasa.admin.health.words import phrase
 from piyasa.services import Services
@@ -80,6 +79,7 @@ class HealthService:
         self.clock = clock
         env = services.settings.extra
         self.thresholds = thresholds or Thresholds.from_env(env)
+        parse_quota(env.get(QUOTA_VAR))  # a malformed quota stops the start, named
         self.history = History(services.sessions, days=history_days)
         self._fleet = _provider(fleet)
         self.fleet_object: Any = fleet if hasattr(fleet, "snapshot") else None

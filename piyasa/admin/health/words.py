@@ -60,6 +60,11 @@ EN: dict[str, str] = {
     "timeout": "no answer within {s} s",
     "cancelled": "check cancelled",
     "check_failed": "check failed ({error})",
+    "instances": "{n} instances",
+    "admin_role_on": "admin role on {who}",
+    "admin_role_nobody": "admin role held by no instance",
+    "versions_differ": "versions differ: {versions}",
+    "heartbeat_late": "this instance's heartbeat is not being written",
 }
 
 

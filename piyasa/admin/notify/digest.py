@@ -171,16 +171,17 @@ def schedule(
     scheduler: Any,
     plan: DigestPlan,
     send: Callable[[DigestPlan, datetime], Awaitable[None]],
+    prefix: str = "digest",
 ) -> Any:
-    """Adds (or replaces) job ``digest:<user_id>`` on an APScheduler 3 scheduler (the
+    """Adds (or replaces) job ``<prefix>:<user_id>`` on an APScheduler 3 scheduler (the
     ``AsyncIOScheduler`` of ``piyasa up``): at each fire, ``await send(plan, now)``. A
     digest missed by less than an hour (a restart) still goes out, once (coalesced)."""
     return scheduler.add_job(
         _fire,
         trigger(plan),
         args=(send, plan),
-        id=f"digest:{plan.user_id}",
-        name=f"digest for user {plan.user_id}",
+        id=f"{prefix}:{plan.user_id}",
+        name=f"{prefix} for user {plan.user_id}",
         replace_existing=True,
         misfire_grace_time=3600,
         coalesce=True,
@@ -191,10 +192,10 @@ async def _fire(send: Callable[[DigestPlan, datetime], Awaitable[None]], plan: D
     await send(plan, datetime.now(UTC))
 
 
-def unschedule(scheduler: Any, user_id: int) -> None:
-    """Removes the user's digest job, if there is one."""
-    if scheduler.get_job(f"digest:{user_id}") is not None:
-        scheduler.remove_job(f"digest:{user_id}")
+def unschedule(scheduler: Any, user_id: int, prefix: str = "digest") -> None:
+    """Removes the user's job ``<prefix>:<user_id>``, if there is one."""
+    if scheduler.get_job(f"{prefix}:{user_id}") is not None:
+        scheduler.remove_job(f"{prefix}:{user_id}")
 
 
 def build_digest(

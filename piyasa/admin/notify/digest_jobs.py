@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from piyasa.admin.notify import analytics_digest as ad
 from piyasa.admin.notify import digest as dg
 from piyasa.admin.notify.routing import Prefs, _prefs, chat_of
 from piyasa.db.models import User
@@ -84,12 +85,17 @@ class DigestJobs:
     def services(self) -> Any:
         return self.notify.services
 
-    async def _plan(self, session: AsyncSession, user_id: int) -> dg.DigestPlan | None:
+    async def _plan(
+        self, session: AsyncSession, user_id: int, analytics: bool = False
+    ) -> dg.DigestPlan | None:
+        """The user's incident digest plan (or, with ``analytics``, their analytics one)."""
         row = await session.get(NotifyPreference, user_id)
         user = await session.get(User, user_id)
-        if row is None or user is None or user.locked or not row.digest:
+        choice = None if row is None else row.analytics_digest if analytics else row.digest
+        if row is None or user is None or user.locked or not choice:
             return None
         prefs = _prefs(row)
+        prefs.digest = choice
         return plan_of(prefs, prefs.language or user.language or self.services.settings.lang)
 
     async def sync(self) -> int:
@@ -97,7 +103,12 @@ class DigestJobs:
         async with self.services.sessions() as session:
             ids = list(
                 await session.scalars(
-                    select(NotifyPreference.user_id).where(NotifyPreference.digest.is_not(None))
+                    select(NotifyPreference.user_id).where(
+                        or_(
+                            NotifyPreference.digest.is_not(None),
+                            NotifyPreference.analytics_digest.is_not(None),
+                        )
+                    )
                 )
             )
         n = 0
@@ -106,14 +117,20 @@ class DigestJobs:
         return n
 
     async def reschedule(self, user_id: int) -> bool:
-        """(Re)schedule ``user_id``'s digest after a change; False when they have none."""
+        """(Re)schedule ``user_id``'s digests (incident and analytics) after a change;
+        False when they have neither."""
         async with self.services.sessions() as session:
             plan = await self._plan(session, user_id)
+            analytics = await self._plan(session, user_id, analytics=True)
         if plan is None:
             dg.unschedule(self.scheduler, user_id)
-            return False
-        dg.schedule(self.scheduler, plan, self._fire)
-        return True
+        else:
+            dg.schedule(self.scheduler, plan, self._fire)
+        if analytics is None:
+            dg.unschedule(self.scheduler, user_id, ad.JOB_PREFIX)
+        else:
+            dg.schedule(self.scheduler, analytics, self._fire_analytics, ad.JOB_PREFIX)
+        return plan is not None or analytics is not None
 
     async def _fire(self, plan: dg.DigestPlan, _wall: datetime) -> None:
         try:
@@ -141,3 +158,23 @@ class DigestJobs:
             await sender(chat, message, plan.lang)
             sent += 1
         return sent
+
+    async def _fire_analytics(self, plan: dg.DigestPlan, _wall: datetime) -> None:
+        try:
+            await self.send_analytics(plan, self.notify.now())
+        except Exception as exc:  # the database is away: this slot is lost, logged
+            log.warning("analytics digest of user %d not queued: %s", plan.user_id, exc)
+
+    async def send_analytics(self, plan: dg.DigestPlan, now: datetime) -> int:
+        """Queue the analytics digest for the period ending at ``now`` (its minute) to each
+        of the user's chat surfaces they are linked on, in the outbox (sent, and retried,
+        by the notification service); how many rows were added (0: that minute was queued
+        already — another instance, a restart)."""
+        async with self.services.sessions() as session:
+            prefs = await session.get(NotifyPreference, plan.user_id)
+            surfaces = list(_prefs(prefs).channels) if prefs is not None else []
+            chats = {s: await chat_of(session, plan.user_id, s) for s in surfaces}
+        added = await ad.enqueue(self.services, plan, now, chats, now)
+        if added:
+            self.notify.wake()
+        return added

@@ -15,7 +15,7 @@ import hashlib
 import html
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,11 +34,13 @@ from piyasa.services import Services
 log = logging.getLogger(__name__)
 
 ChatSender = Callable[[str, list[Item], str, str], Awaitable[None]]
+# kind -> send(surface, chat, payload, lang): a row rendered from its payload at send time
+RichSender = Callable[[str, str, dict[str, Any], str], Awaitable[None]]
 ChannelFactory = Callable[[str, str, dict[str, str]], Channel]
 Translate = Callable[..., str]
 LEASE_S = 60.0  # a claimed row is not picked again for this long (another instance, a hang)
 FAILING_AFTER = 3  # failures in a row before a destination raises its own warning
-KINDS = ("notice", "test")
+KINDS = ("notice", "test", "analytics")  # analytics: rendered from its payload (rich sender)
 
 
 class Undeliverable(Exception):
@@ -92,8 +94,16 @@ def plain_english(_lang: str, key: str, /, **params: Any) -> str:
     return PLAIN.get(key, key).format(**params) if key in PLAIN else key
 
 
-def outgoing(items: list[Item], lang: str, kind: str, translate: Translate) -> OutgoingMessage:
-    """The plain message a configured channel gets for ``items`` in ``lang``."""
+def outgoing(
+    items: list[Item],
+    lang: str,
+    kind: str,
+    translate: Translate,
+    has_key: Callable[[str], bool] | None = None,
+) -> OutgoingMessage:
+    """The plain message a configured channel gets for ``items`` in ``lang``; a
+    recovery is titled "✅ Resolved: ..." (with ``<title_key>.resolved`` where
+    ``has_key`` says the catalogue has one) and sent as severity ``success``."""
     if kind == "test" or not items:
         title = translate(lang, "alerts.test.title")
         return OutgoingMessage(
@@ -115,11 +125,16 @@ def outgoing(items: list[Item], lang: str, kind: str, translate: Translate) -> O
     head = translate(lang, worst.title_key, **worst.params)
     if len(items) > 1:
         head = translate(lang, "alerts.group.title", n=len(items), first=head)
+    over = all(it.state == "resolved" for it in items)
+    if over:  # a recovery: "[SUCCESS] ✅ Resolved: Redis", not another "[CRITICAL] ..."
+        if len(items) == 1 and has_key is not None and has_key(worst.title_key + ".resolved"):
+            head = translate(lang, worst.title_key + ".resolved", **worst.params)
+        head = translate(lang, "alerts.notice.resolved", title=head)
     return OutgoingMessage(
         title=head,
         body_text="\n".join(lines),
         body_html=_html(lines),
-        severity=worst.severity,
+        severity="success" if over else worst.severity,
         fingerprint=worst.fingerprint,
         source=worst.source,
         fields={"state": worst.state, "count": str(worst.count)},
@@ -163,24 +178,40 @@ async def due_rows(session: AsyncSession, now: datetime, limit: int) -> list[Not
 
 
 async def claim(session: AsyncSession, row_id: int, now: datetime) -> bool:
+    return bool(await claim_many(session, [row_id], now))
+
+
+async def claim_many(session: AsyncSession, row_ids: list[int], now: datetime) -> set[int]:
+    """Lease the rows of ``row_ids`` still due at ``now`` for ``LEASE_S`` in one statement;
+    the ids this caller got (another instance may have taken some)."""
+    if not row_ids:
+        return set()
     result = await session.execute(
         update(NotifyDelivery)
         .where(
-            NotifyDelivery.id == row_id,
+            NotifyDelivery.id.in_(row_ids),
             NotifyDelivery.state != "sent",
             or_(NotifyDelivery.next_attempt_at <= now),
         )
         .values(next_attempt_at=now + timedelta(seconds=LEASE_S))
+        .returning(NotifyDelivery.id)
+        .execution_options(synchronize_session=False)
     )
-    return (result.rowcount or 0) == 1
+    return set(result.scalars())
 
 
 async def items_of(session: AsyncSession, ids: list[int]) -> list[Item]:
-    if not ids:
-        return []
-    rows = await session.scalars(select(Notification).where(Notification.id.in_(ids)))
-    by_id = {r.id: item(r) for r in rows}
+    by_id = await items_by_id(session, ids)
     return [by_id[i] for i in ids if i in by_id]
+
+
+async def items_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, Item]:
+    """The incidents ``ids`` as Items, read in one query."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(Notification).where(Notification.id.in_(wanted)))
+    return {r.id: item(r) for r in rows}
 
 
 async def resolve_destination(session: AsyncSession, destination: str) -> tuple[str, str]:

@@ -51,6 +51,7 @@ class Prefs:
     timezone: str = "UTC"
     language: str | None = None
     digest: str | None = None  # "daily 09:00" / "weekly mon 09:00" in ``timezone``
+    analytics_digest: str | None = None  # the analytics digest, same form
 
 
 @dataclass
@@ -100,6 +101,7 @@ def _prefs(row: NotifyPreference) -> Prefs:
         row.timezone or "UTC",
         row.language,
         row.digest,
+        row.analytics_digest,
     )
 
 
@@ -136,7 +138,8 @@ async def chat_of(session: AsyncSession, user_id: int, surface: str) -> str | No
 
 # -- preferences ------------------------------------------------------------------------------
 
-SETTINGS = ("on", "off", "severities", "channels", "quiet", "tz", "lang", "digest")
+SETTINGS = ("on", "off", "severities", "channels", "quiet", "tz", "lang", "digest", "analytics")
+DEFAULT_AT, DEFAULT_DAY = "09:00", "mon"  # what `/notify analytics daily|weekly` leaves out
 
 
 def parse_digest(value: str, timezone: str = "UTC") -> str | None:
@@ -162,10 +165,22 @@ def parse_digest(value: str, timezone: str = "UTC") -> str | None:
     )
 
 
+def parse_analytics_digest(value: str, timezone: str = "UTC") -> str | None:
+    """Like :func:`parse_digest`, with the time (09:00) and weekday (mon) optional:
+    ``daily``, ``daily 18:30``, ``weekly``, ``weekly 08:00``, ``weekly fri 08:00``, ``off``."""
+    words = value.strip().lower().split()
+    if words[:1] == ["daily"] and len(words) == 1:
+        words.append(DEFAULT_AT)
+    elif words[:1] == ["weekly"] and len(words) <= 2:
+        words[1:] = [DEFAULT_DAY, *(words[1:] or [DEFAULT_AT])]
+    return parse_digest(" ".join(words) if words else value, timezone)
+
+
 async def get_prefs(services: Services, user_id: int) -> Prefs:
+    """``user_id``'s preferences; the defaults (deployment timezone) when never set."""
     async with services.sessions() as session:
         row = await session.get(NotifyPreference, user_id)
-    return _prefs(row) if row is not None else Prefs(user_id)
+    return _prefs(row) if row is not None else Prefs(user_id, timezone=services.settings.timezone)
 
 
 def _list(value: str, allowed: tuple[str, ...], code: str) -> list[str]:
@@ -186,13 +201,14 @@ async def set_pref(services: Services, user_id: int, setting: str, value: str = 
 
     ``on``/``off`` subscribe; ``severities critical,warning``; ``channels telegram,slack``;
     ``quiet 22:00-07:00`` or ``quiet off``; ``tz Europe/Istanbul``; ``lang tr|en``;
-    ``digest daily 09:00`` / ``digest weekly mon 09:00`` / ``digest off``."""
+    ``digest daily 09:00`` / ``digest weekly mon 09:00`` / ``digest off``;
+    ``analytics daily [HH:MM]`` / ``analytics weekly [DAY] [HH:MM]`` / ``analytics off``."""
     from piyasa.admin.notify.events import SEVERITIES
 
     async with services.sessions() as session, session.begin():
         row = await session.get(NotifyPreference, user_id)
         if row is None:
-            p = Prefs(user_id)
+            p = Prefs(user_id, timezone=services.settings.timezone)
             row = NotifyPreference(
                 user_id=user_id,
                 subscribed=p.subscribed,
@@ -219,6 +235,8 @@ async def set_pref(services: Services, user_id: int, setting: str, value: str = 
             row.language = value.strip().lower()
         elif setting == "digest":
             row.digest = parse_digest(value, row.timezone or "UTC")
+        elif setting == "analytics":
+            row.analytics_digest = parse_analytics_digest(value, row.timezone or "UTC")
         else:
             raise NotifyError("bad_setting", f"unknown setting {setting!r}", value=setting)
         from piyasa.db.base import utcnow

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from piyasa.admin.notify import outbox, pipeline, routing, store
+from piyasa.admin.notify.delivering import SEND_TIMEOUT_S, Deliverer
 from piyasa.admin.notify.events import Bus, Event, bus_of
-from piyasa.admin.notify.outbox import ChannelFactory, ChatSender, Translate
+from piyasa.admin.notify.outbox import ChannelFactory, ChatSender, RichSender, Translate
 from piyasa.admin.notify.routing import Target
 from piyasa.admin.notify.rules import DEFAULT_INHIBITIONS, InhibitRule, Timers
 from piyasa.admin.notify.store import Item
@@ -33,7 +34,8 @@ from piyasa.services import Services
 
 log = logging.getLogger(__name__)
 EXTRAS_KEY = "notify"
-SEND_TIMEOUT_S = 20.0
+INGEST_BATCH = 50  # events stored per transaction, and per tick in a storm: what is due
+# goes out between batches
 
 
 def _key_only(_lang: str, key: str, /, **params: Any) -> str:
@@ -49,7 +51,7 @@ def default_channel_factory(kind: str, name: str, config: dict[str, str]) -> Any
     return channel
 
 
-class NotifyService:
+class NotifyService(Deliverer):
     """Events in, incidents kept, notices out (see the package docstring for the rules)."""
 
     def __init__(
@@ -60,6 +62,7 @@ class NotifyService:
         inhibitions: Sequence[InhibitRule] = DEFAULT_INHIBITIONS,
         clock: Callable[[], datetime] | None = None,
         translate: Translate = _key_only,
+        has_key: Callable[[str], bool] | None = None,
         channel_factory: ChannelFactory = default_channel_factory,
         retry_s: float = 2.0,
         max_retry_s: float = 600.0,
@@ -70,20 +73,27 @@ class NotifyService:
         self.inhibitions = tuple(inhibitions)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.translate = translate
+        self.has_key = has_key  # whether the catalogue holds a key (recovery titles)
         self.channel_factory = channel_factory
         self.retry_s, self.max_retry_s, self.tick_s = retry_s, max_retry_s, tick_s
         self.senders: dict[str, ChatSender] = {}
         # surface -> send(chat, OutgoingMessage, lang): plain messages (the digest)
         self.text_senders: dict[str, Callable[[str, Any, str], Awaitable[None]]] = {}
+        # row kind -> send(surface, chat, payload, lang): rows rendered from their payload
+        # at send time (the analytics digest, registered by the chat layer)
+        self.rich_senders: dict[str, RichSender] = {}
         self.bus: Bus = bus_of(services.extras)
         self.inbox: deque[Event] = deque()
         self.pending = 0  # undelivered rows, as of the last tick (for synchronous views)
         self.failing: dict[str, int] = {}  # destination -> failures in a row
+        # called with (delivery row, its items) once the far end accepted it (benchmarks)
+        self.observers: list[Callable[[NotifyDelivery, list[Item]], None]] = []
         self.warned: set[str] = set()
         self._wake = asyncio.Event()
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._tick_lock = asyncio.Lock()
+        self._sending: dict[str, asyncio.Task[int]] = {}  # destination -> its sends
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -98,6 +108,10 @@ class NotifyService:
         self.senders[surface] = sender
         if text is not None:
             self.text_senders[surface] = text
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Deliver what is due now rather than at the next tick (rows were queued)."""
         self._wake.set()
 
     async def start(self, *, background: bool = True) -> None:
@@ -117,6 +131,8 @@ class NotifyService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._sending:  # sends under way finish (or time out) and are recorded
+            await asyncio.wait(list(self._sending.values()), timeout=SEND_TIMEOUT_S + 5)
         if self.services.extras.get(EXTRAS_KEY) is self:
             del self.services.extras[EXTRAS_KEY]
         if self.inbox:
@@ -124,13 +140,17 @@ class NotifyService:
 
     async def _run(self) -> None:
         while True:
+            ok = False
             try:
-                await self.tick()
+                await self.tick(wait=False)
+                ok = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("notify: tick failed: %s", outbox.error_text(exc))
             self._wake.clear()
+            if ok and self.inbox:  # a storm: store the rest once what was due went out
+                continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.tick_s):
                     await self._wake.wait()
@@ -159,14 +179,65 @@ class NotifyService:
                     raise
         return None
 
-    async def drain(self) -> int:
-        """Store every queued event, in order; one that cannot be stored (database down)
-        stays queued, with all after it, for the next tick."""
-        n = 0
-        while self.inbox:
-            await self.ingest(self.inbox[0])
-            self.inbox.popleft()
-            n += 1
+    def _urgent_first(self) -> list[Event]:
+        """Take out of the queue the critical firing events no earlier queued event
+        shares a fingerprint with (so their incidents see their events in order): they
+        are stored ahead of a storm's backlog, as critical bypasses group_wait."""
+        if not any(e.severity == "critical" and not e.resolved for e in self.inbox):
+            return []
+        seen: set[str] = set()
+        urgent: list[Event] = []
+        rest: deque[Event] = deque()
+        for event in self.inbox:
+            fp = event.fingerprint
+            if event.severity == "critical" and not event.resolved and fp not in seen:
+                urgent.append(event)
+            else:
+                rest.append(event)
+            seen.add(fp)
+        self.inbox = rest
+        return urgent
+
+    async def _store(self, batch: list[Event]) -> None:
+        """Store ``batch`` in one transaction (IntegrityError: another instance opened
+        one of its incidents first)."""
+        async with self.services.sessions() as session, session.begin():
+            shared = pipeline.Batch()
+            earliest = min(e.at or self.now() for e in batch)
+            since = earliest - timedelta(seconds=self.timers.group_interval_s)
+            await pipeline.prefetch(session, shared, {e.fingerprint for e in batch}, since)
+            for event in batch:
+                now = event.at or self.now()
+                await pipeline.ingest(session, event, now, self.timers, self.inhibitions, shared)
+
+    async def drain(self, limit: int | None = None) -> int:
+        """Store queued events, critical ones first (see :meth:`_urgent_first`), in
+        transactions of ``INGEST_BATCH`` (one commit per event could not keep up with a
+        storm), at most about ``limit`` of them (None: all). An event that cannot be
+        stored (database down) stays queued, with all after it, for the next tick."""
+        urgent = self._urgent_first()
+        if urgent:  # alone in their transaction, and what they owe goes out right after
+            try:
+                await self._store(urgent)
+            except Exception:
+                self.inbox.extendleft(reversed(urgent))  # stored first next time
+                raise
+            if limit is not None:
+                return len(urgent)
+        n = len(urgent)
+        while self.inbox and (limit is None or n < limit):
+            batch = list(itertools.islice(self.inbox, INGEST_BATCH))
+            try:
+                await self._store(batch)
+            except IntegrityError:  # one by one: the incident another instance opened
+                for event in batch:
+                    await self.ingest(event)
+                    self.inbox.popleft()
+                    n += 1
+                continue
+            for _ in batch:
+                self.inbox.popleft()
+            n += len(batch)
         return n
 
     # -- flushing: owed notices -> outbox ----------------------------------------------------
@@ -176,6 +247,7 @@ class NotifyService:
         now = self.now()
         added = 0
         async with self.services.sessions() as session, session.begin():
+            await pipeline.release_inhibited(session, now, self.timers, self.inhibitions)
             rows = await pipeline.due(session, now)
             if not rows:
                 return 0
@@ -185,10 +257,13 @@ class NotifyService:
                 if await pipeline.still_owed(session, row, now, self.inhibitions):
                     groups.setdefault(row.group_key, []).append(row)
             for members in groups.values():
-                per_dest: dict[str, tuple[Target, list[tuple[int, int]]]] = {}
+                # keyed by hold too: quiet hours hold a warning, never the critical
+                # flushed with it to the same destination
+                per_dest: dict[tuple[str, Any], tuple[Target, list[tuple[int, int]]]] = {}
                 for row in members:
                     for target in table.targets(row.labels, row.severity, now):
-                        entry = per_dest.setdefault(target.destination, (target, []))
+                        key = (target.destination, target.hold_until)
+                        entry = per_dest.setdefault(key, (target, []))
                         entry[1].append((row.id, row.notify_seq + 1))
                 if not per_dest:  # nowhere to go: kept visible as undelivered
                     ids = [(r.id, r.notify_seq + 1) for r in members]
@@ -205,119 +280,13 @@ class NotifyService:
                     pipeline.mark_told(row, now, self.timers)
         return added
 
-    # -- delivering ------------------------------------------------------------------------
-
-    async def deliver(self, limit: int = 200) -> int:
-        """Send every delivery due by now (one at a time); returns how many went."""
-        now = self.now()
-        async with self.services.sessions() as session:
-            rows = await outbox.due_rows(session, now, limit)
-        sent = 0
-        for row in rows:
-            async with self.services.sessions() as session, session.begin():
-                if not await outbox.claim(session, row.id, now):
-                    continue
-            try:
-                async with self.services.sessions() as session:
-                    items = await outbox.items_of(session, list(row.notification_ids or []))
-                    surface, chat = await outbox.resolve_destination(session, row.destination)
-                async with asyncio.timeout(SEND_TIMEOUT_S):
-                    await self._send(surface, chat, items, row.lang, row.kind)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._failed(row, exc)
-                continue
-            await self._sent(row)
-            sent += 1
-        async with self.services.sessions() as session:
-            self.pending = await store.undelivered_count(session)
-        return sent
-
-    async def _send(self, surface: str, chat: str, items: list[Item], lang: str, kind: str) -> None:
-        if surface == "channel":
-            async with self.services.sessions() as session:
-                cfg = await outbox.channel_row(session, chat)
-                config = outbox.open_config(self.services, cfg.config_encrypted)
-            channel = self.channel_factory(cfg.kind, cfg.name, config)
-            await channel.send(outbox.outgoing(items, lang, kind, self.translate))
-            return
-        sender = self.senders.get(surface)
-        if sender is None:
-            raise ConnectionError(f"{surface} is not running")
-        await sender(chat, items, lang, kind)
-
-    async def _sent(self, row: NotifyDelivery) -> None:
-        async with self.services.sessions() as session, session.begin():
-            fresh = await session.get(NotifyDelivery, row.id)
-            if fresh is not None:
-                fresh.state, fresh.sent_at, fresh.next_attempt_at = "sent", self.now(), None
-                fresh.attempts += 1
-        self.failing.pop(row.destination, None)
-        if row.destination in self.warned:
-            self.warned.discard(row.destination)
-            self.on_event(self._failing_event(row.destination, "", resolved=True))
-
-    async def _failed(self, row: NotifyDelivery, exc: BaseException) -> None:
-        reason = outbox.error_text(exc)
-        log.warning("notify: delivery %d to %s failed: %s", row.id, row.destination, reason)
-        now = self.now()
-        async with self.services.sessions() as session, session.begin():
-            fresh = await session.get(NotifyDelivery, row.id)
-            if fresh is None:
-                return
-            fresh.attempts += 1
-            fresh.state, fresh.last_error = "failed", reason
-            if outbox.permanent(exc):
-                fresh.next_attempt_at = None
-            else:
-                wait = outbox.backoff_s(fresh.attempts, self.retry_s, self.max_retry_s)
-                wait = max(wait, outbox.retry_after(exc) or 0.0)
-                fresh.next_attempt_at = now + timedelta(seconds=wait)
-        n = self.failing[row.destination] = self.failing.get(row.destination, 0) + 1
-        if n >= outbox.FAILING_AFTER and row.destination not in self.warned:
-            self.warned.add(row.destination)
-            self.on_event(self._failing_event(row.destination, reason))
-
-    def _failing_event(self, destination: str, reason: str, *, resolved: bool = False) -> Event:
-        return Event(
-            source="notify",
-            key=f"delivery:{destination}",
-            severity="warning",
-            title_key="alerts.notify.failing.title",
-            body_key="alerts.notify.failing.body",
-            params={"destination": destination, "error": reason},
-            labels={"destination": destination},
-            resolved=resolved,
-        )
-
-    async def retry_now(self) -> int:
-        """Make every failed (not permanently) delivery due now; how many."""
-        now = self.now()
-        async with self.services.sessions() as session, session.begin():
-            rows = await session.scalars(
-                select(NotifyDelivery).where(
-                    NotifyDelivery.state == "failed", NotifyDelivery.next_attempt_at.is_not(None)
-                )
-            )
-            n = 0
-            for row in rows:
-                row.next_attempt_at, n = now, n + 1
-        self._wake.set()
-        return n
-
-    async def send_test(self, destination: str, lang: str) -> None:
-        """Queue a test notice to ``destination`` (delivered by the next tick)."""
-        now = self.now()
-        async with self.services.sessions() as session, session.begin():
-            key = f"{destination}|test|{now.isoformat()}"
-            row = outbox.enqueue(session, Target(destination, lang), "test", [], now)
-            row.dedupe_key = outbox.dedupe_key(key, "test", [])
-        self._wake.set()
-
-    async def tick(self) -> None:
-        """Store queued events, flush owed notices, deliver what is due."""
+    async def tick(self, *, wait: bool = True) -> None:
+        """Store queued events, flush owed notices, deliver what is due (``wait``: and
+        wait for those sends)."""
         async with self._tick_lock:
-            await self.drain()
+            await self.drain(None if wait else INGEST_BATCH)
             await self.flush()
-            await self.deliver()
+            await self.deliver(wait=wait)
+            if not wait and not self._sending:
+                async with self.services.sessions() as session:
+                    self.pending = await store.undelivered_count(session)

@@ -268,14 +268,17 @@ async def snooze(services: Services, nid: int, actor: str, span: str, now: datet
 
 
 async def resolve(services: Services, nid: int, actor: str, now: datetime) -> Item:
-    """Close an incident by hand (nothing is told; a later event opens a new one)."""
+    """Close an incident by hand; a later event opens a new one. An incident that was
+    told is told resolved once, at the next flush, everywhere it went (the others who
+    heard of it learn it is over); one never told stays untold."""
     async with services.sessions() as session, session.begin():
         row = await _load(session, nid)
         if row.state == "resolved":
             raise NotifyError("not_open", f"#{nid} is resolved", id=nid, state=row.state)
+        told = row.notified_kind in ("firing", "repeat")
         row.state, row.resolved_at, row.active_fingerprint = "resolved", now, None
         row.acted_by, row.acted_at = actor, now
-        row.due_kind, row.due_at = None, None
+        row.due_kind, row.due_at = ("resolved", now) if told else (None, None)
         return item(row)
 
 

@@ -8,9 +8,11 @@ and emits an event on every transition across a threshold (and its recovery):
 - CPU above 90 % sustained for 5 minutes (``host.cpu_percent``, every round above it) —
   warning;
 - disk below 10 % free (``host.disk_free_percent``) — warning;
-- Telegram sends failing with 429 above 5 % over the gate's window (10 minutes by default:
-  ``telegram.recent_429`` / ``recent_attempts``), with at least :data:`MIN_ATTEMPTS`
-  attempts so three sends are no sample — the fleet's error rate, warning;
+- Telegram answering 429 to more than 5 % of sends over the gate's window
+  (``telegram.recent_429`` / ``recent_attempts``), with at least :data:`MIN_ATTEMPTS`
+  attempts so three sends are no sample — warning (``fleet:429_rate``; a 429 is retried,
+  not a failed message: the fleet's message error rate is its own producer,
+  ``piyasa.runtime.error_rate``);
 - a 429 storm: at least :data:`STORM_429` 429s in that window — critical.
 
 Only transitions are emitted; the pipeline deduplicates by fingerprint anyway, so a
@@ -47,7 +49,7 @@ class _Check:
 MEMORY = _Check("host:memory", "warning", "alerts.host.memory.title")
 CPU = _Check("host:cpu", "warning", "alerts.host.cpu.title")
 DISK = _Check("host:disk", "warning", "alerts.host.disk.title")
-ERRORS = _Check("fleet:error_rate", "warning", "alerts.fleet.error_rate.title")
+RATE_429 = _Check("fleet:429_rate", "warning", "alerts.fleet.rate_429.title")
 STORM = _Check("fleet:429_storm", "critical", "alerts.fleet.storm.title")
 
 
@@ -93,7 +95,7 @@ class ThresholdWatch:
             rate = n429 / attempts if attempts else 0.0
             high = attempts >= MIN_ATTEMPTS and rate > ERROR_RATE
             out += self._edge(
-                ERRORS, high, at, n=f"{100 * rate:.1f}", attempts=int(attempts), minutes=minutes
+                RATE_429, high, at, n=f"{100 * rate:.1f}", attempts=int(attempts), minutes=minutes
             )
             out += self._edge(STORM, n429 >= STORM_429, at, n=int(n429), minutes=minutes)
         return out

@@ -105,17 +105,28 @@ def _packages() -> Check:
 
 
 def _disk(settings: Settings) -> Check:
-    from piyasa.admin.health.probes import _existing_dir, _human_bytes
+    from piyasa.admin.health.diskspace import QUOTA_VAR, data_dir_space
+    from piyasa.admin.health.server_probes import _human_bytes
+    from piyasa.config import ConfigError
 
-    usage = shutil.disk_usage(_existing_dir(settings.data_dir))
-    free = usage.free
-    percent = 100.0 * free / usage.total if usage.total else 100.0
+    try:
+        space = data_dir_space(settings)
+    except ConfigError as exc:
+        return Check("disk", State.CRITICAL, str(exc), f"fix or unset {QUOTA_VAR}")
+    free, percent = space.free, space.free_percent
     summary = f"{_human_bytes(free)} free ({percent:.0f}%) at {settings.data_dir}"
-    if free < MIN_FREE_BYTES // 4 or percent < 5:
-        return Check(
-            "disk", State.CRITICAL, summary, "free disk space or move PIYASA_DATA_DIR elsewhere"
-        )
-    if free < MIN_FREE_BYTES or percent < 10:
+    if space.quota is not None:
+        summary += f" (quota {_human_bytes(space.quota)}, {_human_bytes(space.used or 0)} used)"
+    # A quota smaller than the usual 1 GiB floor is judged by its share alone.
+    floor = MIN_FREE_BYTES if space.quota is None else min(MIN_FREE_BYTES, space.quota // 10)
+    fix = (
+        "free disk space or move PIYASA_DATA_DIR elsewhere"
+        if space.quota is None
+        else f"free space in the data dir (old backups, rotated logs) or raise {QUOTA_VAR}"
+    )
+    if free < floor // 4 or percent < 5:
+        return Check("disk", State.CRITICAL, summary, fix)
+    if free < floor or percent < 10:
         return Check("disk", State.WARNING, summary, "free some disk space before backups fill it")
     return Check("disk", State.HEALTHY, summary)
 
@@ -145,10 +156,10 @@ def _data_dir(settings: Settings) -> Check:
 
 
 def _pg_tools(settings: Settings) -> list[Check]:
-    found = {tool: shutil.which(tool) for tool in ("pg_dump", "psql")}
+    found = {tool: shutil.which(tool) for tool in ("pg_dump", "pg_restore", "psql")}
     missing = [t for t, p in found.items() if not p]
     if not missing:
-        return [Check("pg_tools", State.HEALTHY, "pg_dump and psql found")]
+        return [Check("pg_tools", State.HEALTHY, "pg_dump, pg_restore and psql found")]
     needed = not settings.sqlite_default
     return [
         Check(
@@ -166,7 +177,8 @@ def _pg_tools(settings: Settings) -> list[Check]:
 
 async def connection_checks(settings: Settings, services: Services | None = None) -> list[Check]:
     """Database and schema, Redis, the admin bot, the LLM, Slack, users and the fleet."""
-    from piyasa.admin.health.probes import DatabaseProbe, ProbeContext, RedisProbe
+    from piyasa.admin.health.probes import ProbeContext
+    from piyasa.admin.health.server_probes import DatabaseProbe, RedisProbe
     from piyasa.admin.health.thresholds import Thresholds
 
     own = services is None

@@ -196,6 +196,9 @@ async def apply(
         update_config(services.settings.data_dir, config_updates, services.box)
 
     await _set(services, COMPLETED_KEY, {"at": utcnow().isoformat(), "by": actor}, actor)
+    from piyasa.admin.notify.producers import setup_completed as completed_event
+
+    completed_event(services.extras, actor)
     await reload_running(services)
     db = data.get("db") or {}
     if db.get("kind") == "postgresql" and db.get("url_enc") and db.get("migrated"):
