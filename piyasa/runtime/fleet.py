@@ -152,6 +152,9 @@ class Fleet(FleetEvents, FleetReceiving, FleetPipeline):
         self.generated = 0
         self._lat_mean = 0.25
         self._generating = 0
+        self._enqueuing = 0
+        self.planner_passes = 0
+        self._planner_wake = asyncio.Event()
         self._sent_times: deque[float] = deque()
         self.target_latency_s = 1.2
         self.min_outstanding = 64

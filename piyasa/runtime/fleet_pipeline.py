@@ -69,7 +69,27 @@ class FleetPipeline:
                 self._decisions.put_nowait(d)
             if decisions:
                 self.metrics.messages.labels("decided").inc(len(decisions))
-            await asyncio.sleep(self.planner_tick_s)
+            self.planner_passes += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._planner_wake.wait(), self.planner_tick_s)
+            self._planner_wake.clear()
+
+    def wake_planner(self) -> None:
+        """Plan now rather than after ``planner_tick_s`` (the clock moved, a setting changed)."""
+        self._planner_wake.set()
+
+    def pipeline_idle(self) -> bool:
+        """Nothing decided waits for generation, nothing generated waits for the outbox, and
+        the gate has no send in flight. (Sends held back by a limit do not count: they wait
+        for time, not for work.) Tests and benchmarks that move the fleet's clock wait for
+        this, so a slow machine sees the same timeline as a fast one."""
+        return (
+            self._decisions.empty()
+            and self._generating == 0
+            and self._to_enqueue.empty()
+            and self._enqueuing == 0
+            and (self.gate is None or not self.gate.inflight)
+        )
 
     async def _generation_loop(self) -> None:
         while True:
@@ -164,7 +184,11 @@ class FleetPipeline:
             batch = [await self._to_enqueue.get()]
             while not self._to_enqueue.empty() and len(batch) < 500:
                 batch.append(self._to_enqueue.get_nowait())
-            await self._enqueue(batch)
+            self._enqueuing += 1
+            try:
+                await self._enqueue(batch)
+            finally:
+                self._enqueuing -= 1
 
     async def _enqueue(self, batch: list[Draft]) -> None:
         delay = 0.2

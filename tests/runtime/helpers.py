@@ -135,13 +135,22 @@ async def drive(
     step_s: float = 0.5,
     what: str = "condition",
 ) -> Any:
-    """Move ``clock`` forward ``step_s`` at a time (waking the gate) until ``check`` holds.
+    """Move ``clock`` forward ``step_s`` at a time until ``check`` holds.
 
     The simulated time is ``step_s`` per round; the real time is bounded only by HANG_S.
-    Each round waits for the gate to look at its queues at the new time before moving
-    again, so a slow (loaded) machine sees the same timeline as a fast one: time never
-    runs ahead of a fleet that has not caught up with it.
+    Each round lets the fleet catch up with the new time before moving again: the planner
+    looks (woken at once), what it decided is generated and queued, the gate looks at its
+    queues and its sends finish (``Fleet.pipeline_idle``). So a slow (loaded) machine sees
+    the same timeline as a fast one: time never runs ahead of a fleet that has not caught
+    up with it, and a message takes the same simulated time to go out on both.
     """
+    loop = asyncio.get_running_loop()
+
+    async def settle(done: Callable[[], bool]) -> None:
+        # A worker being restarted never settles: move on after a while, HANG_S rules.
+        patience = loop.time() + 5.0
+        while not done() and loop.time() < patience:  # noqa: ASYNC110 - counters
+            await asyncio.sleep(0.002)
 
     async def step() -> Any:
         value = check()
@@ -149,13 +158,18 @@ async def drive(
             value = await value
         if not value:
             clock.advance(step_s)
+            idle = getattr(fleet, "pipeline_idle", None) or (lambda: True)
+            if getattr(fleet, "planner", None) is not None:
+                start = fleet.planner_passes
+                fleet.wake_planner()
+                await settle(lambda: fleet.planner_passes > start)
+                await settle(idle)
             gate = fleet.gate
             if gate is not None:
-                start, loop = gate.passes, asyncio.get_running_loop()
-                patience = loop.time() + 5.0  # a gate being restarted: move on, HANG_S rules
+                start = gate.passes
                 gate.notify()
-                while gate.passes <= start and loop.time() < patience:  # noqa: ASYNC110 - a counter
-                    await asyncio.sleep(0.005)
+                await settle(lambda: gate.passes > start)
+                await settle(idle)
         return value
 
     return await until(step, f"{what} (the clock moving {step_s} s a round)")

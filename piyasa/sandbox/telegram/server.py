@@ -597,6 +597,12 @@ class TelegramSandbox:
     def clear_errors(self) -> None:
         self.world.injected.clear()
 
+    def set_limits(self, limits: SandboxLimits) -> None:
+        """Enforce ``limits`` from now on (Telegram tightening or loosening what it admits);
+        the sends already counted in each window stay counted."""
+        self.world.limits = limits
+        self.world.limiter.limits = limits
+
     def _injected_error(self, token: str, method: str) -> ApiError | None:
         for rule in self.world.injected:
             if rule["token"] not in (None, token) or rule["method"] not in (None, method):
