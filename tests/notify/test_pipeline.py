@@ -30,6 +30,30 @@ async def test_critical_bypasses_group_wait_and_repeats_are_one_incident(notify,
     assert [(i.count, i.state) for i in center.items] == [(5, "open")]
 
 
+async def test_an_event_stamped_ahead_of_this_clock_is_told_now_not_when_the_clock_gets_there(
+    notify, clock
+) -> None:
+    """A producer's clock ahead of the service's (another instance, the wall clock of the
+    health service): the event counts as seen now, so a critical goes out at once and a
+    warning after group_wait from now, not after the skew (it hid the CI failure of
+    2026-12-01, when the wall clock passed the tests' fixed clock)."""
+    import dataclasses
+    from datetime import timedelta
+
+    svc, sender = notify
+    ahead = clock() + timedelta(hours=6)
+    await publish(svc, dataclasses.replace(critical(), at=ahead))
+    assert [[i.fingerprint for i in items] for _c, items, _l, _k in sender.posts] == [
+        ["health:database"]
+    ]
+    await publish(svc, dataclasses.replace(warning("disk", source="system"), at=ahead))
+    clock.move(30)
+    await svc.tick()
+    assert [i.fingerprint for i in sender.posts[-1][1]] == ["system:disk"]
+    center = await notify_store.center(svc.services, None, clock())
+    assert all(i.first_seen <= clock() for i in center.items)
+
+
 async def test_warnings_wait_for_group_wait_and_go_as_one_message(notify, clock) -> None:
     svc, sender = notify
     await publish(svc, warning("redis"), warning("disk"))

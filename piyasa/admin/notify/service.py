@@ -158,6 +158,15 @@ class NotifyService(Deliverer):
     def now(self) -> datetime:
         return self.clock()
 
+    def seen_at(self, event: Event) -> datetime:
+        """When ``event`` happened by this service's clock: its own stamp, but never later
+        than now. A producer stamps with its own clock (another instance's, a skewed one,
+        the health service's wall clock); an event "from the future" would otherwise sit
+        unseen until this clock caught up with it (group_wait counted from a time not yet
+        reached), a silent delay as long as the skew."""
+        now = self.now()
+        return now if event.at is None or event.at > now else event.at
+
     # -- events ---------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
@@ -171,7 +180,7 @@ class NotifyService(Deliverer):
             try:
                 async with self.services.sessions() as session, session.begin():
                     row = await pipeline.ingest(
-                        session, event, event.at or self.now(), self.timers, self.inhibitions
+                        session, event, self.seen_at(event), self.timers, self.inhibitions
                     )
                     return store.item(row) if row is not None else None
             except IntegrityError:  # another instance opened the same incident first
@@ -203,11 +212,11 @@ class NotifyService(Deliverer):
         one of its incidents first)."""
         async with self.services.sessions() as session, session.begin():
             shared = pipeline.Batch()
-            earliest = min(e.at or self.now() for e in batch)
+            earliest = min(self.seen_at(e) for e in batch)
             since = earliest - timedelta(seconds=self.timers.group_interval_s)
             await pipeline.prefetch(session, shared, {e.fingerprint for e in batch}, since)
             for event in batch:
-                now = event.at or self.now()
+                now = self.seen_at(event)
                 await pipeline.ingest(session, event, now, self.timers, self.inhibitions, shared)
 
     async def drain(self, limit: int | None = None) -> int:
