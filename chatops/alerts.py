@@ -18,7 +18,6 @@ Wiring in ``piyasa up``, after the chat surfaces started::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from chatops.commands.health import LiveViews, alert_view
 from chatops.views import Button, Text, TokenIssuer, View
 from piyasa.admin.health.alerts import Alerter, AlertNotice
 from piyasa.services import Services
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -208,9 +208,7 @@ async def start_alerts(services: Services, surfaces: Any) -> Callable[[], Awaita
         if alerter is not None:
             await alerter.stop()
         if watching is not None:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
+            await cancel_and_wait(watching)
         await stop_digests()
         await notify.stop()
 

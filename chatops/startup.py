@@ -16,7 +16,6 @@ the alert event the other surface posts) and retried with backoff (``RETRY_DELAY
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from aiohttp import web
 
 from chatops.web.paths import SLACK_EVENTS_PATH as EVENTS_PATH
 from chatops.web.paths import TELEGRAM_WEBHOOK_PATH as WEBHOOK_PATH
+from piyasa.tasks import cancel_and_wait
 
 if TYPE_CHECKING:  # the surfaces import aiogram / slack_bolt: only when configured
     from chatops.commands.registry import Registry
@@ -253,9 +253,7 @@ class Surfaces:
 
     async def stop(self) -> None:
         for task in list(self._retries.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._retries.clear()
         self._telegram_ready = False
         if self.telegram is not None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from piyasa import __version__
 from piyasa.config import Settings, mask_url
 from piyasa.readiness import Readiness
+from piyasa.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -511,9 +512,7 @@ async def serve_forever(settings: Settings, *, sandbox: bool = False) -> int:
     await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():  # a stop signal during start-up: abandon it, clean up
         print("Stopping during start-up…", flush=True)
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
+        await cancel_and_wait(starting)
         _stopped()
         return 0
     stopping_now = starting.result()

@@ -8,7 +8,6 @@ Data: :func:`piyasa.fleetadmin.limits.report` on the running fleet (``ctx.extras
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from chatops.context import Context, MessageRef
 from chatops.views import Alert, Button, Table, Text, View
 from piyasa.fleetadmin import limits as limits_service
 from piyasa.fleetadmin.autoadjust import undo_last_system_change
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +246,7 @@ class LiveLimits:
             return None
         ref, task = entry
         if task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         return ref
 
     async def _run(self, ctx: Context, fleet: Any, ref: MessageRef) -> None:

@@ -49,6 +49,7 @@ from piyasa.admin.identity import ROLE_LEVEL
 from piyasa.db.models import Identity as IdentityRow
 from piyasa.db.models import User
 from piyasa.services import Services
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 STEPUP_CODE_RE = re.compile(r"^\s*\d{3}\s?\d{3}\s*$")
@@ -393,9 +394,7 @@ class TelegramSurface:
         try:
             await asyncio.wait_for(asyncio.shield(task), wait_s)
         except (TimeoutError, Exception, asyncio.CancelledError):
-            task.cancel()  # the long poll in flight: cancelling closes its connection
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)  # the long poll in flight: cancelling closes it
 
     async def _sync_commands_quietly(self) -> None:
         try:

@@ -9,12 +9,12 @@ the job serialises itself (``piyasa.analytics.rollup.lock``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from piyasa.analytics.maintenance import Upkeep
 from piyasa.services import Services
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 EVERY_S = 10.0
@@ -65,8 +65,6 @@ async def start_rollups(
     task = asyncio.create_task(run(), name="analytics-rollups")
 
     async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     return stop

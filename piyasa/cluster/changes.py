@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from piyasa.tasks import cancel_and_wait
+
 if TYPE_CHECKING:
     from piyasa.services import Services
 
@@ -82,9 +84,7 @@ class ChangeBus:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         await self._close()
         if self.services.extras.get(EXTRAS_KEY) is self:

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from piyasa.cluster.lease import LeaseBackend
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 TTL_S = 10.0
@@ -104,8 +105,7 @@ class Elector:
         for r in self.roles.values():
             await self._attempt(r)
             if r.starting is not None:  # a lone instance runs its roles when start returns
-                with contextlib.suppress(asyncio.CancelledError):
-                    await r.starting
+                await asyncio.wait({r.starting})
         for r in self.roles.values():
             if r.task is None:
                 r.task = asyncio.create_task(self._run(r, first=False), name=f"lease-{r.name}")
@@ -114,11 +114,8 @@ class Elector:
         """Stop every role's work, then release its lease so another takes over at once."""
         self._started = False
         for r in self.roles.values():
-            if r.task is not None:
-                r.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await r.task
-                r.task = None
+            await cancel_and_wait(r.task)
+            r.task = None
         for r in self.roles.values():
             if r.held:
                 await self._lose(r, "stopping")
@@ -194,10 +191,8 @@ class Elector:
         r.changes += 1
         log.warning("role %s: no longer held by this instance (%s)", r.name, why)
         starting, r.starting = r.starting, None
-        if starting is not None and not starting.done():
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await starting
+        if starting is not None:  # never swallows a cancel of the caller (see piyasa.tasks)
+            await cancel_and_wait(starting)
         for hook in r.losses:
             try:
                 await asyncio.wait_for(hook(), self.stop_margin_s)

@@ -5,7 +5,6 @@ any live instance (a stopped instance marks itself gone at once)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from piyasa.db.base import utcnow
 from piyasa.db.cluster_models import Instance
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
@@ -148,9 +148,7 @@ class InstanceRegistry:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         try:
             async with self._sessions()() as session:

@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 
 from piyasa.cluster.elector import RENEW_S, STOP_MARGIN_S, TTL_S
 from piyasa.cluster.lease import FREE_LEFT, LeaseBackend
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 PREFIX = "bot:"
@@ -131,9 +132,7 @@ class BotSpreader:
         """No more rounds (nothing gained or renewed from now on); leases stay ours."""
         for task in [self._task, *self._handovers]:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await cancel_and_wait(task)
         self._task = None
 
     async def stop(self) -> None:

@@ -19,7 +19,7 @@ from piyasa.db.engine import create_engine
 from tests.conftest import (
     REDIS_URL,
 )
-from tests.waiting import until
+from tests.waiting import finishes, until
 
 FAST = {"ttl_s": 1.2, "renew_s": 0.3, "stop_margin_s": 0.4}
 
@@ -218,3 +218,41 @@ async def test_a_lone_holder_keeps_its_role_while_the_store_is_away(
     assert a.is_leader("admin") and work.running == {a.instance_id}
     cut.cut = False
     kill(a)
+
+
+class Contested:
+    """A lease store where this instance wins once, then another instance holds it."""
+
+    kind = "local"
+
+    def __init__(self) -> None:
+        self.asks = 0
+
+    async def try_hold(self, name: str, holder: str, ttl_s: float) -> bool:
+        self.asks += 1
+        return self.asks == 1
+
+    async def release(self, name: str, holder: str) -> None:
+        return None
+
+
+async def test_stop_ends_even_while_a_lost_role_is_still_winding_down_its_start() -> None:
+    """The role is lost while its start is still running and slow to cancel; stopping the
+    elector then (its loop task cancelled inside that wait) must end the loop, not let it
+    swallow the cancel and renew forever (stop() hung: the CI hang at 900 s)."""
+    winding_down = asyncio.Event()
+
+    async def slow_start() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            winding_down.set()
+            await asyncio.sleep(0.5)  # cleaning up takes a while
+            raise
+
+    e = Elector(Contested(), "host:1:a", ttl_s=10, renew_s=0.05, stop_margin_s=1)
+    await e.start()
+    e.watch("admin", on_gain=slow_start)  # contested from now on, by the role's loop task
+    await until(winding_down.is_set, "the lost role's start to be cancelled")
+    await finishes(e.stop(), "the elector to stop")
+    assert not e.is_leader("admin") and e.roles["admin"].task is None

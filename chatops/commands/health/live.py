@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from chatops.commands.health.views import _health, _keep, overview, signature
 from chatops.commands.health.words import LIVE_DURATION_S, LIVE_INTERVAL_S
 from chatops.context import Context, MessageRef
 from chatops.views import Alert, Text, View
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,7 @@ class LiveViews:
         self.sessions.pop((session.ref.surface, session.ref.chat), None)
         task = session.task
         if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         if final:
             await self._final_edit(session)
 

@@ -35,6 +35,7 @@ from piyasa.admin.health.telegram_probe import TelegramProbe
 from piyasa.admin.health.thresholds import Thresholds
 from piyasa.admin.health.words import phrase
 from piyasa.services import Services
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,7 @@ class HealthService:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         for t in list(self._inflight.values()):
             t.cancel()
         if self._record_stop and self._states:

@@ -31,6 +31,7 @@ from piyasa.admin.notify.rules import DEFAULT_INHIBITIONS, InhibitRule, Timers
 from piyasa.admin.notify.store import Item
 from piyasa.db.notify_models import Notification, NotifyDelivery
 from piyasa.services import Services
+from piyasa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 EXTRAS_KEY = "notify"
@@ -128,9 +129,7 @@ class NotifyService(Deliverer):
             self._unsubscribe = None
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         if self._sending:  # sends under way finish (or time out) and are recorded
             await asyncio.wait(list(self._sending.values()), timeout=SEND_TIMEOUT_S + 5)
         if self.services.extras.get(EXTRAS_KEY) is self:

@@ -7,10 +7,11 @@ recording the failure in getWebhookInfo; the sandbox does the same, one update a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import aiohttp
+
+from piyasa.tasks import cancel_and_wait
 
 from .state import BotAccount, Webhook, World
 
@@ -37,9 +38,7 @@ class WebhookDelivery:
     async def stop(self, bot: BotAccount) -> None:
         hook = bot.webhook
         if hook is not None and hook.task is not None:
-            hook.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hook.task
+            await cancel_and_wait(hook.task)
             hook.task = None
 
     async def close(self) -> None:
