@@ -53,7 +53,7 @@ async def upkeep(sessions):  # type: ignore[no-untyped-def]
 
 
 async def test_figures_match_raw_rows(sessions, upkeep: Upkeep) -> None:  # type: ignore[no-untyped-def]
-    analytics = Analytics(sessions)
+    analytics = Analytics(sessions, clock=lambda: NOW)
     for period in PERIODS:
         await _check(sessions, analytics, period)
     rows, total = await analytics.bots(PERIODS[2], sort="cost", page_size=2)
@@ -75,7 +75,7 @@ async def test_figures_match_raw_rows(sessions, upkeep: Upkeep) -> None:  # type
 
 
 async def test_new_messages_and_outcomes_are_counted_once(sessions, upkeep: Upkeep) -> None:  # type: ignore[no-untyped-def]
-    analytics = Analytics(sessions)
+    analytics = Analytics(sessions, clock=lambda: NOW)
     await add_messages(sessions, 300, random.Random(99), days=3)
     async with sessions() as s, s.begin():  # queued messages reach their fate later
         await s.execute(update(Message).where(Message.status == "queued").values(status="sent"))
@@ -87,7 +87,7 @@ async def test_new_messages_and_outcomes_are_counted_once(sessions, upkeep: Upke
 
 
 async def test_rebuild_and_pruning_keep_the_figures(sessions, upkeep: Upkeep) -> None:  # type: ignore[no-untyped-def]
-    analytics = Analytics(sessions)
+    analytics = Analytics(sessions, clock=lambda: NOW)
     whole = Period(NOW - timedelta(days=46), NOW, "all")
     before = (await analytics.overview(whole)).figures
     out = await upkeep.rebuild()
@@ -117,7 +117,7 @@ async def test_rebuild_and_pruning_keep_the_figures(sessions, upkeep: Upkeep) ->
 
 
 async def test_reprice_recomputes_cost_with_cached_tokens(sessions, upkeep: Upkeep) -> None:  # type: ignore[no-untyped-def]
-    analytics = Analytics(sessions)
+    analytics = Analytics(sessions, clock=lambda: NOW)
     period = PERIODS[2]
     prices = {"gpt-4o-mini": {"input": 1.0, "cached": 0.1, "output": 2.0}}
     await upkeep.reprice(period.start, period.end, prices)
