@@ -68,10 +68,12 @@ async def _pg_create(url: str, database: str) -> None:
 async def _to_head(url: str) -> None:
     """Bring the scratch copy to the current schema (``db copy`` copies head to head)."""
     from piyasa.admin.setup.verify import normalize_database_url
-    from piyasa.db.engine import create_engine
+    from piyasa.db.engine import BULK_CONNECT_TIMEOUT_S, create_engine
     from piyasa.db.migrate import upgrade
 
-    engine = create_engine(normalize_database_url(url), pool_size=1)
+    engine = create_engine(
+        normalize_database_url(url), pool_size=1, connect_timeout_s=BULK_CONNECT_TIMEOUT_S
+    )
     try:
         await upgrade(engine)
     finally:

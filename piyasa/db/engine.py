@@ -47,15 +47,29 @@ first request that meets a dead server waits this long at most, and later ones n
 (``piyasa.db.availability`` marks the database down). Queries keep their own 30 s."""
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """Make an engine with sane pool settings for the backend."""
+BULK_CONNECT_TIMEOUT_S = 15.0
+"""Connect timeout for one-off bulk work (copying a database, a restore): nobody waits on a
+chat answer, and a busy server may take longer than 2 s to accept a connection (seen in CI
+under load: a copy refused as "cannot prepare the target" while the server was up)."""
+
+
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+) -> AsyncEngine:
+    """Make an engine with sane pool settings for the backend; ``connect_timeout_s`` (s)
+    applies to PostgreSQL (``CONNECT_TIMEOUT_S`` for serving, ``BULK_CONNECT_TIMEOUT_S``
+    for one-off bulk work)."""
     if url.startswith("sqlite"):
         _create_private_file(url)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     parsed = make_url(url)
-    connect_args: dict[str, object] = {"timeout": CONNECT_TIMEOUT_S, "command_timeout": 30}
+    connect_args: dict[str, object] = {"timeout": connect_timeout_s, "command_timeout": 30}
     search_path = parsed.query.get("search_path")
     if search_path:  # asyncpg takes server settings as arguments, not URL options
         connect_args["server_settings"] = {"search_path": str(search_path)}

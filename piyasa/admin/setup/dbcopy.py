@@ -150,14 +150,18 @@ async def copy_database(
     """
     from piyasa.admin.setup.verify import normalize_database_url
     from piyasa.db import migrate
-    from piyasa.db.engine import create_engine
+    from piyasa.db.engine import BULK_CONNECT_TIMEOUT_S, create_engine
 
     own_source = isinstance(source, str)
-    src = create_engine(normalize_database_url(source)) if isinstance(source, str) else source
+    src = (
+        create_engine(normalize_database_url(source), connect_timeout_s=BULK_CONNECT_TIMEOUT_S)
+        if isinstance(source, str)
+        else source
+    )
     target_url = normalize_database_url(target_url)
     if src.url.render_as_string(hide_password=False) == target_url:
         raise CopyError("the target is the database Piyasa already uses; give another URL")
-    dst = create_engine(target_url, pool_size=2)
+    dst = create_engine(target_url, pool_size=2, connect_timeout_s=BULK_CONNECT_TIMEOUT_S)
     report = CopyReport(source=mask_url(str(src.url)), target=mask_url(target_url))
     started = time.perf_counter()
     try:
