@@ -96,6 +96,10 @@ class PiyasaProcess:
                 self.proc.kill()
                 self.proc.wait()
                 raise hang(f"piyasa to exit after signal {sig}", output=self.output) from None
+            except BaseException:  # the wait itself failed (interrupted): never leave it running
+                self.proc.kill()
+                self.proc.wait()
+                raise
         self._log.close()
         return self.proc.returncode
 
