@@ -25,7 +25,7 @@ from aiohttp import web
 
 from chatops.web.paths import SLACK_EVENTS_PATH as EVENTS_PATH
 from chatops.web.paths import TELEGRAM_WEBHOOK_PATH as WEBHOOK_PATH
-from piyasa.tasks import cancel_and_wait
+from piyasa.tasks import cancel_and_wait, wait_for
 
 if TYPE_CHECKING:  # the surfaces import aiogram / slack_bolt: only when configured
     from chatops.commands.registry import Registry
@@ -187,7 +187,7 @@ class Surfaces:
 
     async def _check_slack(self) -> str:
         assert self.slack is not None
-        who = await asyncio.wait_for(self.slack.check_token(), SLACK_CHECK_TIMEOUT_S)
+        who = await wait_for(self.slack.check_token(), SLACK_CHECK_TIMEOUT_S)
         self.slack.refused = None
         self._report("slack", None)
         team = who.get("team") or who.get("team_id") or "?"

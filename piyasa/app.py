@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from piyasa import __version__
 from piyasa.config import Settings, mask_url
 from piyasa.readiness import Readiness
-from piyasa.tasks import cancel_and_wait
+from piyasa.tasks import cancel_and_wait, wait_for
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -117,7 +117,7 @@ class Running:
         for left, (name, stopper) in zip(range(len(parts), 0, -1), parts, strict=True):
             share = max(0.1, (deadline - loop.time()) / left)
             try:
-                await asyncio.wait_for(stopper(), share)
+                await wait_for(stopper(), share)
             except Exception as exc:
                 log.warning("stopping %s failed: %s", name, type(exc).__name__)
         self.services = None
@@ -251,7 +251,7 @@ async def _start_database(
             schema_line = await asyncio.shield(task)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(task, STOP_DEADLINE_S)
+                await wait_for(task, STOP_DEADLINE_S)
             raise
 
         async def live_check() -> dict[str, Any]:

@@ -49,7 +49,7 @@ from piyasa.admin.identity import ROLE_LEVEL
 from piyasa.db.models import Identity as IdentityRow
 from piyasa.db.models import User
 from piyasa.services import Services
-from piyasa.tasks import cancel_and_wait
+from piyasa.tasks import cancel_and_wait, wait_for
 
 log = logging.getLogger(__name__)
 STEPUP_CODE_RE = re.compile(r"^\s*\d{3}\s?\d{3}\s*$")
@@ -392,7 +392,7 @@ class TelegramSurface:
         with contextlib.suppress(RuntimeError):
             await self.dp.stop_polling()
         try:
-            await asyncio.wait_for(asyncio.shield(task), wait_s)
+            await wait_for(asyncio.shield(task), wait_s)
         except (TimeoutError, Exception, asyncio.CancelledError):
             await cancel_and_wait(task)  # the long poll in flight: cancelling closes it
 
@@ -420,7 +420,7 @@ class TelegramSurface:
             with contextlib.suppress(RuntimeError):
                 await self.dp.stop_polling()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._polling, 5)
+                await wait_for(self._polling, 5)
             self._polling = None
         await self.bot.session.close()
 

@@ -11,7 +11,6 @@ Imports: aiohttp and the standard library only.
 
 from __future__ import annotations
 
-import asyncio
 import html
 from typing import Any
 
@@ -19,6 +18,7 @@ from aiohttp import web
 
 from chatops.web.status_i18n import negotiate
 from piyasa.readiness import Readiness
+from piyasa.tasks import wait_for
 
 READINESS_KEY = web.AppKey("readiness", Readiness)
 LATE_APPS_KEY = web.AppKey("late_apps", list)
@@ -55,7 +55,7 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response(body, status=503, headers={"Cache-Control": "no-store"})
     if readiness.live_check is not None:
         try:
-            body.update(await asyncio.wait_for(readiness.live_check(), READY_CHECK_TIMEOUT_S))
+            body.update(await wait_for(readiness.live_check(), READY_CHECK_TIMEOUT_S))
         except Exception as exc:  # any failure means "not ready"; the class is enough detail
             body.update(status="unavailable", database="unreachable", error=type(exc).__name__)
             return web.json_response(body, status=503, headers={"Cache-Control": "no-store"})

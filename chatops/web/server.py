@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from chatops.web.sandbox_page import setup_sandbox_page
 from chatops.web.status import setup_status_routes
 from piyasa.db.engine import ping
 from piyasa.services import Services
+from piyasa.tasks import wait_for
 
 log = logging.getLogger(__name__)
 __all__ = ["make_web_app", "start_web"]
@@ -31,7 +31,7 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: 503 when the database cannot be reached within a short deadline."""
     services = request.app[SERVICES_KEY]
     try:
-        latency = await asyncio.wait_for(ping(services.engine), READY_TIMEOUT_S)
+        latency = await wait_for(ping(services.engine), READY_TIMEOUT_S)
     except Exception as exc:  # any failure means "not ready"; the class is enough detail
         return web.json_response(
             {"status": "unavailable", "database": "unreachable", "error": type(exc).__name__},

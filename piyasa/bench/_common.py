@@ -4,7 +4,6 @@ list (see :func:`piyasa.bench.available`)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import dataclasses
@@ -13,6 +12,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+
+from piyasa.tasks import wait_for
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -116,8 +117,8 @@ async def drive(sb: Any, user_id: int, bot_id: int, texts: list[str], concurrenc
             sent += 1
         waiter = sb.world.notifier.waiter()
         if len(log) - base < sent:
-            await asyncio.wait_for(waiter.wait(), 10)
+            await wait_for(waiter.wait(), 10)
     while len(log) - base < len(texts):
         waiter = sb.world.notifier.waiter()
-        await asyncio.wait_for(waiter.wait(), 10)
+        await wait_for(waiter.wait(), 10)
     return time.perf_counter() - start

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from piyasa.tasks import cancel_and_wait
+from piyasa.tasks import cancel_and_wait, wait_for
 
 if TYPE_CHECKING:
     from piyasa.services import Services
@@ -125,7 +125,7 @@ class ChangeBus:
         while True:
             timeout = max(0.0, min(next_resync, next_check) - loop.time())
             try:
-                topic, payload = await asyncio.wait_for(self._queue.get(), timeout)
+                topic, payload = await wait_for(self._queue.get(), timeout)
             except TimeoutError:
                 pass
             else:
@@ -147,7 +147,7 @@ class ChangeBus:
         if self._conn is None:
             return False
         try:
-            await asyncio.wait_for(self._conn.execute(text("SELECT 1")), CHECK_S)
+            await wait_for(self._conn.execute(text("SELECT 1")), CHECK_S)
             return True
         except Exception:
             return False

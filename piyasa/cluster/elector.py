@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from piyasa.cluster.lease import LeaseBackend
-from piyasa.tasks import cancel_and_wait
+from piyasa.tasks import cancel_and_wait, wait_for
 
 log = logging.getLogger(__name__)
 TTL_S = 10.0
@@ -120,7 +120,7 @@ class Elector:
             if r.held:
                 await self._lose(r, "stopping")
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.backend.release(r.name, self.instance_id), 2)
+                    await wait_for(self.backend.release(r.name, self.instance_id), 2)
 
     # -- the loop ------------------------------------------------------------------------------
     async def _run(self, r: _Role, *, first: bool) -> None:
@@ -145,9 +145,7 @@ class Elector:
         # never wait past the point where the work must stop
         budget = self.renew_s if not r.held else max(0.05, r.valid_until - sent)
         try:
-            ok = await asyncio.wait_for(
-                self.backend.try_hold(r.name, self.instance_id, self.ttl_s), budget
-            )
+            ok = await wait_for(self.backend.try_hold(r.name, self.instance_id, self.ttl_s), budget)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -195,6 +193,6 @@ class Elector:
             await cancel_and_wait(starting)
         for hook in r.losses:
             try:
-                await asyncio.wait_for(hook(), self.stop_margin_s)
+                await wait_for(hook(), self.stop_margin_s)
             except Exception as exc:
                 log.warning("role %s: stopping failed: %s", r.name, type(exc).__name__)

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 
 from piyasa.cluster.elector import RENEW_S, STOP_MARGIN_S, TTL_S
 from piyasa.cluster.lease import FREE_LEFT, LeaseBackend
-from piyasa.tasks import cancel_and_wait
+from piyasa.tasks import cancel_and_wait, wait_for
 
 log = logging.getLogger(__name__)
 PREFIX = "bot:"
@@ -140,12 +140,12 @@ class BotSpreader:
         await self.halt()
         for bot in list(self.owned):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.on_loss(bot, False), self.stop_margin_s)
+                await wait_for(self.on_loss(bot, False), self.stop_margin_s)
         names = [lease_name(b) for b in self.owned]
         self.owned.clear()
         self.leaving.clear()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.backend.release_many(self.instance_id, names), 2)
+            await wait_for(self.backend.release_many(self.instance_id, names), 2)
 
     async def _run(self) -> None:
         while True:
@@ -170,7 +170,7 @@ class BotSpreader:
         for bot in [b for b in self.owned if b not in wanted and b not in self.leaving]:
             await self._drop(bot, graceful=False, why="no longer in the fleet")
         with contextlib.suppress(Exception):
-            self.instances = max(1, await asyncio.wait_for(self.live(), self.renew_s))
+            self.instances = max(1, await wait_for(self.live(), self.renew_s))
         self.target = fair_share(len(wanted), self.instances)
         active = sorted(set(self.owned) - self.leaving)
         for bot in active[self.target :]:  # the excess, newest ids first out
@@ -182,7 +182,7 @@ class BotSpreader:
         budget = self.renew_s if not self.owned else max(0.05, self.valid_until - sent)
         keep = [lease_name(b) for b in sorted(self.owned)]
         try:
-            held = await asyncio.wait_for(
+            held = await wait_for(
                 self.backend.hold_many(
                     self.instance_id,
                     keep,
@@ -237,7 +237,7 @@ class BotSpreader:
 
     async def _hand_back(self, bot: int) -> None:
         try:
-            await asyncio.wait_for(self.on_loss(bot, True), self.graceful_s)
+            await wait_for(self.on_loss(bot, True), self.graceful_s)
         except Exception as exc:
             log.warning("bot %s: graceful stop failed (%s)", bot, type(exc).__name__)
             await self.on_loss(bot, False)
@@ -253,7 +253,7 @@ class BotSpreader:
         self.losses += 1
         log.warning("bot %s: no longer owned here (%s)", bot, why)
         try:
-            await asyncio.wait_for(self.on_loss(bot, graceful), self.stop_margin_s)
+            await wait_for(self.on_loss(bot, graceful), self.stop_margin_s)
         except Exception as exc:
             log.warning("bot %s: stopping failed: %s", bot, type(exc).__name__)
 

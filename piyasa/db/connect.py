@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from piyasa.config import Settings, mask_url
 from piyasa.db import migrate
 from piyasa.db.engine import ping
 from piyasa.errors import UserFacingError
+from piyasa.tasks import wait_for
 
 
 class DatabaseUnavailable(UserFacingError):
@@ -20,7 +19,7 @@ async def check_reachable(
     engine: AsyncEngine, settings: Settings, deadline_s: float = 10.0
 ) -> float:
     try:
-        return await asyncio.wait_for(ping(engine), deadline_s)
+        return await wait_for(ping(engine), deadline_s)
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise DatabaseUnavailable(

@@ -37,6 +37,7 @@ from typing import Any
 from piyasa.admin.health.model import State
 from piyasa.help import logscan
 from piyasa.help.kb import Entry, knowledge_base, match
+from piyasa.tasks import wait_for
 
 log = logging.getLogger(__name__)
 STEPS = ("health", "checks", "logs", "fleet")
@@ -255,7 +256,7 @@ async def diagnose(services: Any, progress: Progress | None = None) -> Report:
         if progress is not None:
             await progress(step, i, len(STEPS))
         try:
-            counts[step] = await asyncio.wait_for(SOURCES[step](services, found), STEP_TIMEOUT_S)
+            counts[step] = await wait_for(SOURCES[step](services, found), STEP_TIMEOUT_S)
         except Exception as exc:  # a source that fails is itself a finding
             log.warning("diagnose: %s failed: %s", step, type(exc).__name__)
             counts[step] = 0

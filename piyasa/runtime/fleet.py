@@ -49,6 +49,7 @@ from piyasa.runtime.shared_limits import fleet_ledger, fleet_limiter
 from piyasa.runtime.supervisor import Supervisor
 from piyasa.runtime.telegram import TelegramClients
 from piyasa.services import Services
+from piyasa.tasks import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,7 @@ class Fleet(FleetEvents, FleetReceiving, FleetPipeline):
             grace_s=1.0,
         )
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._drain_enqueue(), 2.0)
+            await wait_for(self._drain_enqueue(), 2.0)
         if self.gate is not None:
             await self.gate.stop(grace_s=2.0)
         await self.supervisor.stop(grace_s=1.0)

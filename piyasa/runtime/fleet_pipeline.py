@@ -16,6 +16,7 @@ from piyasa.runtime.llm import (
 from piyasa.runtime.outbox import Draft, Item
 from piyasa.runtime.planner import Decision
 from piyasa.runtime.shared_limits import confirm_or_hold, note_human
+from piyasa.tasks import wait_for
 
 
 class FleetPipeline:
@@ -71,7 +72,7 @@ class FleetPipeline:
                 self.metrics.messages.labels("decided").inc(len(decisions))
             self.planner_passes += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._planner_wake.wait(), self.planner_tick_s)
+                await wait_for(self._planner_wake.wait(), self.planner_tick_s)
             self._planner_wake.clear()
 
     def wake_planner(self) -> None:

@@ -50,6 +50,7 @@ from piyasa.runtime.buckets import Limiter, SendKey
 from piyasa.runtime.metrics import FleetMetrics
 from piyasa.runtime.outbox import Item, OutboxStore
 from piyasa.runtime.telegram import TelegramClients
+from piyasa.tasks import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ class Gate:
                     self.passes += 1
                     self.wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), self.poll_s)
+                        await wait_for(self.wake.wait(), self.poll_s)
                     continue
                 if now - last_recover > 5.0:
                     last_recover = now
@@ -232,7 +233,7 @@ class Gate:
                 self.passes += 1
                 timeout = max(0.001, min(self.poll_s, next_due - self.clock()))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout)
+                    await wait_for(self.wake.wait(), timeout)
         finally:
             writer.cancel()
             with contextlib.suppress(BaseException):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from piyasa.runtime.breaker import CLOSED, OPEN
+from piyasa.tasks import wait_for
 
 if TYPE_CHECKING:
     from piyasa.runtime.llm import Generator
@@ -152,7 +153,7 @@ class LLMWatch:
                 self._poke.clear()
                 await probe(gen)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), LLM_WATCH_TICK_S)
+                await wait_for(self._poke.wait(), LLM_WATCH_TICK_S)
 
 
 async def probe(gen: Generator) -> bool:

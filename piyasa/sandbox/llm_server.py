@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from piyasa.sandbox.chatter import OfflineGenerator
+from piyasa.tasks import wait_for
 
 __all__ = ["FakeOpenAIServer", "count_tokens", "prompt_tokens", "tokenize"]
 
@@ -421,7 +422,7 @@ class FakeOpenAIServer:
         if self._closing is None:
             self._closing = asyncio.Event()
         try:
-            await asyncio.wait_for(self._closing.wait(), timeout=seconds)
+            await wait_for(self._closing.wait(), timeout=seconds)
         except TimeoutError:
             pass
 

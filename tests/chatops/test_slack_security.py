@@ -26,6 +26,7 @@ import pytest
 
 from chatops.slack.verify import SeenSignatures
 from piyasa.cache import RedisCache
+from piyasa.tasks import wait_for
 from tests.chatops.conftest import start_slack
 from tests.chatops.harness import audit_count, with_admin_settings
 from tests.chatops.slack_server import TEAM_ID, SlackClient, sign, slack_text
@@ -176,7 +177,7 @@ async def test_two_processes_sharing_redis_refuse_each_others_replays(
     await services.cache.close()
     services.cache = RedisCache(REDIS_URL, namespace=namespace)
     api_url = slack_server.base + "/api/"
-    proc, port = await asyncio.wait_for(
+    proc, port = await wait_for(
         asyncio.to_thread(_second_process, tmp_path, api_url, namespace), HANG_S
     )
     try:

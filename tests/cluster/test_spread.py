@@ -10,7 +10,7 @@ import asyncio
 
 from piyasa.cluster.lease import FREE_LEFT, LeaseBackend, LocalLease
 from piyasa.cluster.spread import BotSpreader, fair_share, lease_name
-from tests.waiting import until
+from tests.waiting import finishes, until
 
 FAST = {"ttl_s": 1.2, "renew_s": 0.3, "stop_margin_s": 0.4, "graceful_s": 2.0}
 BOTS = list(range(1, 11))
@@ -154,3 +154,36 @@ async def test_local_lease_owns_every_bot() -> None:
         assert work.count("only") == len(BOTS) and s.owned_ids() == set(BOTS)
     finally:
         await s.stop()
+
+
+async def test_halt_ends_when_it_comes_as_a_renewal_returns() -> None:
+    """The CI hang at 900 s (2026-12-01): halt() cancelled the loop in the very iteration
+    its renewal came back; Python 3.11's ``asyncio.wait_for`` returned the renewal instead
+    of the cancel, the loop renewed on and halt() waited forever."""
+    loop = asyncio.get_running_loop()
+
+    class Held:
+        kind = "held"
+
+        def __init__(self) -> None:
+            self.pending: asyncio.Future[dict[str, int]] | None = None
+
+        async def hold_many(self, _h: str, keep: list[str], take: list[str], *_a: object):
+            names = {n: 1 for n in keep or take}
+            if not keep:  # the first round answers at once
+                return {**names, FREE_LEFT: 0}
+            self.pending = loop.create_future()
+            await self.pending
+            return {**names, FREE_LEFT: 0}
+
+        async def release_many(self, *_a: object) -> None:
+            return None
+
+    work = Work()
+    backend = Held()
+    s = work.spreader(backend, "A")  # type: ignore[arg-type]
+    await s.start()
+    await until(lambda: backend.pending is not None, "a renewal to be under way")
+    assert backend.pending is not None
+    backend.pending.set_result({})
+    await finishes(s.halt(), "halt to end")

@@ -35,6 +35,7 @@ from piyasa.config import load_settings
 from piyasa.db.engine import create_engine
 from piyasa.sandbox.llm_server import FakeOpenAIServer
 from piyasa.services import Services
+from piyasa.tasks import wait_for
 from tests.conftest import (
     SKIP_POSTGRES,
     _drop_pg_schema,
@@ -226,7 +227,7 @@ class RoleWatch:
                 if any(len(h) > 1 for h in holders.values()):
                     self.overlaps.append(holders)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+                await wait_for(self._stopping.wait(), self.interval)
 
 
 @contextlib.asynccontextmanager

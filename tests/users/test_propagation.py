@@ -25,6 +25,7 @@ from piyasa.db import migrate
 from piyasa.db.availability import db_down
 from piyasa.db.engine import create_engine
 from piyasa.services import Services
+from piyasa.tasks import wait_for
 
 A = svc.Actor("boss", surface="cli")
 OPS_TG = 4242
@@ -118,7 +119,7 @@ async def piyasa(data_dir: Path, database_url: str, *args: str) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    out, err = await wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()
     return out.decode()
 

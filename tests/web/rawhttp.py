@@ -6,6 +6,8 @@ import asyncio
 
 import yarl
 
+from piyasa.tasks import wait_for
+
 
 async def status_before_body(
     url: str,
@@ -25,7 +27,7 @@ async def status_before_body(
         lines += [f"Content-Length: {declared}", "", ""]
         writer.write("\r\n".join(lines).encode() + head)
         await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), ceiling_s)
+        status_line = await wait_for(reader.readline(), ceiling_s)
         return int(status_line.split()[1])
     finally:
         writer.close()

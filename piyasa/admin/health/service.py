@@ -35,7 +35,7 @@ from piyasa.admin.health.telegram_probe import TelegramProbe
 from piyasa.admin.health.thresholds import Thresholds
 from piyasa.admin.health.words import phrase
 from piyasa.services import Services
-from piyasa.tasks import cancel_and_wait
+from piyasa.tasks import cancel_and_wait, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class HealthService:
         if self._task is not None:
             return
         try:
-            self._states = await asyncio.wait_for(
+            self._states = await wait_for(
                 self.history.last_states(), self.thresholds.probe_timeout_s
             )
         except Exception as exc:  # history is best effort; the database may be down
@@ -186,7 +186,7 @@ class HealthService:
         await self._flush()
         for task in list(self._event_tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 1.0)
+                await wait_for(task, 1.0)
         for probe in self._probes.values():
             closer = getattr(probe, "close", None)
             if closer is not None:
@@ -196,7 +196,7 @@ class HealthService:
     async def _loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.thresholds.interval_s)
+                await wait_for(self._wake.wait(), self.thresholds.interval_s)
             self._wake.clear()
             try:
                 await self.run_all_now()
@@ -325,7 +325,7 @@ class HealthService:
             return
         batch = list(self._pending)
         try:
-            await asyncio.wait_for(self.history.record(batch), self.thresholds.probe_timeout_s)
+            await wait_for(self.history.record(batch), self.thresholds.probe_timeout_s)
         except Exception as exc:
             self.record_failures += 1
             log.warning(

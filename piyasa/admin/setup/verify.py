@@ -20,6 +20,7 @@ from piyasa.config import (
     _redis_url,
     mask_url,
 )
+from piyasa.tasks import wait_for
 
 DEFAULT_TIMEOUT_S = 8.0
 
@@ -84,7 +85,7 @@ async def telegram_get_me(
     bot = _bot(api_url, token)
     start = time.perf_counter()
     try:
-        me = await asyncio.wait_for(bot.get_me(), deadline_s)
+        me = await wait_for(bot.get_me(), deadline_s)
     except Exception as exc:
         problem, detail = _telegram_problem(exc)
         return Outcome(False, problem, detail)
@@ -103,7 +104,7 @@ async def telegram_get_chat(
     """getChat with a bot that should be in the chat: ``data`` has id, title, type."""
     bot = _bot(api_url, token)
     try:
-        chat = await asyncio.wait_for(bot.get_chat(chat_id), deadline_s)
+        chat = await wait_for(bot.get_chat(chat_id), deadline_s)
     except Exception as exc:
         problem, detail = _telegram_problem(exc)
         return Outcome(False, problem, detail)
@@ -241,7 +242,7 @@ async def database_test(url: str, deadline_s: float = DEFAULT_TIMEOUT_S) -> Outc
             revision = await migrate.current_revision(engine)
             return {"version": str(version or "sqlite")[:60], "revision": revision or ""}
 
-        data = await asyncio.wait_for(probe(), deadline_s)
+        data = await wait_for(probe(), deadline_s)
     except Exception as exc:
         problem, detail = _db_problem(exc)
         return Outcome(False, problem, f"{detail} at {_where(url)}")
@@ -274,7 +275,7 @@ async def redis_test(url: str, deadline_s: float = 3.0) -> Outcome:
     client = aioredis.from_url(url, socket_connect_timeout=deadline_s, socket_timeout=deadline_s)
     start = time.perf_counter()
     try:
-        await asyncio.wait_for(client.ping(), deadline_s + 0.5)
+        await wait_for(client.ping(), deadline_s + 0.5)
         info = await client.info("server")
     except Exception as exc:
         name = type(exc).__name__

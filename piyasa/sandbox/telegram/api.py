@@ -6,11 +6,12 @@ browser or another process can play a user without speaking the Bot API.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from piyasa.tasks import wait_for
 
 if TYPE_CHECKING:
     from .server import TelegramSandbox
@@ -134,6 +135,6 @@ class _Routes:
         waiter = w.notifier.waiter()
         if len(w.events) <= after and not w.closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), timeout)
+                await wait_for(waiter.wait(), timeout)
         events = w.events[after:]
         return web.json_response({"ok": True, "events": events, "last": len(w.events)})

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from piyasa.tasks import wait_for
+
 from . import errors as E
 from . import lifecycle
 from .errors import ApiError, bad_request, forbidden
@@ -404,7 +406,7 @@ async def get_updates(call: Call) -> list[dict[str, Any]]:
         bot.parked_polls += 1
         w.notifier.notify()  # wait_for_poller() observers
         try:
-            await asyncio.wait_for(waiter.wait(), remaining)
+            await wait_for(waiter.wait(), remaining)
         except TimeoutError:
             return []
         finally:

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from piyasa.sandbox.guard import SandboxGuard
+from piyasa.tasks import wait_for
 
 from . import api, lifecycle
 from .clock import Clock, RealClock
@@ -708,7 +709,7 @@ class TelegramSandbox:
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:
     try:
-        await asyncio.wait_for(event.wait(), seconds)
+        await wait_for(event.wait(), seconds)
     except TimeoutError:
         return False
     return True
