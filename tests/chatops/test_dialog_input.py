@@ -28,6 +28,7 @@ from tests.chatops.harness import (
 )
 from tests.chatops.slack_server import slack_buttons, slack_text
 from tests.users.helpers import slack_tap, slack_token, tap
+from tests.waiting import until
 
 PASSWORD = "users list Kırmızı-balık-uçar-7"  # its first word is a command name
 ADMIN_TG = PEOPLE["admin"][0]
@@ -175,7 +176,20 @@ async def _group_prompt(tg: Any) -> tuple[dict, dict, dict]:
     prompt = await tg.sb.wait_for_message(
         lambda m: m["message_id"] > step["message_id"], chat_id=ADMIN_GROUP, bot_id=tg.bot_id
     )
+    await _prompt_recorded(tg, prompt)
     return command, step, prompt
+
+
+async def _prompt_recorded(tg: Any, prompt: dict) -> None:
+    """Wait until the bot has recorded ``prompt`` as the step's prompt: it learns the
+    message id from Telegram's answer to sendMessage, which may reach it after the
+    message reached the chat (a person cannot reply in that instant; a test can)."""
+
+    async def recorded() -> bool:
+        state = await tg.services.cache.get(f"dialog:telegram:{ADMIN_TG}:{ADMIN_GROUP}")
+        return bool(state) and state.get("prompt", {}).get("message") == str(prompt["message_id"])
+
+    await until(recorded, f"the bot to record prompt {prompt['message_id']}")
 
 
 async def test_group_dialog_takes_only_its_owners_reply_to_the_prompt(tg) -> None:
@@ -220,8 +234,7 @@ async def test_group_owner_reply_to_an_old_prompt_is_not_an_answer(tg) -> None:
         lambda m: m["message_id"] > again["message_id"], chat_id=ADMIN_GROUP, bot_id=tg.bot_id
     )
     assert tg.sb.client_markup(ADMIN_GROUP, newer["message_id"])["force_reply"] is True
-    state = await tg.services.cache.get(f"dialog:telegram:{ADMIN_TG}:{ADMIN_GROUP}")
-    assert state["prompt"]["message"] == str(newer["message_id"])
+    await _prompt_recorded(tg, newer)
     # the first prompt no longer answers; the new one does
     await tg.sb.send_user_message(
         ADMIN_TG, ADMIN_GROUP, "stale", reply_to_message_id=prompt["message_id"]
