@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 
+from piyasa.analytics.read import HOURLY_BEFORE
 from piyasa.analytics.rollup import Rollups, floor_day, lock, micros
 from piyasa.db.analytics_models import (
     HOURLY_KEEP_DAYS,
@@ -227,7 +228,9 @@ class Upkeep(Rollups):
         return Outcome(None, cut, messages=int(result.rowcount or 0), rollup_rows=compacted)
 
     async def compact(self, now: datetime | None = None) -> int:
-        """Drop hourly rollups older than HOURLY_KEEP_DAYS (the daily ones cover them)."""
+        """Drop hourly rollups older than HOURLY_KEEP_DAYS (the daily ones cover them) and
+        record the boundary (``read.HOURLY_BEFORE``, never moved back) so reads widen
+        edges before it to whole days; returns the rows dropped."""
         cut = floor_day((now or datetime.now(UTC)) - timedelta(days=HOURLY_KEEP_DAYS))
         removed = 0
         async with self._local, self.sessions() as session, session.begin():
@@ -237,6 +240,11 @@ class Upkeep(Rollups):
                     delete(model).where(model.grain == "h", model.bucket < cut)
                 )
                 removed += int(result.rowcount or 0)
+            mark = await session.get(AnalyticsState, HOURLY_BEFORE)
+            if mark is None:
+                session.add(AnalyticsState(key=HOURLY_BEFORE, value=cut.isoformat()))
+            elif datetime.fromisoformat(mark.value) < cut:
+                mark.value = cut.isoformat()
         return removed
 
     async def pending(self) -> int:

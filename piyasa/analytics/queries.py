@@ -6,8 +6,7 @@ and are re-exported here: this module is the contract the chat surfaces and the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -126,16 +125,15 @@ class Analytics:
     seconds; ``Rollups.catch_up`` brings them up to date on demand).
     """
 
-    def __init__(self, sessions: Any, clock: Callable[[], datetime] | None = None) -> None:
-        """``clock``: an aware "now" (default: the wall clock); it decides which buckets
-        are read daily (older than the hourly retention), so figures of a fixed history
-        stay the same whatever the date (tests, a replayed period)."""
+    def __init__(self, sessions: Any) -> None:
         self._sessions = sessions
-        self._clock = clock
 
-    def _segments(self, period: Period) -> list[read.Segment]:
-        now = self._clock() if self._clock is not None else None
-        return read.segments(period.start, period.end, now)
+    @staticmethod
+    async def _segments(session: Any, *periods: Period) -> list[list[read.Segment]]:
+        """The buckets of each period, as stored now (the compaction boundary is read in
+        the same session as the figures)."""
+        cut = await read.hourly_before(session)
+        return [read.segments(p.start, p.end, cut) for p in periods]
 
     async def refresh(self) -> int:
         """Roll up whatever the background job has not yet (cheap when nothing is pending:
@@ -164,9 +162,8 @@ class Analytics:
         """Totals from the fleet rollup (one row per bucket); top performers and issues
         from per-bot sums (SQL GROUP BY bot); histograms merged only for the bots whose
         percentiles are shown (the top ones, and those whose p95 reads over the limit)."""
-        prev = period.previous()
-        sets = [self._segments(period), self._segments(prev)]
         async with self._sessions() as session:
+            sets = await self._segments(session, period, period.previous())
             (cur,) = await read.per_bot_sets(session, sets[:1], hists=False)
             before = await read.per_bot_cost(session, sets[1])
             now, was = await read.fleet_sets(session, sets)
@@ -243,7 +240,8 @@ class Analytics:
         if sort not in SORTS:
             raise ValueError(f"sort must be one of {SORTS}")
         async with self._sessions() as session:
-            cur = await read.per_bot(session, self._segments(period))
+            (segs,) = await self._segments(session, period)
+            cur = await read.per_bot(session, segs)
             meta = await self._bot_meta(session)
         ids = set(meta) | {b for b, a in cur.items() if a.messages}
         rows = sorted((self._row(b, meta, cur.get(b)) for b in ids), key=_sort_key(sort))
@@ -252,8 +250,8 @@ class Analytics:
 
     async def bot_detail(self, bot_id: int, period: Period) -> BotDetail:
         """Raises UnknownBot when the bot neither exists nor has rollups in the period."""
-        segs = self._segments(period)
         async with self._sessions() as session:
+            (segs,) = await self._segments(session, period)
             meta = await self._bot_meta(session, bot_id)
             cur = await read.per_bot(session, segs, [bot_id])
             if bot_id not in meta and bot_id not in cur:
@@ -324,25 +322,26 @@ class Analytics:
     ) -> list[tuple[float, float, int]]:
         """(low ms, high ms, count) of the non-empty log bins (2 % wide), lowest first."""
         async with self._sessions() as session:
-            cur = await read.per_bot(session, self._segments(period), bot_ids)
+            (segs,) = await self._segments(session, period)
+            cur = await read.per_bot(session, segs, bot_ids)
         merged = read.total(list(cur.values()))
         return sketch.bins(merged.counts) if merged.counts is not None else []
 
     async def chats(self, period: Period) -> list[Share]:
-        segs = self._segments(period)
         async with self._sessions() as session:
+            (segs,) = await self._segments(session, period)
             rows = await read.per_dimension(session, segs, "chat_id")
             titles = await self._chat_titles(session, [c for c, _, _ in rows])
         return _shares(rows, titles)
 
     async def models(self, period: Period) -> list[Share]:
-        segs = self._segments(period)
         async with self._sessions() as session:
+            (segs,) = await self._segments(session, period)
             rows = await read.per_dimension(session, segs, "model")
         return _shares(rows)
 
     async def topics(self, period: Period) -> list[Share]:
-        segs = self._segments(period)
         async with self._sessions() as session:
+            (segs,) = await self._segments(session, period)
             rows = await read.per_dimension(session, segs, "topic")
         return _shares(rows)

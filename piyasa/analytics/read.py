@@ -3,8 +3,10 @@
 A period ``[start, end)`` is covered by daily buckets for the whole UTC days inside it and
 hourly buckets for the hours at its edges, so a 30-day overview reads about 30 + 48 rows per
 bot whatever the traffic. An hour bucket counts when it starts inside the period (a "24h"
-period ending 21:57 reads the buckets 22:00 yesterday .. 21:00 today). Edges older than the
-hourly retention widen to their whole day.
+period ending 21:57 reads the buckets 22:00 yesterday .. 21:00 today). An edge before the
+recorded compaction boundary (``hourly_before``: hourly rows before it were dropped by
+``Upkeep.compact``) widens to its whole day; which buckets are read depends on what is
+stored, never on today's date.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from piyasa.analytics import sketch
 from piyasa.analytics.rollup import SUMS, Acc, floor_day, floor_hour
 from piyasa.db.analytics_models import (
-    HOURLY_KEEP_DAYS,
+    AnalyticsState,
     RollupBot,
     RollupError,
     RollupFact,
@@ -37,12 +39,32 @@ def ceil_hour(at: datetime) -> datetime:
     return floor if floor == at else floor + timedelta(hours=1)
 
 
-def segments(start: datetime, end: datetime, now: datetime | None = None) -> list[Segment]:
-    """The buckets covering ``[start, end)``: whole days daily, edges hourly."""
-    now = now or datetime.now(UTC)
+HOURLY_BEFORE = "hourly_before"
+"""``AnalyticsState`` key: hourly rollups before this instant (ISO, a UTC midnight) were
+compacted away; written by ``Upkeep.compact``, absent until the first compaction."""
+
+
+async def hourly_before(session: AsyncSession) -> datetime | None:
+    """The compaction boundary (one primary-key read), None when nothing was compacted."""
+    value = await session.scalar(
+        select(AnalyticsState.value).where(AnalyticsState.key == HOURLY_BEFORE)
+    )
+    return datetime.fromisoformat(value) if value else None
+
+
+def segments(
+    start: datetime, end: datetime, hourly_before: datetime | None = None
+) -> list[Segment]:
+    """The buckets covering ``[start, end)``: whole days daily, edges hourly. An edge on
+    a day before ``hourly_before`` (the compaction boundary, a UTC midnight: no hourly
+    rows there) widens to its whole day, the first one back to midnight, the last one
+    on to the next midnight."""
     s = ceil_hour(start)
-    if s < now - timedelta(days=HOURLY_KEEP_DAYS):
-        s = floor_day(s)
+    if hourly_before is not None:
+        if s < hourly_before:
+            s = floor_day(s)
+        if floor_day(end) < hourly_before and floor_day(end) != end:
+            end = floor_day(end) + timedelta(days=1)
     if s >= end:
         return []
     d0 = s if floor_day(s) == s else floor_day(s) + timedelta(days=1)

@@ -33,7 +33,7 @@ async def test_the_job_prunes_past_the_retention_and_keeps_the_figures(services)
     await seed(services.sessions)
     upkeep = Upkeep(services.sessions, services.engine.dialect.name)
     await upkeep.catch_up()
-    analytics = Analytics(services.sessions, clock=lambda: NOW)
+    analytics = Analytics(services.sessions)
     whole = Period(NOW - timedelta(days=46), datetime.now(UTC), "all")
     before = (await analytics.overview(whole)).figures
     cut = datetime.now(UTC) - timedelta(days=11)  # 10 whole days kept, and a day's margin

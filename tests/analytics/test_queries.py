@@ -63,8 +63,8 @@ async def _world(sessions) -> Upkeep:  # type: ignore[no-untyped-def]
             s.add(_msg(1, at, "sent", latency=800 + i))
             s.add(_msg(2, at, "failed" if i % 2 else "sent", latency=20000, error="quota"))
             s.add(_msg(3, at - timedelta(days=1), "sent", latency=900))
-    assert await Analytics(sessions, clock=lambda: NOW).refresh() == 120
-    assert await Analytics(sessions, clock=lambda: NOW).refresh() == 0
+    assert await Analytics(sessions).refresh() == 120
+    assert await Analytics(sessions).refresh() == 0
     return Upkeep(sessions, sessions.kw["bind"].dialect.name)
 
 
@@ -87,7 +87,7 @@ def _msg(bot: int, at: datetime, status: str, latency: int, error: str | None = 
 
 async def test_issues_bad_input_series_and_histogram(sessions) -> None:  # type: ignore[no-untyped-def]
     await _world(sessions)
-    analytics = Analytics(sessions, clock=lambda: NOW)
+    analytics = Analytics(sessions)
     period = Period.parse("24h", datetime.now(UTC))
     ov = await analytics.overview(period)
     kinds = {(i.kind, i.bot_id) for i in ov.issues}
@@ -145,10 +145,10 @@ async def test_silent_means_silent_in_its_active_hours(sessions) -> None:  # typ
                     created_at=added,
                 )
             )
-    ov = await Analytics(sessions, clock=lambda: NOW).overview(Period.parse("24h", now))
+    ov = await Analytics(sessions).overview(Period.parse("24h", now))
     silent = {i.bot_id: i.threshold for i in ov.issues if i.kind == "silent"}
     assert set(silent) == {3, 4}
     assert 23.5 <= silent[4] <= 24.0
-    week = await Analytics(sessions, clock=lambda: NOW).overview(Period.parse("7d", now))
+    week = await Analytics(sessions).overview(Period.parse("7d", now))
     silent = {i.bot_id: i.threshold for i in week.issues if i.kind == "silent"}
     assert 7 in silent and 0.5 <= silent[7] <= 1.5

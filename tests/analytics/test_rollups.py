@@ -11,9 +11,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
+from piyasa.analytics import read
 from piyasa.analytics.maintenance import Upkeep
 from piyasa.analytics.queries import Analytics, Period
-from piyasa.analytics.rollup import floor_hour
+from piyasa.analytics.rollup import floor_day, floor_hour
 from piyasa.db.analytics_models import RollupBot
 from piyasa.db.models import Message
 from piyasa.runtime.llm import price_of
@@ -53,7 +54,7 @@ async def upkeep(sessions):  # type: ignore[no-untyped-def]
 
 
 async def test_figures_match_raw_rows(sessions, upkeep: Upkeep) -> None:  # type: ignore[no-untyped-def]
-    analytics = Analytics(sessions, clock=lambda: NOW)
+    analytics = Analytics(sessions)
     for period in PERIODS:
         await _check(sessions, analytics, period)
     rows, total = await analytics.bots(PERIODS[2], sort="cost", page_size=2)
@@ -75,7 +76,7 @@ async def test_figures_match_raw_rows(sessions, upkeep: Upkeep) -> None:  # type
 
 
 async def test_new_messages_and_outcomes_are_counted_once(sessions, upkeep: Upkeep) -> None:  # type: ignore[no-untyped-def]
-    analytics = Analytics(sessions, clock=lambda: NOW)
+    analytics = Analytics(sessions)
     await add_messages(sessions, 300, random.Random(99), days=3)
     async with sessions() as s, s.begin():  # queued messages reach their fate later
         await s.execute(update(Message).where(Message.status == "queued").values(status="sent"))
@@ -87,7 +88,7 @@ async def test_new_messages_and_outcomes_are_counted_once(sessions, upkeep: Upke
 
 
 async def test_rebuild_and_pruning_keep_the_figures(sessions, upkeep: Upkeep) -> None:  # type: ignore[no-untyped-def]
-    analytics = Analytics(sessions, clock=lambda: NOW)
+    analytics = Analytics(sessions)
     whole = Period(NOW - timedelta(days=46), NOW, "all")
     before = (await analytics.overview(whole)).figures
     out = await upkeep.rebuild()
@@ -117,7 +118,7 @@ async def test_rebuild_and_pruning_keep_the_figures(sessions, upkeep: Upkeep) ->
 
 
 async def test_reprice_recomputes_cost_with_cached_tokens(sessions, upkeep: Upkeep) -> None:  # type: ignore[no-untyped-def]
-    analytics = Analytics(sessions, clock=lambda: NOW)
+    analytics = Analytics(sessions)
     period = PERIODS[2]
     prices = {"gpt-4o-mini": {"input": 1.0, "cached": 0.1, "output": 2.0}}
     await upkeep.reprice(period.start, period.end, prices)
@@ -155,3 +156,27 @@ async def test_reprice_recomputes_cost_with_cached_tokens(sessions, upkeep: Upke
     async with sessions() as s:
         hourly = await s.scalar(select(func.count()).select_from(RollupBot))
     assert hourly > 0
+
+
+async def test_compaction_widens_only_edges_before_its_recorded_boundary(
+    sessions, upkeep: Upkeep
+) -> None:  # type: ignore[no-untyped-def]
+    """Which buckets are read depends on what is stored, never on today's date: before a
+    compaction a period starting mid-day 40 days back is exact to the hour; after it (its
+    hourly rows gone) its edges widen to whole days, and recent periods stay exact."""
+    analytics = Analytics(sessions)
+    day = floor_day(NOW - timedelta(days=40))
+    old = Period(day + timedelta(hours=12), NOW - timedelta(days=35), "old")
+    assert_figures(
+        (await analytics.overview(old)).figures, await exact(sessions, old.start, old.end)
+    )
+    widened = await exact(sessions, day, floor_day(old.end) + timedelta(days=1))
+    assert widened.messages > (await exact(sessions, old.start, old.end)).messages
+    assert await upkeep.compact(now=NOW) > 0
+    assert_figures((await analytics.overview(old)).figures, widened)
+    for period in PERIODS:
+        await _check(sessions, analytics, period)
+    # the boundary never moves back (a compaction with a clock behind keeps it)
+    await upkeep.compact(now=NOW - timedelta(days=5))
+    async with sessions() as s:
+        assert await read.hourly_before(s) == floor_day(NOW - timedelta(days=30))

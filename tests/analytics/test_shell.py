@@ -42,7 +42,7 @@ async def test_figures_tables_and_csv(db_url: str, tmp_path: Path) -> None:
         sessions = make_sessionmaker(engine)
         await seed(sessions, n=400)
         shown = json.loads(_ok(env, "overview", "--period", LABEL, "--json"))  # rolls up too
-        q, period = Analytics(sessions, clock=lambda: NOW), Period.parse(LABEL, NOW)
+        q, period = Analytics(sessions), Period.parse(LABEL, NOW)
         assert shown == plain(await q.overview(period))
         ex = await exact(sessions, period.start, period.end)
         f = shown["figures"]
