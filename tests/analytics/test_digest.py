@@ -240,6 +240,8 @@ async def test_two_instances_firing_the_same_slot_queue_it_once(services: Servic
     added = await asyncio.gather(
         one.send_analytics(plan, FIRE), two.send_analytics(plan, FIRE + timedelta(seconds=20))
     )
-    assert sorted(added) == [0, 2]  # telegram and slack, once
+    # telegram and slack, once each: which instance queued which is a race (on PostgreSQL
+    # each may win one of the two dedupe keys), the sum is not
+    assert sum(added) == 2
     assert await _rows(services) == 2
     assert await one.send_analytics(plan, FIRE + timedelta(minutes=1)) == 2  # the next minute
