@@ -17,23 +17,29 @@ its own ``cancel()`` and runs on, and whoever awaits its end hangs:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 async def cancel_and_wait(task: asyncio.Future[object] | None) -> None:
-    """Cancel ``task`` and wait until it has ended. Its result or exception is collected
-    and dropped; a cancellation of the caller while it waits propagates
-    (``asyncio.CancelledError``) instead of being mistaken for the task's own."""
+    """Cancel ``task`` and wait until it has ended. Its result is dropped; an exception it
+    ended with is logged (its type only: messages may hold secrets) and not raised; a
+    cancellation of the caller while it waits propagates (``asyncio.CancelledError``)
+    instead of being mistaken for the task's own."""
     if task is None:
         return
     task.cancel()
     if not task.done():
         await asyncio.wait({task})
     if not task.cancelled():
-        task.exception()  # retrieved: no "exception was never retrieved" at exit
+        exc = task.exception()  # retrieved: no "exception was never retrieved" at exit
+        if exc is not None:
+            name = task.get_name() if isinstance(task, asyncio.Task) else "future"
+            log.warning("stopped task %s had failed: %s", name, type(exc).__name__)
 
 
 async def wait_for(awaitable: Awaitable[T], timeout: float | None) -> T:  # noqa: ASYNC109

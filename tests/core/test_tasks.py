@@ -68,3 +68,16 @@ def test_ruff_refuses_asyncio_wait_for_in_this_tree() -> None:
     )
     assert result.returncode == 1 and "TID251" in result.stdout, result.stdout
     assert "piyasa.tasks.wait_for" in result.stdout
+
+
+async def test_a_stopped_task_that_had_failed_is_logged_by_type_not_raised(caplog) -> None:  # type: ignore[no-untyped-def]
+    from piyasa.tasks import cancel_and_wait
+
+    async def fails() -> None:
+        raise RuntimeError("token 123:SECRET")
+
+    task = asyncio.create_task(fails(), name="worker-7")
+    await asyncio.sleep(0)
+    await cancel_and_wait(task)
+    assert "worker-7" in caplog.text and "RuntimeError" in caplog.text
+    assert "SECRET" not in caplog.text
