@@ -362,7 +362,8 @@ class OutboxStore:
     ) -> None:
         """Record outcomes in one transaction.
 
-        sent: (item, telegram message id, when); retry: the row stays held (``claimed``)
+        sent: (item, telegram message id, when), recorded with ``item.tg_chat_id``, the
+        chat it was delivered to; retry: the row stays held (``claimed``)
         and waits until ``next_attempt_at``; failed: permanent; release: back to ``queued``
         for anyone (breaker open, stopping).
         """
@@ -378,6 +379,9 @@ class OutboxStore:
                             "state": "sent",
                             "sent_at": at,
                             "telegram_message_id": tg_id,
+                            # the chat it was delivered to: a supergroup move learned
+                            # in memory may reach the row's stored id only later
+                            "tg_chat_id": it.tg_chat_id,
                             "last_error": None,
                         }
                         for it, tg_id, at in sent

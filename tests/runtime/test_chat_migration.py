@@ -140,3 +140,28 @@ async def test_the_upgrade_notice_moves_pending_rows_before_any_send(services, s
     sends = [c for c in sandbox.calls("sendMessage") if str(c["params"].get("chat_id")) == str(OLD)]
     assert sends == []  # nothing was tried on the old id
     await assert_delivered_once_in(services, sandbox, new, texts)
+
+
+async def test_a_row_sent_before_its_move_is_stored_records_the_chat_it_reached(
+    services, sandbox
+) -> None:
+    """The gate follows a move in memory at once and stores it a moment later (a task of
+    its own). A row delivered to the supergroup in between is no longer "undelivered",
+    so the stored move passes it by: the row must name the chat it reached by itself
+    (CI, loaded: a row marked sent with the old id)."""
+    from datetime import UTC, datetime
+
+    from piyasa.runtime.migration import move_chat
+
+    bots, chat = await basic_group(services, sandbox)
+    new = sandbox.migrate_group(OLD, HUMAN)
+    fleet = fleet_on(services, sandbox, receive="off")
+    await decide(fleet, bots, chat)
+    held = await fleet.store.claim("test-instance", limit=N)
+    assert len(held) == N
+    for item in held:
+        item.tg_chat_id = new  # what Gate.follow does to the items it holds
+    await fleet.store.complete(sent=[(it, 100 + it.id, datetime.now(UTC)) for it in held])
+    moved = await move_chat(services.sessions, OLD, new)  # the stored move, late
+    assert moved.outbox_rows == 0
+    assert [(r.state, r.tg_chat_id) for r in await rows(services)] == [("sent", new)] * N
