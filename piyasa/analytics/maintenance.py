@@ -42,6 +42,16 @@ def ceil_day(at: datetime) -> datetime:
     return floor if floor == at else floor + timedelta(days=1)
 
 
+async def _advance(session: Any, key: str, cut: datetime) -> None:
+    """Set the ``AnalyticsState`` instant ``key`` to ``cut`` unless it is already later
+    (a cut-off never moves back)."""
+    mark = await session.get(AnalyticsState, key)
+    if mark is None:
+        session.add(AnalyticsState(key=key, value=cut.isoformat()))
+    elif datetime.fromisoformat(mark.value) < cut:
+        mark.value = cut.isoformat()
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What an upkeep command did (the CLI prints it, ``--json`` as is)."""
@@ -219,11 +229,7 @@ class Upkeep(Rollups):
                     or_(Message.author_kind == "human", Message.rolled == 2),
                 )
             )
-            before = await session.get(AnalyticsState, PRUNED_BEFORE)
-            if before is None:
-                session.add(AnalyticsState(key=PRUNED_BEFORE, value=cut.isoformat()))
-            elif datetime.fromisoformat(before.value) < cut:
-                before.value = cut.isoformat()
+            await _advance(session, PRUNED_BEFORE, cut)
         compacted = await self.compact(now)
         return Outcome(None, cut, messages=int(result.rowcount or 0), rollup_rows=compacted)
 
@@ -240,11 +246,7 @@ class Upkeep(Rollups):
                     delete(model).where(model.grain == "h", model.bucket < cut)
                 )
                 removed += int(result.rowcount or 0)
-            mark = await session.get(AnalyticsState, HOURLY_BEFORE)
-            if mark is None:
-                session.add(AnalyticsState(key=HOURLY_BEFORE, value=cut.isoformat()))
-            elif datetime.fromisoformat(mark.value) < cut:
-                mark.value = cut.isoformat()
+            await _advance(session, HOURLY_BEFORE, cut)
         return removed
 
     async def pending(self) -> int:
